@@ -1,0 +1,71 @@
+"""The ``twin process`` command: exports -> WORKSPACE/data/*.jsonl."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from .errors import ExportError
+from .pipeline import run_process
+from .readers import FORMATS
+from .rules import Rules
+from .workspace import Workspace
+
+
+class ExitError(click.ClickException):
+    """A one-line error that exits with status 2 (bad input)."""
+
+    exit_code = 2
+
+
+@click.command("process")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--workspace", "-w", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Workspace directory (created if missing).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
+              help="Export format; detected from the file when 'auto'.")
+@click.option("--me", help="Your name as the twin's persona (and in exports that do not say who you are).")
+@click.option("--facts", "facts_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="'Facts about me' TOML file turned into question/answer examples.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default="2023-01-01", show_default=True,
+              help="Keep messages on or after this date.")
+@click.option("--group-chats/--no-group-chats", default=False, show_default=True,
+              help="Also learn from group chats (speaker names go into the context).")
+@click.option("--top-contacts", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Keep only the N most-messaged chats (0 = all).")
+@click.option("--reply-window", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Minutes within which my message counts as a reply.")
+@click.option("--context-turns", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Earlier turns of the conversation given as context.")
+@click.option("--lowercase/--keep-case", default=True, show_default=True)
+@click.option("--replace-urls/--keep-urls", default=True, show_default=True, help="URLs become the word 'link'.")
+@click.option("--strip-emoji/--keep-emoji", default=True, show_default=True)
+@click.option("--squash-repeats/--keep-repeats", default=True, show_default=True,
+              help="Characters repeated more than 3 times are cut to 3.")
+@click.option("--scrub/--no-scrub", default=True, show_default=True,
+              help="Replace emails and phone numbers with placeholders.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/valid/test split.")
+def process_command(inputs, workspace, fmt, me, facts_path, since, group_chats, top_contacts, reply_window,
+                    context_turns, lowercase, replace_urls, strip_emoji, squash_repeats, scrub, seed):
+    """Turn chat exports into training data in WORKSPACE/data."""
+    rules = Rules(since=since, group_chats=group_chats, top_contacts=top_contacts,
+                  reply_window_minutes=reply_window, context_turns=context_turns, lowercase=lowercase,
+                  replace_urls=replace_urls, strip_emoji=strip_emoji, squash_repeats=squash_repeats,
+                  scrub_personal_data=scrub, seed=seed)
+    try:
+        result = run_process(list(inputs), Workspace(workspace), fmt=fmt, me=me, facts_path=facts_path,
+                             rules=rules)
+    except ExportError as exc:
+        raise ExitError(str(exc)) from None
+    stats = result.stats
+    click.echo(f"read {stats.get('read', 0)} messages, kept {stats.get('kept_messages', 0)} "
+               f"from {stats.get('kept_chats', 0)} chats (persona: {result.persona})")
+    dropped = {k[len('dropped_'):]: v for k, v in sorted(stats.items()) if k.startswith("dropped_") and v}
+    if dropped:
+        click.echo("dropped: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in dropped.items()))
+    if result.skipped:
+        click.echo(f"skipped {len(result.skipped)} malformed records, e.g. "
+                   + "; ".join(f"{f}:{line}" for f, line, _ in result.skipped[:3]))
+    click.echo("examples: " + ", ".join(f"{k} {v}" for k, v in result.counts.items())
+               + f" -> {Path(workspace) / 'data'}")

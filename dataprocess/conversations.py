@@ -1,0 +1,126 @@
+"""From a cleaned message stream to (context, incoming, reply) pairs.
+
+Messages of one chat are cut into conversations at long silences; consecutive messages from the
+same side are merged into one turn with the message separator; a turn of mine that follows a
+contact's turn within the reply window becomes a training pair, with the earlier turns of the
+same conversation as context.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Iterable, Iterator
+
+from .clean import clean_text
+from .message import Message
+from .rules import Rules
+from .template import MESSAGE_SEPARATOR
+
+
+@dataclass
+class Turn:
+    """Consecutive messages from one side of a conversation."""
+
+    from_me: bool
+    start: datetime
+    end: datetime
+    parts: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return MESSAGE_SEPARATOR.join(self.parts)
+
+
+@dataclass
+class Pair:
+    conversation: str
+    context: list[tuple[str, str]]  # (role, text), oldest first
+    incoming: str
+    reply: str
+
+
+class Stats(Counter):
+    """Counts of what was read and what each rule dropped (for the data report)."""
+
+
+def select_messages(messages: Iterable[Message], rules: Rules, stats: Stats) -> dict[str, list[Message]]:
+    """Apply the per-message rules and group what is kept by chat, top contacts only."""
+    by_chat: dict[str, list[Message]] = {}
+    for msg in messages:
+        stats["read"] += 1
+        if msg.kind != "text":
+            stats[f"dropped_{msg.kind}"] += 1
+            continue
+        if msg.timestamp < rules.since:
+            stats["dropped_before_cutoff"] += 1
+            continue
+        if msg.is_group and not rules.group_chats:
+            stats["dropped_group_chat"] += 1
+            continue
+        text = clean_text(msg.text, lowercase=rules.lowercase, urls=rules.replace_urls,
+                          emoji=rules.strip_emoji, repeats=rules.squash_repeats,
+                          scrub=rules.scrub_personal_data)
+        if not text:
+            stats["dropped_empty_after_cleaning"] += 1
+            continue
+        if msg.is_group and not msg.from_me:
+            text = f"{msg.sender.lower() if rules.lowercase else msg.sender}: {text}"
+        by_chat.setdefault(msg.chat, []).append(
+            Message(sender=msg.sender, text=text, timestamp=msg.timestamp, chat=msg.chat,
+                    from_me=msg.from_me, kind=msg.kind, is_group=msg.is_group, source=msg.source))
+    if rules.top_contacts and len(by_chat) > rules.top_contacts:
+        ranked = sorted(by_chat, key=lambda chat: (-len(by_chat[chat]), chat))
+        for chat in ranked[rules.top_contacts:]:
+            stats["dropped_not_top_contact"] += len(by_chat.pop(chat))
+    stats["kept_messages"] = sum(len(v) for v in by_chat.values())
+    stats["kept_chats"] = len(by_chat)
+    return by_chat
+
+
+def conversations(messages: list[Message], gap: timedelta) -> Iterator[list[Turn]]:
+    """Cut one chat's messages at silences longer than ``gap`` and merge them into turns."""
+    turns: list[Turn] = []
+    last: datetime | None = None
+    for msg in sorted(messages, key=lambda m: m.timestamp):
+        if last is not None and msg.timestamp - last > gap and turns:
+            yield turns
+            turns = []
+        if turns and turns[-1].from_me == msg.from_me:
+            turns[-1].parts.append(msg.text)
+            turns[-1].end = msg.timestamp
+        else:
+            turns.append(Turn(msg.from_me, msg.timestamp, msg.timestamp, [msg.text]))
+        last = msg.timestamp
+    if turns:
+        yield turns
+
+
+def _context(turns: list[Turn], rules: Rules) -> list[tuple[str, str]]:
+    picked: list[tuple[str, str]] = []
+    used = 0
+    for turn in reversed(turns[-rules.context_turns:] if rules.context_turns else []):
+        used += len(turn.text)
+        if used > rules.context_chars:
+            break
+        picked.append(("assistant" if turn.from_me else "user", turn.text))
+    picked.reverse()
+    return picked
+
+
+def pairs_from_chat(chat: str, messages: list[Message], rules: Rules, stats: Stats) -> Iterator[Pair]:
+    """Training pairs of one chat: each reply of mine to the contact's turn before it."""
+    window = timedelta(minutes=rules.reply_window_minutes)
+    for index, turns in enumerate(conversations(messages, timedelta(hours=rules.session_gap_hours))):
+        conversation = f"{chat}#{index}"
+        for position in range(1, len(turns)):
+            before, reply = turns[position - 1], turns[position]
+            if not reply.from_me:
+                continue
+            if reply.start - before.end > window:
+                stats["dropped_late_reply"] += 1
+                continue
+            if len(reply.text) > rules.max_reply_chars:
+                stats["dropped_long_reply"] += 1
+                continue
+            yield Pair(conversation, _context(turns[:position - 1], rules), before.text, reply.text)

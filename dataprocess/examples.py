@@ -1,0 +1,99 @@
+"""Training examples: pairs and facts -> prompt/completion records, split by conversation.
+
+A record is TRL's conversational prompt-completion format plus bookkeeping::
+
+    {"prompt": [{"role": "system", ...}, {"role": "user", ...}],
+     "completion": [{"role": "assistant", "content": "yeah | bartaco? DONE"}],
+     "conversation": "alex#12", "source": "chat"}
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+from .clean import clean_text
+from .conversations import Pair
+from .facts import Facts
+from .rules import Rules
+from .template import completion_text, prompt_messages
+
+SPLITS = ("train", "valid", "test")
+
+
+def example_from_pair(pair: Pair, persona: str) -> dict:
+    return {
+        "prompt": prompt_messages(persona, pair.incoming, pair.context),
+        "completion": [{"role": "assistant", "content": completion_text(pair.reply)}],
+        "conversation": pair.conversation,
+        "source": "chat",
+    }
+
+
+def examples_from_facts(facts: Facts, persona: str, rules: Rules) -> list[dict]:
+    """Each fact question/answer as an example, repeated ``rules.facts_repeat`` times."""
+    out = []
+    for qa in facts.qa:
+        question = clean_text(qa.question, lowercase=rules.lowercase, scrub=False)
+        answer = clean_text(qa.answer, lowercase=rules.lowercase, scrub=False)
+        for _ in range(max(rules.facts_repeat, 0)):
+            out.append({
+                "prompt": prompt_messages(persona, question),
+                "completion": [{"role": "assistant", "content": completion_text(answer)}],
+                "conversation": "facts",
+                "source": "facts",
+            })
+    return out
+
+
+def dedupe(examples: Iterable[dict]) -> list[dict]:
+    seen, out = set(), []
+    for ex in examples:
+        key = json.dumps([ex["prompt"], ex["completion"]], sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(ex)
+    return out
+
+
+def split_by_conversation(examples: list[dict], fractions: tuple[float, float, float],
+                          seed: int) -> dict[str, list[dict]]:
+    """Assign whole conversations to train/valid/test so no conversation leaks across splits."""
+    ids = sorted({ex["conversation"] for ex in examples})
+    random.Random(seed).shuffle(ids)
+    total = sum(fractions)
+    n_valid = round(len(ids) * fractions[1] / total)
+    n_test = round(len(ids) * fractions[2] / total)
+    if len(ids) >= 3:
+        n_valid, n_test = max(n_valid, 1 if fractions[1] else 0), max(n_test, 1 if fractions[2] else 0)
+    assign = {cid: "valid" for cid in ids[:n_valid]}
+    assign.update({cid: "test" for cid in ids[n_valid:n_valid + n_test]})
+    splits: dict[str, list[dict]] = {name: [] for name in SPLITS}
+    for ex in examples:
+        splits[assign.get(ex["conversation"], "train")].append(ex)
+    return splits
+
+
+def write_jsonl_atomic(path: Path, records: Iterable[dict]) -> int:
+    """Write records as JSON lines via a temp file + rename; returns the count written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    count = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                count += 1
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]

@@ -1,0 +1,78 @@
+"""``twin process`` end to end: read exports, apply the rules, write splits and a report."""
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean, median
+
+from .conversations import Stats, pairs_from_chat, select_messages
+from .errors import ExportError
+from .examples import SPLITS, dedupe, example_from_pair, examples_from_facts, split_by_conversation, write_jsonl_atomic
+from .facts import load_facts
+from .readers import read_export
+from .rules import Rules
+from .workspace import Workspace, write_atomic
+
+
+@dataclass
+class ProcessResult:
+    counts: dict[str, int]
+    stats: dict[str, int]
+    skipped: list[tuple[str, int, str]]
+    persona: str
+
+
+def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = None,
+                me: str | None = None, facts_path: Path | None = None,
+                rules: Rules | None = None) -> ProcessResult:
+    """Turn export files into ``data/{train,valid,test}.jsonl`` and ``data/report.json``.
+
+    Nothing is written when no training example can be made (ExportError says why).
+    """
+    rules = rules or Rules()
+    facts = load_facts(facts_path) if facts_path else None
+    persona = me or (facts.name if facts else None) or "me"
+    stats, skipped = Stats(), []
+    streams = (read_export(path, fmt=fmt, me=me, skipped=skipped) for path in inputs)
+    by_chat = select_messages(itertools.chain.from_iterable(streams), rules, stats)
+    if stats["read"] == 0:
+        raise ExportError("no messages could be read from the input")
+
+    chat_examples = [example_from_pair(pair, persona)
+                     for chat, messages in sorted(by_chat.items())
+                     for pair in pairs_from_chat(chat, messages, rules, stats)]
+    if rules.dedupe:
+        before = len(chat_examples)
+        chat_examples = dedupe(chat_examples)
+        stats["dropped_duplicate"] = before - len(chat_examples)
+    if not chat_examples:
+        raise ExportError("no reply pairs found: no message of yours answers a contact within "
+                          f"{rules.reply_window_minutes:g} minutes after the rules were applied "
+                          "(check --me, --since and --group-chats)")
+    splits = split_by_conversation(chat_examples, rules.split, rules.seed)
+    if facts:
+        splits["train"].extend(examples_from_facts(facts, persona, rules))
+
+    counts = {name: write_jsonl_atomic(workspace.split_path(name), splits[name]) for name in SPLITS}
+    report = {
+        "persona": persona,
+        "inputs": [str(p) for p in inputs],
+        "rules": rules.to_dict(),
+        "messages": dict(stats),
+        "skipped_records": len(skipped),
+        "skipped_examples": [f"{f}:{line}: {why}" for f, line, why in skipped[:20]],
+        "examples": counts,
+        "reply_chars": _length_summary([ex["completion"][0]["content"] for ex in splits["train"]]),
+    }
+    write_atomic(workspace.data_dir / "report.json",
+                 json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8"))
+    workspace.update_settings("persona", {"name": persona, **({"facts": str(facts_path)} if facts_path else {})})
+    workspace.update_settings("data", rules.to_dict())
+    return ProcessResult(counts=counts, stats=dict(stats), skipped=skipped, persona=persona)
+
+
+def _length_summary(texts: list[str]) -> dict:
+    lengths = sorted(len(t) for t in texts) or [0]
+    return {"mean": round(mean(lengths), 1), "median": median(lengths), "max": lengths[-1]}

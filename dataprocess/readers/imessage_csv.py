@@ -1,0 +1,79 @@
+"""Reader for the iMessage CSV written by the macOS "iMessage analysis" export app.
+
+Columns: ``Timestamp,Readable Time,Sender,Sender ID,Message,Group Chat,Group Chat Name,
+Sent by Me,To``. ``Sender`` is ``Me`` for the owner's messages; ``Group Chat`` and
+``Sent by Me`` are ``Yes``/``No``. Attachments appear as U+FFFC or an empty message;
+tapbacks as text (``Loved “…”``).
+"""
+from __future__ import annotations
+
+import csv
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import ExportError
+from ..message import Message
+from ..reactions import is_tapback
+
+HEADER = ["Timestamp", "Readable Time", "Sender", "Sender ID", "Message",
+          "Group Chat", "Group Chat Name", "Sent by Me", "To"]
+_OBJECT_REPLACEMENT = "\ufffc"
+_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
+
+
+def sniff(path: Path, head: str) -> bool:
+    """True when the file starts with this export's header."""
+    first = head.lstrip("\ufeff").splitlines()[0] if head else ""
+    return [c.strip() for c in first.split(",")][:5] == HEADER[:5]
+
+
+def _parse_time(value: str) -> datetime:
+    value = value.strip()
+    for fmt in _TIME_FORMATS:
+        try:
+            return datetime.strptime(value, fmt)
+        except ValueError:
+            pass
+    return datetime.fromisoformat(value)
+
+
+def read(path: Path, me: str | None = None, skipped: list | None = None) -> Iterator[Message]:
+    """Yield the messages of one CSV file, oldest first as the file stores them.
+
+    Rows that cannot be parsed are skipped and recorded as ``(file, line, reason)`` in
+    ``skipped`` when a list is given.
+    """
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in HEADER if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ExportError(f"{path}: not an iMessage CSV export (missing columns: {', '.join(missing)})")
+        for row in reader:
+            try:
+                yield _to_message(row, path, me)
+            except (ValueError, TypeError, AttributeError) as exc:
+                if skipped is not None:
+                    skipped.append((str(path), reader.line_num, str(exc)))
+
+
+def _to_message(row: dict, path: Path, me: str | None) -> Message:
+    from_me = row["Sent by Me"].strip().lower() == "yes" or row["Sender"].strip() == "Me"
+    is_group = row["Group Chat"].strip().lower() == "yes"
+    sender = (me or "Me") if from_me else row["Sender"].strip()
+    if is_group:
+        chat = row["Group Chat Name"].strip() or row["To"].strip()
+    else:
+        chat = row["To"].strip() if from_me else row["Sender"].strip()
+    if not chat:
+        raise ValueError("row names no chat")
+    text = row["Message"] or ""
+    if not text.replace(_OBJECT_REPLACEMENT, "").strip():
+        kind = "media"
+    elif is_tapback(text):
+        kind = "reaction"
+    else:
+        kind = "text"
+        text = text.replace(_OBJECT_REPLACEMENT, "").strip()
+    return Message(sender=sender, text=text, timestamp=_parse_time(row["Timestamp"]), chat=chat,
+                   from_me=from_me, kind=kind, is_group=is_group, source=str(path))

@@ -1,0 +1,1 @@
+"""Serving stage: the Flask API over a llama.cpp backend, ngrok tunnel (``twin serve``)."""

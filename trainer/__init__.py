@@ -1,0 +1,1 @@
+"""Training stage: base model resolution, LoRA/QLoRA fine-tuning (``twin train``)."""
