@@ -78,15 +78,19 @@ def select_messages(messages: Iterable[Message], rules: Rules, stats: Stats) -> 
     return by_chat
 
 
-def conversations(messages: list[Message], gap: timedelta) -> Iterator[list[Turn]]:
-    """Cut one chat's messages at silences longer than ``gap`` and merge them into turns."""
+def conversations(messages: list[Message], gap: timedelta, burst: timedelta) -> Iterator[list[Turn]]:
+    """Cut one chat's messages at silences longer than ``gap`` and merge them into turns.
+
+    Consecutive messages from one side join the same turn only while each follows the last
+    within ``burst``; a later message from the same side starts a turn of its own.
+    """
     turns: list[Turn] = []
     last: datetime | None = None
     for msg in sorted(messages, key=lambda m: m.timestamp):
         if last is not None and msg.timestamp - last > gap and turns:
             yield turns
             turns = []
-        if turns and turns[-1].from_me == msg.from_me:
+        if turns and turns[-1].from_me == msg.from_me and msg.timestamp - turns[-1].end <= burst:
             turns[-1].parts.append(msg.text)
             turns[-1].end = msg.timestamp
         else:
@@ -111,11 +115,11 @@ def _context(turns: list[Turn], rules: Rules) -> list[tuple[str, str]]:
 def pairs_from_chat(chat: str, messages: list[Message], rules: Rules, stats: Stats) -> Iterator[Pair]:
     """Training pairs of one chat: each reply of mine to the contact's turn before it."""
     window = timedelta(minutes=rules.reply_window_minutes)
-    for index, turns in enumerate(conversations(messages, timedelta(hours=rules.session_gap_hours))):
+    for index, turns in enumerate(conversations(messages, timedelta(hours=rules.session_gap_hours), window)):
         conversation = f"{chat}#{index}"
         for position in range(1, len(turns)):
             before, reply = turns[position - 1], turns[position]
-            if not reply.from_me:
+            if not reply.from_me or before.from_me:
                 continue
             if reply.start - before.end > window:
                 stats["dropped_late_reply"] += 1

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from dataprocess.workspace import Workspace
 
-from .base_model import resolve_base
+from .base_model import DEFAULT_BASE, resolve_base
+from .progress import JsonlLogCallback
 from .quant import choose_quant, quantization_config
 from .tokens import prepare_tokenizer
 
@@ -78,6 +79,33 @@ def _last_checkpoint(checkpoints: Path) -> str | None:
 
 def run_training(workspace: Workspace, options: TrainOptions, log=print) -> dict:
     """Fine-tune and save the adapter; returns a summary (steps, losses, quantization)."""
+    trainer, base_path, quant = build_trainer(workspace, options, log)
+    checkpoints = Path(trainer.args.output_dir)
+    resume_from = _last_checkpoint(checkpoints) if options.resume else None
+    if options.resume and not resume_from:
+        log("no checkpoint to resume from: starting from the beginning")
+    if not resume_from:
+        (workspace.adapter_dir / "train_log.jsonl").unlink(missing_ok=True)
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    metrics = dict(result.metrics)
+    if trainer.eval_dataset is not None:
+        metrics.update(trainer.evaluate())
+    _save_adapter(trainer, trainer.processing_class, workspace.adapter_dir)
+    summary = {
+        "base": options.base or DEFAULT_BASE,
+        "base_path": base_path,
+        "quant": quant,
+        "steps": trainer.state.global_step,
+        "train_loss": metrics.get("train_loss"),
+        "eval_loss": metrics.get("eval_loss"),
+    }
+    workspace.update_settings("train", summary)
+    return summary
+
+
+def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
+    """The configured ``SFTTrainer`` (LoRA attached, data tokenized and masked), its base
+    model path and the chosen quantization."""
     import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -97,7 +125,7 @@ def run_training(workspace: Workspace, options: TrainOptions, log=print) -> dict
     quant = choose_quant(options.quant, cuda, n_params)
     if options.quant == "auto":
         log(f"quantization: {quant} ({'GPU' if cuda else 'CPU'}, "
-            f"{n_params / 1e6:.0f}M parameters)" if n_params else f"quantization: {quant}")
+            f"{n_params / 1e6:,.1f}M parameters)" if n_params else f"quantization: {quant}")
     compute_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
     model = AutoModelForCausalLM.from_pretrained(
         base_path, dtype=compute_dtype, quantization_config=quantization_config(quant, compute_dtype),
@@ -110,9 +138,6 @@ def run_training(workspace: Workspace, options: TrainOptions, log=print) -> dict
         model.generation_config.pad_token_id = tokenizer.pad_token_id
 
     checkpoints = workspace.adapter_dir / "checkpoints"
-    resume_from = _last_checkpoint(checkpoints) if options.resume else None
-    if options.resume and not resume_from:
-        log("no checkpoint to resume from: starting from the beginning")
     config = SFTConfig(
         output_dir=str(checkpoints),
         num_train_epochs=options.epochs,
@@ -140,22 +165,9 @@ def run_training(workspace: Workspace, options: TrainOptions, log=print) -> dict
     lora = LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
                       target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=config, train_dataset=train_data, eval_dataset=valid_data,
-                         processing_class=tokenizer, peft_config=lora)
-    result = trainer.train(resume_from_checkpoint=resume_from)
-    metrics = dict(result.metrics)
-    if valid_data is not None:
-        metrics.update(trainer.evaluate())
-    _save_adapter(trainer, tokenizer, workspace.adapter_dir)
-    summary = {
-        "base": options.base or "smollm2-135m",
-        "base_path": base_path,
-        "quant": quant,
-        "steps": trainer.state.global_step,
-        "train_loss": metrics.get("train_loss"),
-        "eval_loss": metrics.get("eval_loss"),
-    }
-    workspace.update_settings("train", summary)
-    return summary
+                         processing_class=tokenizer, peft_config=lora,
+                         callbacks=[JsonlLogCallback(workspace.adapter_dir / "train_log.jsonl")])
+    return trainer, base_path, quant
 
 
 def _count_params(base_path: str) -> int | None:

@@ -1,8 +1,10 @@
 """Reader for the iMessage CSV written by the macOS "iMessage analysis" export app.
 
 Columns: ``Timestamp,Readable Time,Sender,Sender ID,Message,Group Chat,Group Chat Name,
-Sent by Me,To``. ``Sender`` is ``Me`` for the owner's messages; ``Group Chat`` and
-``Sent by Me`` are ``Yes``/``No``. Attachments appear as U+FFFC or an empty message;
+Sent by Me,To``. ``Sender`` is ``Me`` for the owner's messages. Two value styles are seen and
+both are read: ``Timestamp`` as local ``YYYY-MM-DD HH:MM:SS`` or as Unix seconds
+(``1709586902.0``); ``Group Chat`` / ``Sent by Me`` as ``Yes``/``No`` or ``1``/``0``; rows oldest
+or newest first (later stages sort by time). Attachments appear as U+FFFC or an empty message;
 tapbacks as text (``Loved “…”``).
 """
 from __future__ import annotations
@@ -28,8 +30,15 @@ def sniff(path: Path, head: str) -> bool:
     return [c.strip() for c in first.split(",")][:5] == HEADER[:5]
 
 
+_TRUE = {"yes", "1", "true"}
+
+
 def _parse_time(value: str) -> datetime:
     value = value.strip()
+    try:
+        return datetime.fromtimestamp(float(value))
+    except ValueError:
+        pass
     for fmt in _TIME_FORMATS:
         try:
             return datetime.strptime(value, fmt)
@@ -39,7 +48,7 @@ def _parse_time(value: str) -> datetime:
 
 
 def read(path: Path, me: str | None = None, skipped: list | None = None) -> Iterator[Message]:
-    """Yield the messages of one CSV file, oldest first as the file stores them.
+    """Yield the messages of one CSV file in the order the file stores them.
 
     Rows that cannot be parsed are skipped and recorded as ``(file, line, reason)`` in
     ``skipped`` when a list is given.
@@ -58,8 +67,8 @@ def read(path: Path, me: str | None = None, skipped: list | None = None) -> Iter
 
 
 def _to_message(row: dict, path: Path, me: str | None) -> Message:
-    from_me = row["Sent by Me"].strip().lower() == "yes" or row["Sender"].strip() == "Me"
-    is_group = row["Group Chat"].strip().lower() == "yes"
+    from_me = row["Sent by Me"].strip().lower() in _TRUE or row["Sender"].strip() == "Me"
+    is_group = row["Group Chat"].strip().lower() in _TRUE
     sender = (me or "Me") if from_me else row["Sender"].strip()
     if is_group:
         chat = row["Group Chat Name"].strip() or row["To"].strip()

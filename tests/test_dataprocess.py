@@ -1,0 +1,226 @@
+"""The data stage: iMessage CSV reading, cleaning rules, pairing, splits, CLI errors."""
+import csv
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import SAMPLE_CSV, SAMPLE_FACTS
+from dataprocess import ExportError, Message, read_export
+from dataprocess.clean import clean_text, squash_repeats, strip_emoji
+from dataprocess.conversations import Stats, pairs_from_chat, select_messages
+from dataprocess.examples import split_by_conversation
+from dataprocess.facts import load_facts
+from dataprocess.reactions import is_tapback
+from dataprocess.rules import Rules
+from twin_cli import main
+
+HEADER = "Timestamp,Readable Time,Sender,Sender ID,Message,Group Chat,Group Chat Name,Sent by Me,To\n"
+
+
+def write_csv(path: Path, rows: list[tuple]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        handle.write(HEADER)
+        writer = csv.writer(handle)
+        for ts, sender, text, group, to in rows:
+            writer.writerow([ts, "", sender, "", text, "Yes" if group else "No", group or "",
+                             "Yes" if sender == "Me" else "No", to])
+    return path
+
+
+def test_read_export_sample_yields_messages_with_public_fields():
+    messages = list(read_export(SAMPLE_CSV))
+    assert len(messages) > 2000
+    first = messages[0]
+    assert isinstance(first, Message) and isinstance(first.timestamp, datetime)
+    kinds = {m.kind for m in messages}
+    assert {"text", "reaction", "media"} <= kinds
+    assert any(m.from_me for m in messages) and any(not m.from_me for m in messages)
+    assert any(m.is_group for m in messages)
+    mine = [m for m in messages if m.from_me and not m.is_group]
+    assert all(m.chat != "Me" for m in mine)  # own messages are filed under the contact
+
+
+def test_read_export_reader_details(tmp_path):
+    path = write_csv(tmp_path / "m.csv", [
+        ("2024-01-01 10:00:00", "Alex", "Hey!", None, ""),
+        ("2024-01-01 10:01:00", "Me", "Loved “Hey!”", None, "Alex"),
+        ("2024-01-01 10:02:00", "Me", "\ufffc", None, "Alex"),
+        ("2024-01-01 10:03:00", "Bo", "hi all", "Climbers", ""),
+    ])
+    msgs = list(read_export(path))
+    assert [m.kind for m in msgs] == ["text", "reaction", "media", "text"]
+    assert msgs[0].chat == "Alex" and msgs[1].chat == "Alex" and msgs[1].from_me
+    assert msgs[3].chat == "Climbers" and msgs[3].is_group
+
+
+def test_unknown_and_missing_files_raise_export_error(tmp_path):
+    junk = tmp_path / "junk.txt"
+    junk.write_text("just some text\n")
+    with pytest.raises(ExportError, match="unrecognised export format"):
+        list(read_export(junk))
+    with pytest.raises(ExportError, match="no such file"):
+        list(read_export(tmp_path / "nope.csv"))
+
+
+def test_malformed_rows_are_skipped_and_counted(tmp_path):
+    path = write_csv(tmp_path / "m.csv", [
+        ("2024-01-01 10:00:00", "Alex", "hey", None, ""),
+        ("not a date", "Alex", "broken", None, ""),
+        ("2024-01-01 10:02:00", "Me", "yo", None, "Alex"),
+    ])
+    skipped = []
+    msgs = list(read_export(path, skipped=skipped))
+    assert [m.text for m in msgs] == ["hey", "yo"]
+    assert len(skipped) == 1 and skipped[0][1] == 3
+
+
+@pytest.mark.parametrize("raw, cleaned", [
+    ("Check https://example.com/x?y=1 NOW", "check link now"),
+    ("oooooooh nice", "oooh nice"),
+    ("haha 😂😂 👍🏽 ❤️", "haha"),
+    ("Привет, как дела? 🙂", "привет, как дела?"),
+    ("שלום מה נשמע", "שלום מה נשמע"),
+    ("Tiếng Việt có dấu", "tiếng việt có dấu"),
+    ("mail me: maya@example.com or +1 415 555 0134", "mail me: <email> or <phone>"),
+    ("see you 2024-05-01 at 7:30", "see you 2024-05-01 at 7:30"),
+])
+def test_clean_text_rules(raw, cleaned):
+    assert clean_text(raw) == cleaned
+
+
+def test_rules_can_be_turned_off():
+    assert clean_text("Hi https://x.com 😂 sooooo", lowercase=False, urls=False, emoji=False, repeats=False) \
+        == "Hi https://x.com 😂 sooooo"
+    assert squash_repeats("!!!!!!") == "!!!"
+    assert strip_emoji("a🇺🇸b") == "ab"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Loved “see you at 7”", True), ("Laughed at “lol”", True), ('Alex laughed at "ok"', True),
+    ("Emphasized an image", True), ("I loved that movie", False), ("liked it", False),
+])
+def test_tapbacks(text, expected):
+    assert is_tapback(text) is expected
+
+
+def _msg(minute, from_me, text, chat="Alex", day=1):
+    return Message(sender="Me" if from_me else chat, text=text, timestamp=datetime(2024, 1, day, 10, 0) +
+                   __import__("datetime").timedelta(minutes=minute), chat=chat, from_me=from_me)
+
+
+def test_pairs_merge_bursts_and_respect_reply_window():
+    msgs = [_msg(0, False, "haha"), _msg(1, False, "that is amazing"), _msg(2, True, "ikr"), _msg(3, True, "lol"),
+            _msg(10, False, "tacos?"), _msg(55, True, "late reply")]
+    stats = Stats()
+    pairs = list(pairs_from_chat("Alex", msgs, Rules(), stats))
+    assert len(pairs) == 1
+    assert pairs[0].incoming == "haha | that is amazing" and pairs[0].reply == "ikr | lol"
+    assert stats["dropped_late_reply"] == 1
+
+
+def test_context_comes_from_the_same_conversation_only():
+    msgs = [_msg(0, False, "hey"), _msg(1, True, "hiii"), _msg(2, False, "tacos?"), _msg(3, True, "bet"),
+            _msg(0, False, "new day"), _msg(1, True, "morning")]
+    msgs[4:] = [_msg(0, False, "new day", day=3), _msg(1, True, "morning", day=3)]
+    pairs = list(pairs_from_chat("Alex", msgs, Rules(), Stats()))
+    assert pairs[1].context == [("user", "hey"), ("assistant", "hiii")]
+    assert pairs[2].context == [] and pairs[2].conversation != pairs[1].conversation
+
+
+def test_select_messages_applies_cutoff_groups_and_top_contacts():
+    msgs = [Message("A", "old", datetime(2022, 5, 1), "A", False),
+            Message("G", "group hi", datetime(2024, 5, 1), "Grp", False, is_group=True)]
+    msgs += [Message(c, "hi", datetime(2024, 5, 1), c, False) for c in "ABC" for _ in range(ord("D") - ord(c))]
+    stats = Stats()
+    kept = select_messages(msgs, Rules(top_contacts=2), stats)
+    assert set(kept) == {"A", "B"}
+    assert stats["dropped_before_cutoff"] == 1 and stats["dropped_group_chat"] == 1
+    assert stats["dropped_not_top_contact"] == 1
+    with_groups = select_messages(msgs, Rules(group_chats=True, top_contacts=0), Stats())
+    assert with_groups["Grp"][0].text == "g: group hi"
+
+
+def test_split_keeps_conversations_whole():
+    examples = [{"conversation": f"c{i % 30}", "i": i} for i in range(300)]
+    splits = split_by_conversation(examples, (0.8, 0.1, 0.1), seed=1)
+    owners = {}
+    for name, rows in splits.items():
+        for row in rows:
+            assert owners.setdefault(row["conversation"], name) == name
+    assert all(splits[name] for name in ("train", "valid", "test"))
+    assert split_by_conversation(examples, (0.8, 0.1, 0.1), seed=1) == splits
+
+
+def test_facts_become_questions(tmp_path):
+    facts = load_facts(SAMPLE_FACTS)
+    assert facts.name == "maya"
+    assert any(qa.question == "where are you from?" for qa in facts.qa)
+    bad = tmp_path / "facts.toml"
+    bad.write_text("[[qa]]\nquestions = 'not a list'\nanswer = 'x'\n")
+    with pytest.raises(ExportError, match="questions"):
+        load_facts(bad)
+
+
+def test_sample_workspace_examples(sample_workspace):
+    rows = {s: [json.loads(l) for l in open(sample_workspace / "data" / f"{s}.jsonl")] for s in ("train", "valid", "test")}
+    assert len(rows["train"]) > 300 and rows["valid"] and rows["test"]
+    for row in rows["train"]:
+        assert row["prompt"][0]["role"] == "system" and row["prompt"][-1]["role"] == "user"
+        reply = row["completion"][0]["content"]
+        assert reply.endswith(" DONE") and reply[:-len(" DONE")] == reply[:-len(" DONE")].lower()
+        assert "http" not in reply
+    facts = [r for r in rows["train"] if r["source"] == "facts"]
+    assert facts and not any(r["source"] == "facts" for r in rows["test"])
+    convs = [{r["conversation"] for r in rows[s]} for s in ("train", "valid", "test")]
+    assert not (convs[0] & convs[1]) and not (convs[0] & convs[2]) and not (convs[1] & convs[2])
+    report = json.loads((sample_workspace / "data" / "report.json").read_text())
+    assert report["messages"]["dropped_before_cutoff"] > 0 and report["messages"]["dropped_reaction"] > 0
+
+
+def test_cli_process_bad_input_is_one_line_exit_2(tmp_path):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x00\x01garbage")
+    result = CliRunner().invoke(main, ["process", str(junk), "--workspace", str(tmp_path / "ws")])
+    assert result.exit_code == 2
+    assert "unrecognised export format" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "ws" / "data").exists()
+
+
+def test_cli_process_no_pairs_writes_nothing(tmp_path):
+    path = write_csv(tmp_path / "m.csv", [("2024-01-01 10:00:00", "Alex", "hey", None, "")])
+    result = CliRunner().invoke(main, ["process", str(path), "--workspace", str(tmp_path / "ws")])
+    assert result.exit_code == 2 and "no reply pairs" in result.output
+    assert not (tmp_path / "ws" / "data").exists()
+
+
+def test_cli_process_sample(tmp_path):
+    result = CliRunner().invoke(main, ["process", str(SAMPLE_CSV), "--facts", str(SAMPLE_FACTS),
+                                       "--workspace", str(tmp_path / "ws")])
+    assert result.exit_code == 0, result.output
+    assert "persona: maya" in result.output
+    assert (tmp_path / "ws" / "twin.toml").read_text().count("[persona]") == 1
+
+
+def test_imessage_csv_epoch_and_numeric_flags(tmp_path):
+    """The other value style of the same export: Unix-seconds timestamps, 1/0 flags, newest first."""
+    path = tmp_path / "m.csv"
+    ts = datetime(2024, 3, 4, 21, 15, 2).timestamp()
+    path.write_text(HEADER + f'"{ts + 60}","2024-03-04 21:16:02","Me","2","yo","0","","1","+15105550101"\n'
+                    f'"{ts}","2024-03-04 21:15:02","+15105550101","1","hey","0","","0",""\n'
+                    f'"{ts}","2024-03-04 21:15:02","+15105550102","3","hi all","1","Crew","0",""\n',
+                    encoding="utf-8")
+    msgs = list(read_export(path))
+    assert msgs[1].timestamp == datetime(2024, 3, 4, 21, 15, 2)
+    assert msgs[0].from_me and msgs[0].chat == "+15105550101" and msgs[1].chat == "+15105550101"
+    assert msgs[2].is_group and msgs[2].chat == "Crew"
+    pairs = list(pairs_from_chat("x", [m for m in msgs if not m.is_group], Rules(), Stats()))
+    assert [(p.incoming, p.reply) for p in pairs] == [("hey", "yo")]
+
+
+def test_my_messages_hours_apart_are_separate_turns():
+    msgs = [_msg(0, False, "hey"), _msg(1, True, "hiii"), _msg(300, True, "also pickle says hi")]
+    pairs = list(pairs_from_chat("Alex", msgs, Rules(session_gap_hours=12), Stats()))
+    assert [(p.incoming, p.reply) for p in pairs] == [("hey", "hiii")]

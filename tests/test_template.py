@@ -1,0 +1,38 @@
+"""The shared prompt format: message building, terminator and splitting."""
+import pytest
+
+from dataprocess.template import (DONE, MESSAGE_SEPARATOR, completion_text, prompt_messages, split_messages,
+                                  strip_terminator, system_prompt)
+
+
+def test_prompt_messages_orders_system_history_and_incoming():
+    msgs = prompt_messages("maya", "tacos?", [("user", "hey"), ("assistant", "hiii")])
+    assert msgs[0] == {"role": "system", "content": system_prompt("maya")}
+    assert [m["role"] for m in msgs[1:]] == ["user", "assistant", "user"]
+    assert msgs[-1]["content"] == "tacos?"
+
+
+def test_prompt_messages_merges_same_role_and_drops_leading_assistant():
+    msgs = prompt_messages("maya", "you there?", [("assistant", "lol"), ("user", "hey"), ("user", "yo")])
+    assert [m["role"] for m in msgs] == ["system", "user"]
+    assert msgs[1]["content"] == "hey" + MESSAGE_SEPARATOR + "yo" + MESSAGE_SEPARATOR + "you there?"
+
+
+def test_prompt_messages_rejects_unknown_role():
+    with pytest.raises(ValueError):
+        prompt_messages("maya", "hi", [("system", "x")])
+
+
+def test_completion_ends_with_done_and_strip_removes_it():
+    target = completion_text("yeah | bartaco?")
+    assert target.endswith(" " + DONE)
+    assert strip_terminator(target) == "yeah | bartaco?"
+    assert strip_terminator("ok DONE extra junk DONE more") == "ok"
+    # 'done' in lowercased text is a word, not the terminator
+    assert strip_terminator("im done lol") == "im done lol"
+
+
+def test_split_messages():
+    assert split_messages("yeah | bartaco?") == ["yeah", "bartaco?"]
+    assert split_messages("one|two | ") == ["one", "two"]
+    assert split_messages("") == []
