@@ -1,11 +1,16 @@
 """The ``twin`` command: a thin click group that assembles each stage's own command."""
 from __future__ import annotations
 
+import logging
+
 import click
 
-from dataprocess.cli import process_command
-from server.cli import serve_command
-from trainer.cli import train_command
+# bitsandbytes warns on import about an optional CPU kernel package that twin does not use.
+logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+
+from dataprocess.cli import process_command  # noqa: E402
+from server.cli import serve_command  # noqa: E402
+from trainer.cli import train_command  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

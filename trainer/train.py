@@ -17,7 +17,6 @@ from pathlib import Path
 from dataprocess.workspace import Workspace
 
 from .base_model import DEFAULT_BASE, resolve_base
-from .progress import JsonlLogCallback
 from .quant import choose_quant, quantization_config
 from .tokens import prepare_tokenizer
 
@@ -110,6 +109,8 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
+
+    from .progress import JsonlLogCallback  # imports transformers: kept out of `twin --help`
 
     train_data = _load_split(workspace, "train")
     valid_data = _load_split(workspace, "valid")

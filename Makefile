@@ -1,0 +1,45 @@
+# twin: `make demo` runs the whole pipeline on the bundled sample; `make test` runs the tests.
+# Both set up .venv first (once; later runs reuse it).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.twin-installed
+DEMO   := demo-workspace
+DEMO_STEPS ?= 60
+PORT   ?= 5000
+
+.PHONY: setup demo test clean-demo
+
+setup: $(STAMP)
+
+# torch is pinned in constraints.txt to the release whose CPU build installs from local disk on
+# CPU-only machines; an unpinned torch would pull several GB of CUDA build.
+# llama-cpp-python compiles from source the first time (~9 minutes on 2 cores).
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt torch
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc 2>/dev/null || echo 2) \
+	  $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(BIN)/twin --version
+	touch $@
+
+# The demo's stages are file targets: a second `make demo` reuses what is already built and
+# only serves and asks again. `make clean-demo` starts it over.
+$(DEMO)/data/train.jsonl: $(STAMP) samples/imessage/messages.csv samples/facts.toml
+	$(BIN)/twin process samples/imessage/messages.csv --facts samples/facts.toml --workspace $(DEMO)
+
+$(DEMO)/adapter/adapter_config.json: $(DEMO)/data/train.jsonl
+	$(BIN)/twin train --workspace $(DEMO) --max-steps $(DEMO_STEPS)
+
+$(DEMO)/model/twin-Q8_0.gguf: $(DEMO)/adapter/adapter_config.json
+	$(BIN)/twin export --workspace $(DEMO) --quant Q8_0
+
+demo: $(DEMO)/model/twin-Q8_0.gguf
+	PORT=$(PORT) bash scripts/demo_serve.sh $(DEMO)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean-demo:
+	rm -rf $(DEMO)
