@@ -9,12 +9,11 @@ A record is TRL's conversational prompt-completion format plus bookkeeping::
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
+from .atomic import atomic_file
 from .clean import clean_text
 from .conversations import Pair
 from .facts import Facts
@@ -79,18 +78,11 @@ def split_by_conversation(examples: list[dict], fractions: tuple[float, float, f
 
 def write_jsonl_atomic(path: Path, records: Iterable[dict]) -> int:
     """Write records as JSON lines via a temp file + rename; returns the count written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
     return count
 
 

@@ -5,7 +5,6 @@ the WSGI server's threads queue on it.
 """
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +32,11 @@ class LlamaCppBackend:
         model_path = Path(model_path)
         if not model_path.is_file():
             raise BackendError(f"model file not found: {model_path}")
-        from llama_cpp import Llama
+        from export.llama_runtime import default_threads, open_llama
 
         try:
-            self.llm = Llama(model_path=str(model_path), n_ctx=context, n_gpu_layers=gpu_layers,
-                             n_threads=threads or min(os.cpu_count() or 1, 8), seed=seed, verbose=False)
+            self.llm = open_llama(model_path, n_ctx=context, n_gpu_layers=gpu_layers,
+                                  n_threads=threads or default_threads(), seed=seed)
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"cannot load {model_path} as a GGUF model: {exc}") from None
         self.name = model_path.stem

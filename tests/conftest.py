@@ -1,8 +1,11 @@
 """Shared fixtures: tiny models built once per test session, sample paths, workspaces."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as twin_cli does; before torch / llama_cpp load
 
 import pytest
 

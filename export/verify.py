@@ -1,0 +1,169 @@
+"""Parity check: does the GGUF, run by llama.cpp, compute what the HF model computes?
+
+The same token ids (from the HF tokenizer) go through both models; at every position the
+next-token logits are compared: the fraction of positions whose top-1 token agrees, and the
+largest absolute logit difference. Separately, llama.cpp's own tokenizer is checked against
+the HF tokenizer on a few probe strings (a mismatch is reported, not failed: token ids fed
+directly are unaffected).
+
+Thresholds (``min_agreement``) come from SmolLM2-135M-Instruct (30 layers, 49k vocabulary)
+and the default prompts (90 positions), run by llama-cpp-python 0.3.36 on CPU:
+
+    type    size     top-1   max|diff|   (llama.cpp also quantizes activations to 8 bits
+    F16     271 MB   100%    0.08         for quantized weights; transformers on the
+    BF16    271 MB   98.9%   0.39         dequantized Q8_0 weights alone agrees 95.6%)
+    Q8_0    145 MB   90.0%   2.2
+    Q6_K    138 MB   90.0%   3.8
+    Q5_K_M  112 MB   76.7%   8.7
+    Q4_K_M  106 MB   82.2%   8.0
+    Q4_0     92 MB   60.0%   17
+
+A small model loses more to quantization than the usual 7B examples. The minimums sit well
+below those figures, since their job is to catch a broken export (wrong Q/K permutation,
+vocabulary or norms score near 0%), not to grade the quantization.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROMPTS = (
+    "hello, how are you? | im good just got back from climbing | u?",
+    "want to get tacos tonight? bartaco at 7",
+    "The quick brown fox jumps over the lazy dog. 1234 + 5678 = 6912!",
+)
+CHAT_PROBE = [
+    {"role": "system", "content": "you are maya. text back the way maya does."},
+    {"role": "user", "content": "what's your name?"},
+]
+TOKENIZER_PROBES = (
+    "hello, how are you? omg hiii | im good",
+    "lowkey tired ngl... pickle says hi!!  ya fr lmaooo",
+    "Café déjà vu — naïve résumé ¿qué? Привет שלום",
+    "meet at 7:30, room 221b (call 555-0134)",
+    "<|im_start|>user\nhey<|im_end|>\n<|im_start|>assistant\n",
+)
+
+# Minimum top-1 agreement per output type (see the module docstring for measured values).
+_MIN_AGREEMENT = {
+    "F32": 1.0, "F16": 1.0, "BF16": 0.9, "Q8_0": 0.8, "Q6_K": 0.75,
+    "Q5_K_M": 0.65, "Q5_K_S": 0.65, "Q5_0": 0.6, "Q5_1": 0.6,
+    "Q4_K_M": 0.6, "Q4_K_S": 0.55, "IQ4_XS": 0.5, "IQ4_NL": 0.5, "Q4_0": 0.45, "Q4_1": 0.45,
+}
+_LOW_BIT_MIN = 0.3  # Q3_K_*, Q2_K
+
+
+def min_agreement(quant: str) -> float:
+    """The top-1 agreement an export of type ``quant`` must reach to pass."""
+    return _MIN_AGREEMENT.get(quant.upper(), _LOW_BIT_MIN)
+
+
+@dataclass
+class VerifyResult:
+    top1_agreement: float              # fraction of positions whose argmax agrees exactly
+    max_abs_diff: float                # largest |logit_gguf - logit_hf| over all positions
+    mean_abs_diff: float
+    n_positions: int
+    near_ties: int = 0                 # disagreements where HF rates both tokens within tie_tol
+    tokenizer_mismatches: list[str] = field(default_factory=list)  # probes tokenized differently
+    tokenizer_checked: bool = True
+
+    @property
+    def agreement(self) -> float:
+        """Top-1 agreement, not counting near-ties as disagreements (used for pass/fail)."""
+        n_agree = round(self.top1_agreement * self.n_positions)
+        return (n_agree + self.near_ties) / self.n_positions
+
+    @property
+    def tokenizer_match(self) -> bool:
+        return not self.tokenizer_mismatches
+
+    def summary(self) -> str:
+        text = f"top-1 agreement {self.top1_agreement:.1%}"
+        if self.near_ties:
+            text += f" (+{self.near_ties} near-tie)"
+        text += f" over {self.n_positions} positions, max |logit diff| {self.max_abs_diff:.3g}"
+        if self.tokenizer_checked:
+            text += ", tokenizer matches" if self.tokenizer_match else \
+                f", tokenizer differs on {len(self.tokenizer_mismatches)} probe(s)"
+        return text
+
+
+def _prompt_ids(tokenizer, prompts) -> list[list[int]]:
+    batches = [tokenizer(p)["input_ids"] for p in prompts]
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(CHAT_PROBE, tokenize=False, add_generation_prompt=True)
+        batches.append(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return [ids for ids in batches if ids]
+
+
+def verify_gguf(gguf_path: Path | str, hf_dir: Path | str, prompts=None, *,
+                n_threads: int | None = None, check_tokenizer: bool = True, tie_tol: float = 0.05,
+                hf_model=None, hf_tokenizer=None) -> VerifyResult:
+    """Compare llama.cpp on ``gguf_path`` with transformers on ``hf_dir``.
+
+    A position where llama.cpp's top token is not transformers' but transformers scores it
+    within ``tie_tol`` of its own top logit counts as a near-tie: reported, and not held
+    against the export in ``VerifyResult.agreement`` (F16 rounding can flip such ties).
+
+    ``hf_model`` / ``hf_tokenizer`` may be passed to reuse already-loaded objects (for
+    checking several GGUFs against one model).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from export.llama_runtime import default_threads, open_llama
+
+    tokenizer = hf_tokenizer or AutoTokenizer.from_pretrained(hf_dir)
+    model = hf_model or AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
+    model.eval()
+    batches = _prompt_ids(tokenizer, DEFAULT_PROMPTS if prompts is None else prompts)
+    if not batches:
+        raise ValueError("no prompts to verify with")
+    n_ctx = max(len(ids) for ids in batches) + 8
+
+    llm = open_llama(gguf_path, logits_all=True, n_ctx=n_ctx, n_batch=n_ctx,
+                     n_threads=n_threads or default_threads(), verbose=False)
+    try:
+        agree = total = ties = 0
+        max_diff = 0.0
+        sum_diff = 0.0
+        for ids in batches:
+            with torch.no_grad():
+                hf_logits = model(torch.tensor([ids])).logits[0].float().numpy()
+            llm.reset()
+            llm.eval(ids)
+            gg_logits = np.array(llm.scores[: len(ids)], dtype=np.float32)
+            n = min(hf_logits.shape[-1], gg_logits.shape[-1])
+            hf_logits, gg_logits = hf_logits[:, :n], gg_logits[:, :n]
+            hf_top, gg_top = hf_logits.argmax(-1), gg_logits.argmax(-1)
+            same = hf_top == gg_top
+            agree += int(same.sum())
+            rows = np.arange(len(ids))
+            gap = hf_logits[rows, hf_top] - hf_logits[rows, gg_top]
+            ties += int(((~same) & (gap <= tie_tol)).sum())
+            total += len(ids)
+            diff = np.abs(hf_logits - gg_logits)
+            max_diff = max(max_diff, float(diff.max()))
+            sum_diff += float(diff.mean()) * len(ids)
+
+        mismatches: list[str] = []
+        if check_tokenizer:
+            for text in TOKENIZER_PROBES:
+                hf_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+                gg_ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+                if list(hf_ids) != list(gg_ids):
+                    mismatches.append(text)
+            if mismatches:
+                log.warning("llama.cpp tokenizes %d probe(s) differently from HF: %r",
+                            len(mismatches), mismatches)
+    finally:
+        llm.close()
+    return VerifyResult(top1_agreement=agree / total, max_abs_diff=max_diff,
+                        mean_abs_diff=sum_diff / total, n_positions=total, near_ties=ties,
+                        tokenizer_mismatches=mismatches, tokenizer_checked=check_tokenizer)
