@@ -67,5 +67,11 @@ def process_command(inputs, workspace, fmt, me, facts_path, since, group_chats, 
     if result.skipped:
         click.echo(f"skipped {len(result.skipped)} malformed records, e.g. "
                    + "; ".join(f"{f}:{line}" for f, line, _ in result.skipped[:3]))
-    click.echo("examples: " + ", ".join(f"{k} {v}" for k, v in result.counts.items())
-               + f" -> {Path(workspace) / 'data'}")
+    tokens = result.report["tokens"]
+    click.echo("examples: " + ", ".join(f"{k} {v} ({tokens[k]:,} {result.report['token_unit']})"
+                                        for k, v in result.counts.items()) + f" -> {Path(workspace) / 'data'}")
+    reply = result.report["reply_chars"]
+    click.echo(f"my replies: mean {reply['mean']} chars, median {reply['median']}; top words: "
+               + ", ".join(w for w, _ in result.report["top_words"][:8]))
+    click.echo(f"report: {Path(workspace) / 'data' / 'report.json'}"
+               + (f" (+ charts: {', '.join(p.name for p in result.charts)})" if result.charts else ""))

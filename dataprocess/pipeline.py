@@ -5,13 +5,13 @@ import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import mean, median
 
 from .conversations import Stats, pairs_from_chat, select_messages
 from .errors import ExportError
 from .examples import SPLITS, dedupe, example_from_pair, examples_from_facts, split_by_conversation, write_jsonl_atomic
 from .facts import load_facts
 from .readers import read_export
+from .report import Tally, build_report, write_charts
 from .rules import Rules
 from .workspace import Workspace, write_atomic
 
@@ -22,11 +22,13 @@ class ProcessResult:
     stats: dict[str, int]
     skipped: list[tuple[str, int, str]]
     persona: str
+    report: dict
+    charts: list[Path]
 
 
 def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = None,
                 me: str | None = None, facts_path: Path | None = None,
-                rules: Rules | None = None) -> ProcessResult:
+                rules: Rules | None = None, make_charts: bool = True) -> ProcessResult:
     """Turn export files into ``data/{train,valid,test}.jsonl`` and ``data/report.json``.
 
     Nothing is written when no training example can be made (ExportError says why).
@@ -35,8 +37,9 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     facts = load_facts(facts_path) if facts_path else None
     persona = me or (facts.name if facts else None) or "me"
     stats, skipped = Stats(), []
+    tally = Tally()
     streams = (read_export(path, fmt=fmt, me=me, skipped=skipped) for path in inputs)
-    by_chat = select_messages(itertools.chain.from_iterable(streams), rules, stats)
+    by_chat = select_messages(tally.watch(itertools.chain.from_iterable(streams)), rules, stats)
     if stats["read"] == 0:
         raise ExportError("no messages could be read from the input")
 
@@ -56,23 +59,12 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
         splits["train"].extend(examples_from_facts(facts, persona, rules))
 
     counts = {name: write_jsonl_atomic(workspace.split_path(name), splits[name]) for name in SPLITS}
-    report = {
-        "persona": persona,
-        "inputs": [str(p) for p in inputs],
-        "rules": rules.to_dict(),
-        "messages": dict(stats),
-        "skipped_records": len(skipped),
-        "skipped_examples": [f"{f}:{line}: {why}" for f, line, why in skipped[:20]],
-        "examples": counts,
-        "reply_chars": _length_summary([ex["completion"][0]["content"] for ex in splits["train"]]),
-    }
+    report = build_report(persona=persona, inputs=[str(p) for p in inputs], rules=rules.to_dict(),
+                          stats=dict(stats), tally=tally, splits=splits, skipped=skipped)
     write_atomic(workspace.data_dir / "report.json",
                  json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8"))
+    charts = write_charts(report, workspace.data_dir) if make_charts else []
     workspace.update_settings("persona", {"name": persona, **({"facts": str(facts_path)} if facts_path else {})})
     workspace.update_settings("data", rules.to_dict())
-    return ProcessResult(counts=counts, stats=dict(stats), skipped=skipped, persona=persona)
-
-
-def _length_summary(texts: list[str]) -> dict:
-    lengths = sorted(len(t) for t in texts) or [0]
-    return {"mean": round(mean(lengths), 1), "median": median(lengths), "max": lengths[-1]}
+    return ProcessResult(counts=counts, stats=dict(stats), skipped=skipped, persona=persona,
+                         report=report, charts=charts)

@@ -10,6 +10,7 @@ Stages talk only through files here, so each can be rerun alone::
 """
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,13 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file and a rename: never a half-written file."""
     with atomic_file(path) as tmp:
         tmp.write_bytes(data)
+
+
+def user_cache_dir() -> Path:
+    """Where twin keeps converted models: ``$TWIN_CACHE`` or ``$XDG_CACHE_HOME/twin``."""
+    if os.environ.get("TWIN_CACHE"):
+        return Path(os.environ["TWIN_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "twin"
 
 
 @dataclass(frozen=True)

@@ -224,3 +224,27 @@ def test_my_messages_hours_apart_are_separate_turns():
     msgs = [_msg(0, False, "hey"), _msg(1, True, "hiii"), _msg(300, True, "also pickle says hi")]
     pairs = list(pairs_from_chat("Alex", msgs, Rules(session_gap_hours=12), Stats()))
     assert [(p.incoming, p.reply) for p in pairs] == [("hey", "hiii")]
+
+
+def test_report_counts_and_charts(sample_workspace):
+    report = json.loads((sample_workspace / "data" / "report.json").read_text())
+    read = report["read"]
+    assert sum(read["by_source"].values()) == report["messages"]["read"]
+    assert sum(read["by_contact"].values()) == report["messages"]["read"]
+    assert sum(report["activity"]["by_hour"].values()) == report["messages"]["read"]
+    assert report["examples"]["train"] == sum(1 for _ in open(sample_workspace / "data" / "train.jsonl"))
+    assert all(report["tokens"][s] > 0 for s in ("train", "valid", "test"))
+    hist = report["reply_chars"]["histogram"]
+    assert sum(hist.values()) == sum(1 for line in open(sample_workspace / "data" / "train.jsonl")
+                                     if '"source": "chat"' in line)
+    assert report["top_words"] and report["top_bigrams"]
+    for name in ("activity.png", "reply_lengths.png", "top_words.png"):
+        assert (sample_workspace / "data" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_top_terms_keep_non_latin_words():
+    from dataprocess.report import top_terms
+
+    words, pairs = top_terms(["привет как дела", "привет lol", "שלום lol"])
+    assert ("привет", 2) in words and ("lol", 2) in words and ("שלום", 1) in words
+    assert ("привет как", 1) in pairs

@@ -1,0 +1,164 @@
+"""The data report: what was read, what each rule dropped, what the examples look like.
+
+``Tally`` counts the raw message stream as it flows by (per source, contact, month and hour)
+without holding it; ``build_report`` adds the rule counts and per-split figures; the charts
+(PNG, matplotlib) go beside ``report.json`` in WORKSPACE/data.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from statistics import mean, median
+from typing import Iterable, Iterator
+
+from .message import Message
+from .template import TERMINATOR
+
+_WORD_RE = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
+REPLY_LENGTH_BINS = (0, 10, 20, 40, 80, 160, 320, 10_000)
+
+
+class Tally:
+    """Counts of the raw messages passing through :meth:`watch`."""
+
+    def __init__(self) -> None:
+        self.by_source: Counter = Counter()
+        self.by_contact: Counter = Counter()
+        self.by_month: Counter = Counter()
+        self.by_hour: Counter = Counter()
+        self.by_kind: Counter = Counter()
+
+    def watch(self, messages: Iterable[Message]) -> Iterator[Message]:
+        for msg in messages:
+            self.by_source[msg.source] += 1
+            self.by_contact[msg.chat] += 1
+            self.by_month[msg.timestamp.strftime("%Y-%m")] += 1
+            self.by_hour[msg.timestamp.hour] += 1
+            self.by_kind[msg.kind] += 1
+            yield msg
+
+
+def reply_text(example: dict) -> str:
+    content = example["completion"][0]["content"]
+    return content[: -len(TERMINATOR)] if content.endswith(TERMINATOR) else content
+
+
+def _histogram(lengths: list[int]) -> dict[str, int]:
+    bins = REPLY_LENGTH_BINS
+    counts = Counter()
+    for n in lengths:
+        for low, high in zip(bins, bins[1:]):
+            if low <= n < high:
+                counts[f"{low}-{high - 1}" if high < bins[-1] else f"{low}+"] += 1
+                break
+    return {label: counts.get(label, 0) for label in
+            [f"{lo}-{hi - 1}" if hi < bins[-1] else f"{lo}+" for lo, hi in zip(bins, bins[1:])]}
+
+
+def top_terms(texts: Iterable[str], n: int = 20) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """Most common words and word pairs (bigrams) in ``texts``."""
+    words, pairs = Counter(), Counter()
+    for text in texts:
+        tokens = _WORD_RE.findall(text.lower())
+        words.update(tokens)
+        pairs.update(" ".join(p) for p in zip(tokens, tokens[1:]))
+    return words.most_common(n), pairs.most_common(n)
+
+
+def _split_tokens(examples: list[dict], tokenizer) -> int:
+    if tokenizer is None:
+        return sum(len(m["content"].split()) for ex in examples for m in ex["prompt"] + ex["completion"])
+    texts = [m["content"] for ex in examples for m in ex["prompt"] + ex["completion"]]
+    return sum(len(e.ids) for e in tokenizer.encode_batch(texts)) if texts else 0
+
+
+def _cached_tokenizer():
+    """The default base model's tokenizer if it is already in the cache (fast, no conversion)."""
+    try:
+        from tokenizers import Tokenizer
+
+        from .workspace import user_cache_dir
+
+        files = sorted(user_cache_dir().glob("models/*/tokenizer.json"))
+        return Tokenizer.from_file(str(files[-1])) if files else None
+    except Exception:  # noqa: BLE001 - the report falls back to word counts
+        return None
+
+
+def build_report(*, persona: str, inputs: list[str], rules: dict, stats: dict, tally: Tally,
+                 splits: dict[str, list[dict]], skipped: list) -> dict:
+    tokenizer = _cached_tokenizer()
+    lengths = [len(reply_text(ex)) for ex in splits["train"] if ex.get("source") == "chat"]
+    words, bigrams = top_terms(reply_text(ex) for ex in splits["train"] if ex.get("source") == "chat")
+    return {
+        "persona": persona,
+        "inputs": inputs,
+        "rules": rules,
+        "read": {
+            "by_source": dict(tally.by_source.most_common()),
+            "by_contact": dict(tally.by_contact.most_common()),
+            "by_kind": dict(tally.by_kind.most_common()),
+        },
+        "messages": stats,
+        "skipped_records": len(skipped),
+        "skipped_examples": [f"{f}:{line}: {why}" for f, line, why in skipped[:20]],
+        "examples": {name: len(rows) for name, rows in splits.items()},
+        "token_unit": "tokens" if tokenizer is not None else "words",
+        "tokens": {name: _split_tokens(rows, tokenizer) for name, rows in splits.items()},
+        "reply_chars": {
+            "mean": round(mean(lengths), 1) if lengths else 0,
+            "median": median(lengths) if lengths else 0,
+            "max": max(lengths, default=0),
+            "histogram": _histogram(lengths),
+        },
+        "activity": {"by_month": dict(sorted(tally.by_month.items())),
+                     "by_hour": {str(h): tally.by_hour.get(h, 0) for h in range(24)}},
+        "top_words": words,
+        "top_bigrams": bigrams,
+    }
+
+
+def write_charts(report: dict, out_dir: Path) -> list[Path]:
+    """PNG charts of the report into ``out_dir``; returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .atomic import atomic_file
+
+    charts = []
+
+    def save(fig, name):
+        path = out_dir / name
+        with atomic_file(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        charts.append(path)
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), layout="constrained")
+    months = report["activity"]["by_month"]
+    top.bar(list(months), list(months.values()), color="#4a7bd0")
+    top.set_title("messages read per month")
+    top.tick_params(axis="x", labelrotation=90, labelsize=7)
+    hours = report["activity"]["by_hour"]
+    bottom.bar([int(h) for h in hours], list(hours.values()), color="#d08a4a")
+    bottom.set_title("messages read by hour of day")
+    bottom.set_xticks(range(24))
+    save(fig, "activity.png")
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    hist = report["reply_chars"]["histogram"]
+    ax.bar(list(hist), list(hist.values()), color="#5aa469")
+    ax.set_title("length of my replies (characters)")
+    save(fig, "reply_lengths.png")
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5))
+    for axis, terms, title in ((left, report["top_words"], "top words in my replies"),
+                               (right, report["top_bigrams"], "top word pairs")):
+        labels = [t for t, _ in terms][::-1]
+        axis.barh(labels, [c for _, c in terms][::-1], color="#8a5ad0")
+        axis.set_title(title)
+    save(fig, "top_words.png")
+    return charts
