@@ -28,8 +28,9 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 # The demo's stages are file targets: a second `make demo` reuses what is already built and
-# only serves and asks again. `make clean-demo` starts it over.
-$(DEMO)/data/train.jsonl: $(STAMP) samples/imessage/messages.csv samples/facts.toml
+# only serves and asks again (re-installing does not retrain: the set-up is an order-only
+# prerequisite). `make clean-demo` starts it over.
+$(DEMO)/data/train.jsonl: samples/imessage/messages.csv samples/facts.toml | $(STAMP)
 	$(BIN)/twin process samples/imessage/messages.csv --facts samples/facts.toml --workspace $(DEMO)
 
 $(DEMO)/adapter/adapter_config.json: $(DEMO)/data/train.jsonl
@@ -38,7 +39,7 @@ $(DEMO)/adapter/adapter_config.json: $(DEMO)/data/train.jsonl
 $(DEMO)/model/twin-Q8_0.gguf: $(DEMO)/adapter/adapter_config.json
 	$(BIN)/twin export --workspace $(DEMO) --quant Q8_0
 
-demo: $(DEMO)/model/twin-Q8_0.gguf
+demo: $(DEMO)/model/twin-Q8_0.gguf | $(STAMP)
 	PORT=$(PORT) bash scripts/demo_serve.sh $(DEMO)
 
 test: $(STAMP)
