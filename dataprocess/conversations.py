@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from datetime import datetime, timedelta
 from typing import Iterable, Iterator
 
@@ -45,8 +46,13 @@ class Stats(Counter):
 
 
 def select_messages(messages: Iterable[Message], rules: Rules, stats: Stats) -> dict[str, list[Message]]:
-    """Apply the per-message rules and group what is kept by chat, top contacts only."""
-    by_chat: dict[str, list[Message]] = {}
+    """Apply the per-message rules and group what is kept by chat, top contacts only.
+
+    A chat is keyed by its name and the file it came from, so a WhatsApp "Alex" and a
+    Telegram "Alex" stay separate conversations (their name gets the file's name appended);
+    the top-contacts rule counts a name's messages across all files.
+    """
+    by_chat: dict[tuple[str, str], list[Message]] = {}
     for msg in messages:
         stats["read"] += 1
         if msg.kind != "text":
@@ -66,16 +72,22 @@ def select_messages(messages: Iterable[Message], rules: Rules, stats: Stats) -> 
             continue
         if msg.is_group and not msg.from_me:
             text = f"{msg.sender.lower() if rules.lowercase else msg.sender}: {text}"
-        by_chat.setdefault(msg.chat, []).append(
+        by_chat.setdefault((msg.chat, msg.source), []).append(
             Message(sender=msg.sender, text=text, timestamp=msg.timestamp, chat=msg.chat,
                     from_me=msg.from_me, kind=msg.kind, is_group=msg.is_group, source=msg.source))
-    if rules.top_contacts and len(by_chat) > rules.top_contacts:
-        ranked = sorted(by_chat, key=lambda chat: (-len(by_chat[chat]), chat))
-        for chat in ranked[rules.top_contacts:]:
-            stats["dropped_not_top_contact"] += len(by_chat.pop(chat))
+    per_name = Counter()
+    for (chat, _), kept in by_chat.items():
+        per_name[chat] += len(kept)
+    if rules.top_contacts and len(per_name) > rules.top_contacts:
+        ranked = sorted(per_name, key=lambda chat: (-per_name[chat], chat))
+        dropped = set(ranked[rules.top_contacts:])
+        for key in [key for key in by_chat if key[0] in dropped]:
+            stats["dropped_not_top_contact"] += len(by_chat.pop(key))
     stats["kept_messages"] = sum(len(v) for v in by_chat.values())
-    stats["kept_chats"] = len(by_chat)
-    return by_chat
+    stats["kept_chats"] = len({chat for chat, _ in by_chat})
+    names = Counter(chat for chat, _ in by_chat)
+    return {(chat if names[chat] == 1 else f"{chat} ({Path(source).name})"): kept
+            for (chat, source), kept in by_chat.items()}
 
 
 def conversations(messages: list[Message], gap: timedelta, burst: timedelta) -> Iterator[list[Turn]]:

@@ -14,7 +14,8 @@ class Message:
 
     ``chat`` names the conversation (the contact for a one-on-one chat, the group's name
     otherwise); ``from_me`` says whether the export's owner sent it; ``kind`` is one of
-    :data:`KINDS`.
+    :data:`KINDS`; ``source`` names the export it came from (a file, or a Messenger thread
+    folder), so same-named chats of different exports stay apart.
     """
 
     sender: str

@@ -248,3 +248,14 @@ def test_top_terms_keep_non_latin_words():
     words, pairs = top_terms(["привет как дела", "привет lol", "שלום lol"])
     assert ("привет", 2) in words and ("lol", 2) in words and ("שלום", 1) in words
     assert ("привет как", 1) in pairs
+
+
+def test_same_chat_name_in_two_files_stays_two_conversations():
+    t = datetime(2024, 5, 1, 10, 0)
+    msgs = [Message("Alex", "hi", t, "Alex", False, source="a/wa.txt"),
+            Message("Alex", "yo", t, "Alex", False, source="b/tg.json"),
+            Message("Alex", "sup", t, "Alex", False, source="b/tg.json")]
+    stats = Stats()
+    kept = select_messages(msgs, Rules(), stats)
+    assert sorted(kept) == ["Alex (tg.json)", "Alex (wa.txt)"]
+    assert stats["kept_chats"] == 1 and stats["kept_messages"] == 3

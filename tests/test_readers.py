@@ -327,7 +327,7 @@ def test_messenger_thread_folder_two_files_mojibake_repaired():
     msgs = read(FB_LINH, skipped=skipped)
     assert rows(msgs) == LINH
     assert {(m.chat, m.is_group) for m in msgs} == {("Linh Nguyễn", False)}
-    assert {Path(m.source).name for m in msgs} == {"message_1.json", "message_2.json"}
+    assert {Path(m.source).name for m in msgs} == {"linhnguyen_1234"}  # the thread folder: one conversation
     assert [(Path(f).name, i) for f, i, _ in skipped] == [("message_1.json", 4)]
     # one file alone is just that file
     assert rows(read(FB_LINH / "message_2.json")) == LINH[:5]
@@ -563,7 +563,9 @@ def test_pipeline_makes_reply_pairs_from_whatsapp_and_telegram(tmp_path):
     examples = [json.loads(line) for split in ("train", "valid", "test")
                 for line in (tmp_path / "data" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
     chats = {ex["conversation"].rsplit("#", 1)[0] for ex in examples}
-    assert {"Alex", "Linh", "Дима", "Linh Nguyễn", "alex"} <= chats, chats
+    # WhatsApp's and Telegram's "Alex" stay two conversations, named after their files
+    assert {"Alex (WhatsApp Chat with Alex.txt)", "Alex (result.json)", "Linh", "Дима", "Linh Nguyễn",
+            "alex"} <= chats, chats
     replies = {ex["completion"][0]["content"] for ex in examples}
     assert any("saturday works" in r for r in replies)          # WhatsApp
     assert any("после шести" in r for r in replies)              # Telegram, Russian intact

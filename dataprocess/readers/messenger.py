@@ -189,7 +189,7 @@ def _read_file(path: Path, data: dict, owner: str | None, skipped: list | None) 
     participants = _participants(data)
     is_group = data.get("thread_type") == "RegularGroup" or len(participants) > 2
     chat = data.get("title") or next((n for n in participants if n != owner), "") or path.parent.name
-    source = str(path)
+    source = str(path.parent)  # the thread folder: all of a thread's files are one conversation
     rows = []
     for index, msg in enumerate(data["messages"]):
         try:
