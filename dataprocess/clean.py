@@ -48,6 +48,51 @@ def strip_emoji(text: str) -> str:
     return EMOJI_RE.sub("", text)
 
 
+# Card numbers: 13-19 digits, optionally in groups split by spaces or dashes (checked with Luhn).
+CARD_RE = re.compile(r"(?<![\w+])(?:\d[ -]?){12,18}\d(?!\w)")
+# IBAN: country code, check digits, then 11-30 letters/digits, optionally in groups of four.
+IBAN_RE = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", re.IGNORECASE)
+# Account / routing / sort-code numbers when named as such.
+ACCOUNT_RE = re.compile(r"\b((?:account|acct|a/c|routing|sort code|konto|cuenta|compte)\s*(?:number|no\.?|num|#)?\s*:?\s*)"
+                        r"[\d][\d -]{4,}\d\b", re.IGNORECASE)
+_STREET_WORDS = (r"Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Way|Court|Ct|Place|Pl|"
+                 r"Terrace|Parkway|Pkwy|Highway|Hwy|Circle|Cir")
+_STREET_ABBREVIATIONS = r"st|ave|rd|blvd|ln|dr|pkwy|hwy"
+# Street addresses, matched on the original text (before lowercasing): a house number, one to
+# three capitalised words and a street-type word ("2145 Telegraph Ave"); in any case a number,
+# one or two words and an abbreviation ("5 main st"); and the German order ("Hauptstraße 12").
+# Lowercase prose ("5 miles down the road") is left alone; so are addresses in other orders.
+ADDRESS_RE = re.compile(
+    rf"\b\d{{1,5}}[A-Za-z]?\s+(?:[A-Z][\w'.-]*\s+){{1,3}}(?i:{_STREET_WORDS})\b\.?"
+    rf"|(?i:\b\d{{1,5}}[a-z]?\s+(?:[a-z][\w'-]*\s+){{1,2}}(?:{_STREET_ABBREVIATIONS})\b\.?)"
+    r"|(?i:\b[\w-]+(?:stra(?:ß|ss)e|weg|gasse|allee|platz)\s+\d{1,5}[a-z]?\b)")
+
+
+def _luhn_ok(digits: str) -> bool:
+    total, parity = 0, len(digits) % 2
+    for index, char in enumerate(digits):
+        value = int(char)
+        if index % 2 == parity:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _card_or_keep(match: re.Match) -> str:
+    digits = re.sub(r"\D", "", match.group())
+    return "<card>" if 13 <= len(digits) <= 19 and _luhn_ok(digits) else match.group()
+
+
+def _iban_or_keep(match: re.Match) -> str:
+    found = match.group()
+    compact = found.replace(" ", "").upper()
+    if not 15 <= len(compact) <= 34 or not any(c.isdigit() for c in compact[4:]):
+        return found
+    # ISO 13616 check: move the first four characters to the end, letters -> numbers, mod 97 == 1
+    number = "".join(str(int(c, 36)) for c in compact[4:] + compact[:4])
+    return "<iban>" if int(number) % 97 == 1 else found
+
+
 _DATE_RE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
 
 
@@ -59,8 +104,15 @@ def _phone_or_keep(match: re.Match) -> str:
 
 
 def scrub_personal_data(text: str) -> str:
-    """Replace email addresses and phone numbers with typed placeholders."""
-    return PHONE_RE.sub(_phone_or_keep, EMAIL_RE.sub("<email>", text))
+    """Replace emails, IBANs, card and account numbers, phone numbers and street addresses
+    with typed placeholders (``<email>``, ``<iban>``, ``<card>``, ``<account>``, ``<phone>``,
+    ``<address>``). Order matters: the specific patterns run before the phone number's."""
+    text = EMAIL_RE.sub("<email>", text)
+    text = IBAN_RE.sub(_iban_or_keep, text)
+    text = CARD_RE.sub(_card_or_keep, text)
+    text = ACCOUNT_RE.sub(lambda m: m.group(1) + "<account>", text)
+    text = PHONE_RE.sub(_phone_or_keep, text)
+    return ADDRESS_RE.sub("<address>", text)
 
 
 def normalise_spaces(text: str) -> str:

@@ -13,6 +13,16 @@ from .rules import Rules
 from .workspace import Workspace
 
 
+def _parse_split(ctx, param, value: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(p) for p in value.split("/"))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or any(p < 0 for p in parts) or parts[0] <= 0:
+        raise click.BadParameter("give three shares like 80/10/10 (train/valid/test)")
+    return parts
+
+
 class ExitError(click.ClickException):
     """A one-line error that exits with status 2 (bad input)."""
 
@@ -44,15 +54,32 @@ class ExitError(click.ClickException):
 @click.option("--squash-repeats/--keep-repeats", default=True, show_default=True,
               help="Characters repeated more than 3 times are cut to 3.")
 @click.option("--scrub/--no-scrub", default=True, show_default=True,
-              help="Replace emails and phone numbers with placeholders.")
+              help="Replace emails, phone/card/IBAN/account numbers and street addresses with placeholders.")
+@click.option("--anonymize-contacts", is_flag=True, help="Replace contacts' names in their messages with <contact>.")
+@click.option("--max-message-chars", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Drop messages longer than this (0 = no cap).")
+@click.option("--max-reply-chars", type=click.IntRange(min=1), default=400, show_default=True,
+              help="Drop examples whose reply is longer than this.")
+@click.option("--context-chars", type=click.IntRange(min=0), default=600, show_default=True,
+              help="Cap on the characters of context turns.")
+@click.option("--session-gap", type=click.FloatRange(min=0, min_open=True), default=6.0, show_default=True,
+              help="Hours of silence that start a new conversation (context never crosses it).")
+@click.option("--facts-repeat", type=click.IntRange(min=0), default=3, show_default=True,
+              help="How often each fact question/answer is repeated in train.")
+@click.option("--dedupe/--keep-duplicates", default=True, show_default=True)
+@click.option("--split", "split", default="80/10/10", show_default=True, callback=_parse_split,
+              help="Train/valid/test shares, split by conversation.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/valid/test split.")
 def process_command(inputs, workspace, fmt, me, facts_path, since, group_chats, top_contacts, reply_window,
-                    context_turns, lowercase, replace_urls, strip_emoji, squash_repeats, scrub, seed):
-    """Turn chat exports into training data in WORKSPACE/data."""
+                    context_turns, lowercase, replace_urls, strip_emoji, squash_repeats, scrub, anonymize_contacts,
+                    max_message_chars, max_reply_chars, context_chars, session_gap, facts_repeat, dedupe, split, seed):
+    """Turn chat exports into training data in WORKSPACE/data (+ report.json and charts)."""
     rules = Rules(since=since, group_chats=group_chats, top_contacts=top_contacts,
                   reply_window_minutes=reply_window, context_turns=context_turns, lowercase=lowercase,
                   replace_urls=replace_urls, strip_emoji=strip_emoji, squash_repeats=squash_repeats,
-                  scrub_personal_data=scrub, seed=seed)
+                  scrub_personal_data=scrub, anonymize_contacts=anonymize_contacts,
+                  max_message_chars=max_message_chars, max_reply_chars=max_reply_chars, context_chars=context_chars,
+                  session_gap_hours=session_gap, facts_repeat=facts_repeat, dedupe=dedupe, split=split, seed=seed)
     try:
         result = run_process(list(inputs), Workspace(workspace), fmt=fmt, me=me, facts_path=facts_path,
                              rules=rules)

@@ -7,6 +7,7 @@ same conversation as context.
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,23 @@ class Stats(Counter):
     """Counts of what was read and what each rule dropped (for the data report)."""
 
 
+CONTACT_PLACEHOLDER = "<contact>"
+
+
+def anonymize_names(text: str, names: Iterable[str]) -> str:
+    """Replace the given people's full names and first names (3+ letters) in ``text``."""
+    parts = set()
+    for name in names:
+        if name:
+            parts.add(name)
+            first = name.split()[0]
+            if len(first) >= 3:
+                parts.add(first)
+    for part in sorted(parts, key=len, reverse=True):
+        text = re.sub(rf"(?<!\w){re.escape(part)}(?!\w)", CONTACT_PLACEHOLDER, text, flags=re.IGNORECASE)
+    return text
+
+
 def select_messages(messages: Iterable[Message], rules: Rules, stats: Stats) -> dict[str, list[Message]]:
     """Apply the per-message rules and group what is kept by chat, top contacts only.
 
@@ -64,14 +82,20 @@ def select_messages(messages: Iterable[Message], rules: Rules, stats: Stats) -> 
         if msg.is_group and not rules.group_chats:
             stats["dropped_group_chat"] += 1
             continue
-        text = clean_text(msg.text, lowercase=rules.lowercase, urls=rules.replace_urls,
+        if rules.max_message_chars and len(msg.text) > rules.max_message_chars:
+            stats["dropped_too_long"] += 1
+            continue
+        raw = anonymize_names(msg.text, (msg.chat, msg.sender)) if rules.anonymize_contacts and not msg.from_me \
+            else msg.text
+        text = clean_text(raw, lowercase=rules.lowercase, urls=rules.replace_urls,
                           emoji=rules.strip_emoji, repeats=rules.squash_repeats,
                           scrub=rules.scrub_personal_data)
         if not text:
             stats["dropped_empty_after_cleaning"] += 1
             continue
         if msg.is_group and not msg.from_me:
-            text = f"{msg.sender.lower() if rules.lowercase else msg.sender}: {text}"
+            speaker = CONTACT_PLACEHOLDER if rules.anonymize_contacts else msg.sender
+            text = f"{speaker.lower() if rules.lowercase else speaker}: {text}"
         by_chat.setdefault((msg.chat, msg.source), []).append(
             Message(sender=msg.sender, text=text, timestamp=msg.timestamp, chat=msg.chat,
                     from_me=msg.from_me, kind=msg.kind, is_group=msg.is_group, source=msg.source))

@@ -16,7 +16,9 @@ class Rules:
     replace_urls: bool = True          # URL -> "link"
     strip_emoji: bool = True
     squash_repeats: bool = True        # oooooh -> oooh
-    scrub_personal_data: bool = True   # emails, phone numbers -> placeholders
+    scrub_personal_data: bool = True   # emails, phones, cards, IBANs, accounts, addresses -> placeholders
+    anonymize_contacts: bool = False   # contacts' names in their messages -> <contact>
+    max_message_chars: int = 1000      # longer messages (pasted text, logs) are dropped (0 = no cap)
     reply_window_minutes: float = 30.0  # a reply counts only within this time
     session_gap_hours: float = 6.0     # a longer silence starts a new conversation
     context_turns: int = 4             # earlier turns of the conversation shown to the model

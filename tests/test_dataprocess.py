@@ -259,3 +259,40 @@ def test_same_chat_name_in_two_files_stays_two_conversations():
     kept = select_messages(msgs, Rules(), stats)
     assert sorted(kept) == ["Alex (tg.json)", "Alex (wa.txt)"]
     assert stats["kept_chats"] == 1 and stats["kept_messages"] == 3
+
+
+@pytest.mark.parametrize("raw, cleaned", [
+    ("my card is 4111 1111 1111 1111 ok", "my card is <card> ok"),
+    ("iban DE89 3704 0044 0532 0130 00 thx", "iban <iban> thx"),
+    ("GB82WEST12345698765432", "<iban>"),
+    ("GB00WEST12345698765432 is not valid", "gb00west12345698765432 is not valid"),
+    ("account number: 12345678 pls", "account number: <account> pls"),
+    ("im at 2145 Telegraph Ave, Oakland", "im at <address>, oakland"),
+    ("Hauptstraße 12 in berlin", "<address> in berlin"),
+    ("i walked 5 miles down the road", "i walked 5 miles down the road"),
+    ("i have 3 dogs and 2 cats", "i have 3 dogs and 2 cats"),
+])
+def test_personal_data_scrubbing(raw, cleaned):
+    assert clean_text(raw) == cleaned
+
+
+def test_anonymize_contacts_and_message_cap():
+    t = datetime(2024, 5, 1, 10, 0)
+    msgs = [Message("Alex Kim", "Alex here, Kim family says hi", t, "Alex Kim", False),
+            Message("Me", "hey alex", t, "Alex Kim", True),
+            Message("Alex Kim", "x" * 2000, t, "Alex Kim", False)]
+    stats = Stats()
+    kept = select_messages(msgs, Rules(anonymize_contacts=True), stats)
+    texts = [m.text for m in kept["Alex Kim"]]
+    assert texts == ["<contact> here, kim family says hi", "hey alex"]  # only the contact's own messages
+    assert stats["dropped_too_long"] == 1
+
+
+def test_cli_split_flag(tmp_path):
+    bad = CliRunner().invoke(main, ["process", str(SAMPLE_CSV), "-w", str(tmp_path / "w"), "--split", "80/20"])
+    assert bad.exit_code == 2 and "80/10/10" in bad.output
+    ok = CliRunner().invoke(main, ["process", str(SAMPLE_CSV), "-w", str(tmp_path / "w"), "--split", "90/5/5",
+                                   "--anonymize-contacts"])
+    assert ok.exit_code == 0, ok.output
+    report = json.loads((tmp_path / "w" / "data" / "report.json").read_text())
+    assert report["rules"]["split"] == [90.0, 5.0, 5.0] and report["rules"]["anonymize_contacts"] is True
