@@ -25,6 +25,16 @@ $(STAMP): pyproject.toml constraints.txt
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc 2>/dev/null || echo 2) \
 	  $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	$(BIN)/twin --version
+	@# The chat page's browser test drives Debian's headless Chromium (never a downloaded browser).
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium + chromium-driver for the browser test (apt-get)"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+	      || echo "warning: could not install chromium; tests/test_web_page.py will fail until it is installed" >&2; \
+	  else \
+	    echo "note: tests/test_web_page.py needs chromium + chromium-driver: apt-get install -y chromium chromium-driver" >&2; \
+	  fi; \
+	fi
 	touch $@
 
 # The demo's stages are file targets: a second `make demo` reuses what is already built and

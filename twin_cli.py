@@ -16,6 +16,7 @@ logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 from dataprocess.cli import process_command  # noqa: E402
 from export.cli import export_command  # noqa: E402
+from server.chat import chat_command  # noqa: E402
 from server.cli import serve_command  # noqa: E402
 from trainer.cli import train_command  # noqa: E402
 
@@ -41,6 +42,7 @@ main.add_command(process_command)
 main.add_command(train_command)
 main.add_command(export_command)
 main.add_command(serve_command)
+main.add_command(chat_command)
 
 if __name__ == "__main__":
     main()

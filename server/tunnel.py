@@ -1,4 +1,8 @@
-"""Opening a public ngrok URL for the local server through pyngrok."""
+"""Opening a public ngrok URL for the local server through pyngrok.
+
+Every way this can fail (no agent and no network to download it, a bad token, no network)
+becomes one :class:`TunnelError` line; ``twin serve`` then keeps serving locally.
+"""
 from __future__ import annotations
 
 import os
@@ -28,3 +32,6 @@ def open_tunnel(port: int, authtoken: str | None = None, ngrok_path: str | None 
         raise TunnelError(f"could not open the ngrok tunnel: {first}") from None
     except OSError as exc:
         raise TunnelError(f"could not open the ngrok tunnel (no network or no agent): {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - pyngrok raises assorted errors; never a traceback
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TunnelError(f"could not open the ngrok tunnel: {first}") from None

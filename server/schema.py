@@ -1,0 +1,94 @@
+"""Request validation shared by the routes: every bad field becomes a :class:`BadRequest` (400).
+
+The helpers read one JSON body and either return clean Python values or raise with a message
+that names the field and what it must be, so a client can fix its request without reading code.
+"""
+from __future__ import annotations
+
+import re
+
+from flask import request
+
+MAX_TEXT_CHARS = 4000        # one incoming message
+MAX_HISTORY_ITEMS = 64       # turns a client may send along
+MAX_HISTORY_CHARS = 16000    # all of them together
+_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+class BadRequest(ValueError):
+    """A request body the API cannot use; becomes a 400 JSON reply."""
+
+
+def json_body(example: str) -> dict:
+    """The request's JSON object, or a 400 naming what to send instead."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest(f"send a JSON object like {example} with Content-Type: application/json")
+    return body
+
+
+def number(body: dict, key: str, default, kind, low, high):
+    """``body[key]`` as ``kind`` within ``[low, high]`` (``default`` when absent or null)."""
+    value = body.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest(f"'{key}' must be a number")
+    if kind is int and value != int(value):
+        raise BadRequest(f"'{key}' must be a whole number")
+    if not low <= value <= high:
+        raise BadRequest(f"'{key}' must be between {low} and {high}")
+    return kind(value)
+
+
+def text_field(body: dict, key: str, limit: int = MAX_TEXT_CHARS, required: bool = True) -> str | None:
+    """A non-empty string field of at most ``limit`` characters, stripped."""
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(f"'{key}' must be a non-empty string")
+    if len(value) > limit:
+        raise BadRequest(f"'{key}' is longer than {limit} characters")
+    return value.strip()
+
+
+def content_text(content, where: str) -> str:
+    """A message's content: a string, or OpenAI's list of ``{"type": "text", "text"}`` parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
+        parts = [p.get("text") for p in content if p.get("type") == "text"]
+        if all(isinstance(p, str) for p in parts) and len(parts) == len(content):
+            return "".join(parts)
+        raise BadRequest(f"{where}: only text content parts are supported")
+    raise BadRequest(f"{where}: 'content' must be a string")
+
+
+def turns(items, key: str, roles=("user", "assistant")) -> list[tuple[str, str]]:
+    """A list of ``{"role", "content"}`` objects as ``(role, text)`` pairs, bounded in size."""
+    if not isinstance(items, list):
+        raise BadRequest(f"'{key}' must be a list of {{\"role\", \"content\"}} objects")
+    if len(items) > MAX_HISTORY_ITEMS:
+        raise BadRequest(f"'{key}' holds more than {MAX_HISTORY_ITEMS} messages")
+    out, total = [], 0
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or item.get("role") not in roles:
+            raise BadRequest(f"each '{key}' item needs 'role' ({' or '.join(map(repr, roles))}) "
+                             "and 'content' (a string)")
+        text = content_text(item.get("content"), f"'{key}'[{i}]")
+        total += len(text)
+        out.append((item["role"], text))
+    if total > MAX_HISTORY_CHARS:
+        raise BadRequest(f"'{key}' is longer than {MAX_HISTORY_CHARS} characters in all")
+    return out
+
+
+def conversation_id(body: dict) -> str | None:
+    """The optional ``conversation_id``: 1-128 letters, digits or ``_.:-``."""
+    value = body.get("conversation_id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise BadRequest("'conversation_id' must be 1-128 letters, digits or _.:- characters")
+    return value
