@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .errors import ExportError
+from .feedback import FEEDBACK_FILE
 from .pipeline import run_process
 from .readers import FORMATS
 from .rules import Rules
@@ -69,10 +70,14 @@ class ExitError(click.ClickException):
 @click.option("--dedupe/--keep-duplicates", default=True, show_default=True)
 @click.option("--split", "split", default="80/10/10", show_default=True, callback=_parse_split,
               help="Train/valid/test shares, split by conversation.")
+@click.option("--feedback/--no-feedback", default=True, show_default=True,
+              help="Add the replies rated up through the server (WORKSPACE/feedback.sqlite) to train.")
+@click.option("--feedback-db", type=click.Path(dir_okay=False, path_type=Path),
+              help="Read ratings from this SQLite file instead of WORKSPACE/feedback.sqlite.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/valid/test split.")
 def process_command(inputs, workspace, fmt, me, facts_path, since, group_chats, top_contacts, reply_window,
                     context_turns, lowercase, replace_urls, strip_emoji, squash_repeats, scrub, anonymize_contacts,
-                    max_message_chars, max_reply_chars, context_chars, session_gap, facts_repeat, dedupe, split, seed):
+                    max_message_chars, max_reply_chars, context_chars, session_gap, facts_repeat, dedupe, split, feedback, feedback_db, seed):
     """Turn chat exports into training data in WORKSPACE/data (+ report.json and charts)."""
     rules = Rules(since=since, group_chats=group_chats, top_contacts=top_contacts,
                   reply_window_minutes=reply_window, context_turns=context_turns, lowercase=lowercase,
@@ -81,8 +86,9 @@ def process_command(inputs, workspace, fmt, me, facts_path, since, group_chats, 
                   max_message_chars=max_message_chars, max_reply_chars=max_reply_chars, context_chars=context_chars,
                   session_gap_hours=session_gap, facts_repeat=facts_repeat, dedupe=dedupe, split=split, seed=seed)
     try:
+        feedback_path = (feedback_db or Path(workspace) / FEEDBACK_FILE) if feedback else None
         result = run_process(list(inputs), Workspace(workspace), fmt=fmt, me=me, facts_path=facts_path,
-                             rules=rules)
+                             rules=rules, feedback_path=feedback_path)
     except ExportError as exc:
         raise ExitError(str(exc)) from None
     stats = result.stats
@@ -94,6 +100,8 @@ def process_command(inputs, workspace, fmt, me, facts_path, since, group_chats, 
     if result.skipped:
         click.echo(f"skipped {len(result.skipped)} malformed records, e.g. "
                    + "; ".join(f"{f}:{line}" for f, line, _ in result.skipped[:3]))
+    if stats.get("feedback_examples"):
+        click.echo(f"added {stats['feedback_examples']} replies rated up through the server to train")
     tokens = result.report["tokens"]
     click.echo("examples: " + ", ".join(f"{k} {v} ({tokens[k]:,} {result.report['token_unit']})"
                                         for k, v in result.counts.items()) + f" -> {Path(workspace) / 'data'}")

@@ -10,6 +10,7 @@ from .conversations import Stats, pairs_from_chat, select_messages
 from .errors import ExportError
 from .examples import SPLITS, dedupe, example_from_pair, examples_from_facts, split_by_conversation, write_jsonl_atomic
 from .facts import load_facts
+from .feedback import good_replies
 from .readers import read_export
 from .report import Tally, build_report, write_charts
 from .rules import Rules
@@ -28,8 +29,12 @@ class ProcessResult:
 
 def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = None,
                 me: str | None = None, facts_path: Path | None = None,
-                rules: Rules | None = None, make_charts: bool = True) -> ProcessResult:
+                rules: Rules | None = None, make_charts: bool = True,
+                feedback_path: Path | None = None) -> ProcessResult:
     """Turn export files into ``data/{train,valid,test}.jsonl`` and ``data/report.json``.
+
+    Replies rated up in the feedback database at ``feedback_path`` (the server's
+    WORKSPACE/feedback.sqlite), if it exists, are added to train.
 
     Nothing is written when no training example can be made (ExportError says why).
     """
@@ -57,6 +62,10 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     splits = split_by_conversation(chat_examples, rules.split, rules.seed)
     if facts:
         splits["train"].extend(examples_from_facts(facts, persona, rules))
+    if feedback_path is not None:
+        rated = good_replies(feedback_path)
+        stats["feedback_examples"] = len(rated)
+        splits["train"].extend(rated)
 
     counts = {name: write_jsonl_atomic(workspace.split_path(name), splits[name]) for name in SPLITS}
     report = build_report(persona=persona, inputs=[str(p) for p in inputs], rules=rules.to_dict(),
