@@ -19,6 +19,7 @@ from export.cli import export_command  # noqa: E402
 from server.chat import chat_command  # noqa: E402
 from server.cli import serve_command  # noqa: E402
 from trainer.cli import train_command  # noqa: E402
+from trainer.eval_cli import eval_command  # noqa: E402
 
 
 class PipelineGroup(click.Group):
@@ -40,6 +41,7 @@ def main() -> None:
 
 main.add_command(process_command)
 main.add_command(train_command)
+main.add_command(eval_command)
 main.add_command(export_command)
 main.add_command(serve_command)
 main.add_command(chat_command)
