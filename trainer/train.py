@@ -119,7 +119,8 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
     try:
         tokenizer = AutoTokenizer.from_pretrained(base_path)
     except OSError as exc:
-        raise TrainingError(f"cannot load base model {options.base or base_path!r}: {exc}") from None
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrainingError(f"cannot load base model {options.base or base_path!r}: {first_line}") from None
     added_pad = prepare_tokenizer(tokenizer)
 
     n_params = _count_params(base_path)
