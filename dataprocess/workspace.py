@@ -39,6 +39,9 @@ def user_cache_dir() -> Path:
 class Workspace:
     root: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))  # accept str too
+
     @property
     def settings_path(self) -> Path:
         return self.root / SETTINGS_FILE

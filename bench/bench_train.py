@@ -1,0 +1,97 @@
+"""Training throughput: `twin train`'s trainer vs a plain TRL SFTTrainer with its defaults.
+
+Both fine-tune the embedded default model (SmolLM2-135M-Instruct) with the same LoRA config
+(r 16, alpha 32, dropout 0.05, all linear layers) on the same data (the bundled sample,
+processed by `twin process`) for the same number of steps and batch size, one after the other
+in this process's children. Prints tokens/s of each (prompt + completion tokens, TRL's
+`num_tokens` count), their ratio, and each run's final validation loss.
+
+    .venv/bin/python bench/bench_train.py [--steps 20]
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads, as twin_cli does
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PLAIN_TRL = r'''
+import json, os, sys, time
+from datasets import Dataset
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import SFTConfig, SFTTrainer
+ws, base, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+load = lambda s: Dataset.from_list([{k: json.loads(l)[k] for k in ("prompt", "completion")}
+                                    for l in open(f"{ws}/data/{s}.jsonl")])
+tok = AutoTokenizer.from_pretrained(base)
+if tok.pad_token_id == tok.eos_token_id:
+    tok.pad_token = "<|endoftext|>"   # the one change needed for the model to learn to stop at all
+model = AutoModelForCausalLM.from_pretrained(base)
+args = SFTConfig(output_dir=f"{ws}/plain", max_steps=steps, per_device_train_batch_size=8, learning_rate=2e-4,
+                 report_to="none", use_cpu=True, save_strategy="no", logging_steps=steps)
+trainer = SFTTrainer(model=model, args=args, train_dataset=load("train"), eval_dataset=load("valid"),
+                     processing_class=tok, peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05,
+                     target_modules="all-linear", task_type="CAUSAL_LM"))
+start = time.perf_counter(); trainer.train(); seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds,
+                  "tokens": max(int(float(h.get("num_tokens", 0))) for h in trainer.state.log_history),
+                  "eval_loss": trainer.evaluate()["eval_loss"]}))
+'''
+
+TWIN = r'''
+import json, sys, time
+from dataprocess.workspace import Workspace
+from trainer.train import TrainOptions, build_trainer
+ws, base, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+trainer, _, _ = build_trainer(Workspace(ws), TrainOptions(base=base, max_steps=steps, learning_rate=2e-4,
+                                                          save_steps=10**6), log=lambda *_: None)
+start = time.perf_counter(); trainer.train(); seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds,
+                  "tokens": max(int(float(h.get("num_tokens", 0))) for h in trainer.state.log_history),
+                  "eval_loss": trainer.evaluate()["eval_loss"]}))
+'''
+
+
+def run(code: str, ws: Path, base: str, steps: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, str(ws), base, str(steps)], cwd=ROOT, capture_output=True,
+                         text=True)
+    if out.returncode:
+        sys.exit(f"benchmark run failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20, help="a multiple of 5 (the logging interval)")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from trainer.base_model import resolve_base
+
+    base = resolve_base()
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Path(tmp) / "ws"
+        subprocess.run([str(Path(sys.executable).with_name("twin")), "process", str(ROOT / "samples/imessage/messages.csv"),
+                        "--facts", str(ROOT / "samples/facts.toml"), "-w", str(ws)], check=True, capture_output=True)
+        results = {"plain TRL SFTTrainer (defaults)": run(PLAIN_TRL, ws, base, args.steps),
+                   "twin train": run(TWIN, ws, base, args.steps)}
+    print(f"{args.steps} steps, batch 8, SmolLM2-135M, LoRA r16 all-linear, {os.cpu_count()} CPUs")
+    print(f"{'trainer':34}{'seconds':>10}{'tokens':>10}{'tokens/s':>10}{'val loss':>10}")
+    for name, r in results.items():
+        r["tps"] = r["tokens"] / r["seconds"] if r["tokens"] else float("nan")
+        print(f"{name:34}{r['seconds']:>10.1f}{r['tokens']:>10}{r['tps']:>10.1f}{r['eval_loss']:>10.3f}")
+    plain, twin = results.values()
+    print(f"ratio twin / plain: {twin['tps'] / plain['tps']:.2f}x tokens/s")
+
+
+if __name__ == "__main__":
+    main()
