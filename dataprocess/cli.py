@@ -1,7 +1,6 @@
 """The ``twin process`` command: exports -> WORKSPACE/data/*.jsonl."""
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import click

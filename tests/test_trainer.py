@@ -10,7 +10,7 @@ from dataprocess.workspace import Workspace
 from trainer.base_model import BaseModelError, resolve_base
 from trainer.quant import choose_quant
 from trainer.tokens import prepare_tokenizer
-from trainer.train import TrainingError, TrainOptions, build_trainer, run_training
+from trainer.train import TrainOptions, build_trainer, run_training
 from twin_cli import main
 
 

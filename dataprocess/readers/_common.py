@@ -78,3 +78,10 @@ def same_name(a: str | None, b: str | None) -> bool:
     if a is None or b is None:
         return False
     return unicodedata.normalize("NFC", a.strip()).casefold() == unicodedata.normalize("NFC", b.strip()).casefold()
+
+
+def unknown_me(path, problem: str, names, me: str | None, label: str = "participants",
+               hint: str = "your name as it appears there") -> ExportError:
+    """The error for an export that does not say which of ``names`` is the owner."""
+    given = f"--me {me!r} is none of them" if me else f"pass --me with {hint}"
+    return ExportError(f"{path}: {problem}; {given} ({label}: {names_list(names)})")

@@ -35,7 +35,7 @@ from typing import Iterator
 
 from ..errors import ExportError
 from ..message import Message
-from ._common import json_keys, load_json, local_from_unix, names_list, note_skip, same_name
+from ._common import json_keys, load_json, local_from_unix, note_skip, same_name, unknown_me
 
 _FILE_RE = re.compile(r"message_(\d+)\.json$")
 _MEDIA_KEYS = ("photos", "videos", "gifs", "sticker", "audio_files", "files")
@@ -162,9 +162,7 @@ def _owner(path: Path, folder: Path, data: dict, me: str | None) -> str | None:
     common = _in_every_thread(folder)
     if common and common in participants:
         return common
-    given = f"--me {me!r} is none of them" if me else "pass --me with your name as it appears there"
-    raise ExportError(f"{path}: cannot tell which Messenger participant is you; {given} "
-                      f"(participants: {names_list(participants)})")
+    raise unknown_me(path, "cannot tell which Messenger participant is you", participants, me)
 
 
 def read(path: Path, me: str | None = None, skipped: list | None = None) -> Iterator[Message]:

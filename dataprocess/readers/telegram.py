@@ -38,7 +38,7 @@ from typing import Iterator
 
 from ..errors import ExportError
 from ..message import Message
-from ._common import json_keys, load_json, local_from_unix, names_list, note_skip, same_name
+from ._common import json_keys, load_json, local_from_unix, note_skip, same_name, unknown_me
 
 PERSONAL = {"personal_chat"}
 GROUPS = {"private_group", "public_group", "private_supergroup", "public_supergroup"}
@@ -121,9 +121,8 @@ def _my_ids(path: Path, chat: dict, messages: list, my_id: str | None, me: str |
         others = {i for i, n in names.items() if not same_name(n, chat.get("name"))}
         if len(others) <= 1:
             return others
-    given = f"--me {me!r} is none of them" if me else "pass --me with your name as it appears there"
-    raise ExportError(f"{path}: chat {chat.get('name')!r} does not say which sender is you; {given} "
-                      f"(senders: {names_list(names.values())})")
+    raise unknown_me(path, f"chat {chat.get('name')!r} does not say which sender is you", names.values(), me,
+                     label="senders")
 
 
 def _read_chat(path: Path, chat: dict, my_id: str | None, me: str | None, skipped: list | None) -> Iterator[Message]:

@@ -54,7 +54,7 @@ from typing import Callable, ContextManager, Iterator, TextIO
 
 from ..errors import ExportError
 from ..message import Message
-from ._common import names_list, note_skip, same_name
+from ._common import note_skip, same_name, unknown_me
 
 if [f.name for f in fields(Message)][:8] != ["sender", "text", "timestamp", "chat", "from_me", "kind",
                                              "is_group", "source"]:  # pragma: no cover
@@ -366,9 +366,7 @@ def _resolve_me(path: Path, me: str | None, scan: _Scan, title: str | None, is_g
                 return None  # only the contact wrote: none of the messages is mine
     if not participants:
         return None
-    given = f"--me {me!r} is none of them" if me else "pass --me with your name as it appears there"
-    raise ExportError(f"{path}: a WhatsApp export does not say which participant is you; {given} "
-                      f"(participants: {names_list(participants)})")
+    raise unknown_me(path, "a WhatsApp export does not say which participant is you", participants, me)
 
 
 def read(path: Path, me: str | None = None, skipped: list | None = None) -> Iterator[Message]:
