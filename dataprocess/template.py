@@ -81,3 +81,18 @@ def split_messages(reply: str) -> list[str]:
 def stop_strings(extra: Iterable[str] = ()) -> list[str]:
     """Strings that end generation: the terminator plus any end-of-turn markers."""
     return [DONE, *extra]
+
+
+# An exported GGUF's ``general.name`` carries the persona, so `twin serve --model FILE.gguf`
+# builds the same system line the twin was trained with even without the workspace.
+_GGUF_NAME_PREFIX = "twin-"
+
+
+def gguf_model_name(persona: str) -> str:
+    return _GGUF_NAME_PREFIX + persona
+
+
+def persona_from_gguf_name(name: str | None) -> str | None:
+    if name and name.startswith(_GGUF_NAME_PREFIX) and len(name) > len(_GGUF_NAME_PREFIX):
+        return name[len(_GGUF_NAME_PREFIX):]
+    return None

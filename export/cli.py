@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from dataprocess.template import DONE, system_prompt
+from dataprocess.template import DONE, gguf_model_name, system_prompt
 from dataprocess.workspace import Workspace
 from dataprocess.atomic import temp_sibling
 from export.errors import ExportError
@@ -157,7 +157,7 @@ def _run_export(ws: Workspace, quant: str, base: Path | None, skip_verify: bool)
     try:
         from export.gguf_writer import write_gguf
 
-        name = f"twin-{ws.persona()}"
+        name = gguf_model_name(ws.persona())
         t0 = time.monotonic()
         if quant in DIRECT_OUTTYPES:
             click.echo(f"[2/4] writing the {quant} GGUF...")

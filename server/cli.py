@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from dataprocess.template import persona_from_gguf_name
 from dataprocess.workspace import Workspace
 
 from .app import MAX_TOKENS_CAP, create_app
@@ -61,13 +62,14 @@ def load(workspace, model_path, backend, persona, gpu_layers, threads, context, 
     if backend == "transformers" and not workspace:
         raise click.UsageError("--backend transformers needs --workspace (it loads WORKSPACE/adapter)")
     settings = Workspace(workspace).load_settings() if workspace else {}
-    persona = persona or settings.get("persona", {}).get("name", "me")
     try:
         loaded = open_backend(backend, workspace=workspace, model_path=model_path, gpu_layers=gpu_layers,
                               threads=threads, context=context, parallel=parallel, workers=workers, gate=gate,
                               timeout=timeout)
     except BackendError as exc:
         raise click.ClickException(str(exc)) from None
+    persona = (persona or settings.get("persona", {}).get("name")
+               or persona_from_gguf_name(getattr(loaded, "metadata", {}).get("general.name")) or "me")
     return loaded, persona, settings
 
 

@@ -120,3 +120,15 @@ def test_transformers_backend_serves_base_plus_adapter(served, tmp_path, tiny_ll
     chat = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}],
                                                      "max_tokens": 4, "temperature": 0}).get_json()
     assert chat["usage"]["completion_tokens"] <= 4 and chat["usage"]["prompt_tokens"] > 0
+
+
+def test_model_file_alone_gives_the_persona_from_its_gguf_name(tiny_llama, tmp_path):
+    from dataprocess.template import gguf_model_name, persona_from_gguf_name
+    from export.gguf_writer import write_gguf
+
+    gguf = write_gguf(tiny_llama, tmp_path / "twin-F16.gguf", "F16", name=gguf_model_name("maya"))
+    loaded, persona, _ = server.cli.load(None, gguf, "llama", None, 0, 1, 256)
+    assert persona == "maya"
+    _, chosen, _ = server.cli.load(None, gguf, "llama", "alex", 0, 1, 256)
+    assert chosen == "alex"
+    assert persona_from_gguf_name("llama") is None and persona_from_gguf_name("twin-") is None
