@@ -7,6 +7,8 @@ in this process's children. Prints tokens/s of each (prompt + completion tokens,
 `num_tokens` count), their ratio, and each run's final validation loss.
 
     .venv/bin/python bench/bench_train.py [--steps 20]
+
+`twin train` runs here with --group-by-length (the fast setting; off by default, see BENCHMARKS.md).
 """
 from __future__ import annotations
 
@@ -53,7 +55,8 @@ from dataprocess.workspace import Workspace
 from trainer.train import TrainOptions, build_trainer
 ws, base, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 trainer, _, _ = build_trainer(Workspace(ws), TrainOptions(base=base, max_steps=steps, learning_rate=2e-4,
-                                                          save_steps=10**6), log=lambda *_: None)
+                                                          save_steps=10**6, group_by_length=True),
+                              log=lambda *_: None)
 start = time.perf_counter(); trainer.train(); seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds,
                   "tokens": max(int(float(h.get("num_tokens", 0))) for h in trainer.state.log_history),

@@ -31,13 +31,16 @@ from .train import TrainingError, TrainOptions, run_training
 @click.option("--save-steps", type=click.IntRange(min=1), default=50, show_default=True,
               help="Save a checkpoint every N steps.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in WORKSPACE/adapter/checkpoints.")
+@click.option("--group-by-length", is_flag=True,
+              help="Batch examples of similar length: ~2x faster on CPU, but learned less per step in a short run.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def train_command(workspace, base, quant, epochs, max_steps, batch_size, grad_accum, learning_rate, lora_r,
-                  lora_alpha, save_steps, resume, seed):
+                  lora_alpha, save_steps, resume, group_by_length, seed):
     """Fine-tune a LoRA adapter on WORKSPACE/data (the loss is on your replies only)."""
     options = TrainOptions(base=base, quant=quant, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                            grad_accum=grad_accum, learning_rate=learning_rate, lora_r=lora_r,
-                           lora_alpha=lora_alpha, save_steps=save_steps, resume=resume, seed=seed)
+                           lora_alpha=lora_alpha, save_steps=save_steps, resume=resume,
+                           group_by_length=group_by_length, seed=seed)
     try:
         summary = run_training(Workspace(workspace), options, log=click.echo)
     except (TrainingError, BaseModelError) as exc:

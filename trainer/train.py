@@ -40,6 +40,7 @@ class TrainOptions:
     max_length: int = 512
     save_steps: int = 50
     resume: bool = False
+    group_by_length: bool = False
     seed: int = 0
 
 
@@ -156,8 +157,9 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
         eval_strategy="epoch" if valid_data is not None and options.max_steps < 0 else "no",
         max_length=options.max_length,
         completion_only_loss=True,
-        # Batches of similar lengths waste less compute on padding (chat examples vary 3x in length).
-        train_sampling_strategy="group_by_length",
+        # Batches of similar lengths waste less compute on padding (2x tokens/s in bench_train) but,
+        # measured on the sample, learned less in a short run (80 steps: eval loss 2.07 vs 1.87): opt-in.
+        train_sampling_strategy="group_by_length" if options.group_by_length else "random",
         # Small models fit in memory without it, and recomputing activations costs ~30% speed.
         gradient_checkpointing=quant != "none",
         bf16=compute_dtype == torch.bfloat16,
