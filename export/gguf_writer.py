@@ -158,7 +158,7 @@ def write_gguf(hf_dir: Path | str, out_path: Path | str, outtype: str = "F16", *
     """
     import gguf
 
-    from export.vocab import read_bpe_vocab
+    from export.vocab import read_vocab
 
     hf_dir, out_path = Path(hf_dir), Path(out_path)
     file_type, default_qtype = _outtype(outtype)
@@ -182,7 +182,7 @@ def write_gguf(hf_dir: Path | str, out_path: Path | str, outtype: str = "F16", *
     if rope_type not in ("default", "linear", "llama3"):
         raise UnsupportedModelError(f"RoPE scaling {rope_type!r} is not supported yet")
 
-    vocab = read_bpe_vocab(hf_dir, n_vocab=n_vocab, config=config)
+    vocab = read_vocab(hf_dir, n_vocab=n_vocab, config=config)
 
     model_arch = getattr(gguf.MODEL_ARCH, arch.gguf_arch)
     writer = gguf.GGUFWriter(path=None, arch=gguf.MODEL_ARCH_NAMES[model_arch])
@@ -260,6 +260,6 @@ def write_gguf(hf_dir: Path | str, out_path: Path | str, outtype: str = "F16", *
             writer.write_tensors_to_file(progress=False)
         finally:
             writer.close()
-    log.info("wrote %s (%s, %.1f MB, pre-tokenizer %s: %s)", out_path, outtype.upper(),
-             os.path.getsize(out_path) / 1e6, vocab.pre, vocab.pre_reason)
+    log.info("wrote %s (%s, %.1f MB, tokenizer %s/%s: %s)", out_path, outtype.upper(),
+             os.path.getsize(out_path) / 1e6, vocab.model, vocab.pre, vocab.pre_reason)
     return out_path

@@ -1,13 +1,23 @@
-"""Tokenizer -> GGUF tokenizer metadata, for byte-level BPE ("gpt2") tokenizers.
+"""Tokenizer -> GGUF tokenizer metadata, for the two tokenizer families of llama-style models.
 
-Owns everything ``tokenizer.*`` in the GGUF: the token list and token types, the BPE
+Owns everything ``tokenizer.*`` in the GGUF: the token list, token types and scores, the BPE
 merges, the pre-tokenizer name llama.cpp should use (``tokenizer.ggml.pre``), the special
-token ids (bos/eos/unk/pad and end-of-turn), the add-bos/add-eos flags and the chat
-template. The HF tokenizer saved beside the model is the source of truth: it is what the
-model was trained with.
+token ids (bos/eos/unk/pad and end-of-turn), the add-bos/add-eos/add-space-prefix flags and
+the chat template. The HF tokenizer saved beside the model is the source of truth: it is what
+the model was trained with. ``read_vocab`` picks the family:
 
-SentencePiece tokenizers (llama-2 / mistral-v0.1 style) are not supported yet and raise
-``UnsupportedModelError``.
+- byte-level BPE (SmolLM2, Llama 3, Qwen2, ...): ``tokenizer.ggml.model = "gpt2"`` with the
+  merges and a pre-tokenizer name (``read_bpe_vocab``);
+- SentencePiece BPE (Llama 2, Mistral 7B v0.1, ...: "\u2581" for spaces, byte-fallback tokens
+  ``<0x00>``..``<0xFF>``): ``tokenizer.ggml.model = "llama"`` with per-token scores
+  (``read_spm_vocab``). llama.cpp's SentencePiece tokenizer has no merge list: it repeatedly
+  joins the adjacent pair whose concatenation is the vocabulary token with the highest score.
+  The scores are derived from the HF tokenizer's merge ranks (a token made by an earlier merge
+  scores higher), which reproduces the HF tokenization for tokenizers converted from a
+  SentencePiece model (their merge list holds every split of every piece, ordered by the
+  piece's SentencePiece score, so the original scores' order is kept).
+
+Unigram (T5-style) and WordPiece tokenizers raise ``UnsupportedModelError``.
 """
 from __future__ import annotations
 
@@ -38,14 +48,16 @@ _EOT_MARKERS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endof
 
 
 @dataclass
-class BpeVocab:
-    """What the GGUF needs to know about a byte-level BPE tokenizer."""
+class TokenizerVocab:
+    """What the GGUF needs to know about a tokenizer (``tokenizer.*`` keys)."""
 
+    model: str                         # tokenizer.ggml.model: "gpt2" (byte-level BPE) or "llama" (SentencePiece)
     tokens: list[str]
     toktypes: list[int]
-    merges: list[str]
-    pre: str
-    pre_reason: str
+    merges: list[str] = field(default_factory=list)   # "gpt2" only
+    scores: list[float] | None = None  # "llama" only
+    pre: str = "default"               # tokenizer.ggml.pre
+    pre_reason: str = ""
     bos_id: int | None = None
     eos_id: int | None = None
     unk_id: int | None = None
@@ -53,24 +65,33 @@ class BpeVocab:
     eot_id: int | None = None
     add_bos: bool = False
     add_eos: bool = False
+    add_space_prefix: bool | None = None  # "llama": prepend "\u2581" to the text (SentencePiece's dummy prefix)
     chat_template: str | list[dict[str, str]] | None = None
     special_tokens: dict[str, str] = field(default_factory=dict)
 
     def add_to_gguf(self, writer: Any) -> None:
         """Write the tokenizer metadata into a ``gguf.GGUFWriter``."""
-        writer.add_tokenizer_model("gpt2")
+        writer.add_tokenizer_model(self.model)
         writer.add_tokenizer_pre(self.pre)
         writer.add_token_list(self.tokens)
+        if self.scores is not None:
+            writer.add_token_scores(self.scores)
         writer.add_token_types(self.toktypes)
-        writer.add_token_merges(self.merges)
+        if self.merges:
+            writer.add_token_merges(self.merges)
         for kind, tid in (("bos", self.bos_id), ("eos", self.eos_id), ("unk", self.unk_id),
                           ("pad", self.pad_id), ("eot", self.eot_id)):
             if tid is not None:
                 getattr(writer, f"add_{kind}_token_id")(tid)
         writer.add_add_bos_token(self.add_bos)
         writer.add_add_eos_token(self.add_eos)
+        if self.add_space_prefix is not None:
+            writer.add_add_space_prefix(self.add_space_prefix)
         if self.chat_template:
             writer.add_chat_template(self.chat_template)
+
+
+BpeVocab = TokenizerVocab  # the name this class had when only byte-level BPE was supported
 
 
 def _flatten_pre_tokenizer(node: dict | None) -> list[dict]:
@@ -156,17 +177,61 @@ def end_of_turn_token(chat_template: Any, vocab_tokens: set[str]) -> str | None:
     return None
 
 
-_SPM_MESSAGE = ("the tokenizer in {hf_dir} is SentencePiece-style (llama-2 / mistral-v0.1); only "
-                "byte-level BPE tokenizers (SmolLM2, Llama 3, Qwen2, ...) can be exported yet")
+_BYTE_TOKEN = re.compile(r"<0x[0-9A-Fa-f]{2}>")
 
 
-def _is_sentencepiece(tokenizer_json: dict) -> bool:
+def tokenizer_family(tokenizer_json: dict) -> str:
+    """ "gpt2" (byte-level BPE), "llama" (SentencePiece BPE) or "unsupported: <why>"."""
     model = tokenizer_json.get("model") or {}
-    if model.get("type") not in (None, "BPE"):
-        return True  # Unigram / WordPiece / ...
-    # llama-2 style fast tokenizers: BPE over "\u2581"-escaped text with byte fallback
-    steps = _flatten_pre_tokenizer(tokenizer_json.get("pre_tokenizer"))
-    return bool(model.get("byte_fallback")) or any(s.get("type") == "Metaspace" for s in steps)
+    mtype = model.get("type") or "BPE"
+    if mtype != "BPE":
+        return (f"unsupported: a {mtype} tokenizer model (only BPE tokenizers, byte-level or "
+                "SentencePiece-style, can be exported)")
+    kinds = [s.get("type") for s in _flatten_pre_tokenizer(tokenizer_json.get("pre_tokenizer"))]
+    if "ByteLevel" in kinds:
+        return "gpt2"
+    # Llama-2 style: Metaspace pre-tokenizer (newer tokenizer.json) or a normalizer that turns
+    # spaces into "\u2581" (older ones), with byte-fallback tokens instead of byte-level ones.
+    normalizer = json.dumps(tokenizer_json.get("normalizer") or {}, ensure_ascii=False)
+    if "Metaspace" in kinds or "\u2581" in normalizer or model.get("byte_fallback"):
+        return "llama"
+    return "gpt2"
+
+
+def _load_tokenizer(hf_dir: Path):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(hf_dir)
+    except Exception as exc:  # noqa: BLE001 - any loading failure is "no usable tokenizer"
+        hint = ""
+        if not (hf_dir / "tokenizer.json").is_file() and (hf_dir / "tokenizer.model").is_file():
+            hint = " (only a SentencePiece tokenizer.model is there: `pip install sentencepiece` lets transformers convert it)"
+        raise UnsupportedModelError(f"cannot load the tokenizer in {hf_dir}: {exc}{hint}") from exc
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is None:
+        raise UnsupportedModelError(f"the tokenizer in {hf_dir} has no fast (tokenizers) backend")
+    # The *effective* tokenizer, not tokenizer.json: transformers may rebuild parts of it by
+    # model type (e.g. Qwen2Tokenizer installs Qwen2's split regex and NFC normalizer).
+    return tok, json.loads(backend.to_str())
+
+
+def read_vocab(hf_dir: Path | str, n_vocab: int | None = None,
+               config: dict | None = None) -> TokenizerVocab:
+    """Read the tokenizer in ``hf_dir`` (byte-level BPE or SentencePiece) for the GGUF.
+
+    ``n_vocab`` is the model's embedding row count (``config.vocab_size``); ids the tokenizer
+    does not use are written as unused ``[PAD<i>]`` tokens, as llama.cpp expects one entry
+    per embedding row.
+    """
+    hf_dir = Path(hf_dir)
+    tok, tokenizer_json = _load_tokenizer(hf_dir)
+    family = tokenizer_family(tokenizer_json)
+    if family.startswith("unsupported"):
+        raise UnsupportedModelError(f"the tokenizer in {hf_dir} is {family.split(': ', 1)[1]}")
+    if family == "llama":
+        return _read_spm(hf_dir, tok, tokenizer_json, n_vocab, config)
+    return _read_bpe(hf_dir, tok, tokenizer_json, n_vocab, config)
 
 
 def _merges(tokenizer_json: dict) -> list[str]:
@@ -183,39 +248,77 @@ def _merges(tokenizer_json: dict) -> list[str]:
     return out
 
 
-def read_bpe_vocab(hf_dir: Path | str, n_vocab: int | None = None,
-                   config: dict | None = None) -> BpeVocab:
-    """Read the tokenizer in ``hf_dir`` as transformers loads it (the fast tokenizer).
+def _merge_pairs(tokenizer_json: dict) -> list[tuple[str, str]]:
+    merges = (tokenizer_json.get("model") or {}).get("merges") or []
+    return [tuple(m.split(" ", 1)) if isinstance(m, str) else (m[0], m[1]) for m in merges]
 
-    ``n_vocab`` is the model's embedding row count (``config.vocab_size``); ids the tokenizer
-    does not use are written as unused ``[PAD<i>]`` tokens, as llama.cpp expects one entry
-    per embedding row.
-    """
-    import gguf
-    from transformers import AutoTokenizer
 
-    hf_dir = Path(hf_dir)
-    if not (hf_dir / "tokenizer.json").is_file() and (hf_dir / "tokenizer.model").is_file():
-        raise UnsupportedModelError(_SPM_MESSAGE.format(hf_dir=hf_dir))
-    try:
-        tok = AutoTokenizer.from_pretrained(hf_dir)
-    except Exception as exc:  # noqa: BLE001 - any loading failure is "no usable tokenizer"
-        raise UnsupportedModelError(f"cannot load the tokenizer in {hf_dir}: {exc}") from exc
-    backend = getattr(tok, "backend_tokenizer", None)
-    if backend is None:
-        raise UnsupportedModelError(f"the tokenizer in {hf_dir} has no fast (tokenizers) backend")
-    # The *effective* tokenizer, not tokenizer.json: transformers may rebuild parts of it by
-    # model type (e.g. Qwen2Tokenizer installs Qwen2's split regex and NFC normalizer).
-    tokenizer_json = json.loads(backend.to_str())
-    if _is_sentencepiece(tokenizer_json):
-        raise UnsupportedModelError(_SPM_MESSAGE.format(hf_dir=hf_dir))
-    vocab: dict[str, int] = tok.get_vocab()
+def _check_size(vocab: dict[str, int], n_vocab: int | None) -> int:
     if n_vocab is None:
         n_vocab = max(vocab.values()) + 1
     if max(vocab.values()) >= n_vocab:
         raise UnsupportedModelError(
             f"tokenizer has ids up to {max(vocab.values())} but the model has only {n_vocab} "
             "embedding rows (resize the embeddings before exporting)")
+    return n_vocab
+
+
+def _specials(tok, vocab: dict[str, int], by_id: dict[int, str], n_vocab: int,
+              config: dict) -> dict[str, Any]:
+    """Special token ids, add-bos/eos behaviour and chat template (shared by both families)."""
+
+    def special(kind: str) -> int | None:
+        tid = getattr(tok, f"{kind}_token_id", None)
+        if isinstance(tid, int) and 0 <= tid < n_vocab:
+            return tid
+        return _first_id(config.get(f"{kind}_token_id"))
+
+    bos_id, eos_id, unk_id, pad_id = (special(k) for k in ("bos", "eos", "unk", "pad"))
+
+    # add_bos / add_eos: observe what the tokenizer really does rather than trusting flags
+    probe = tok("a")["input_ids"]
+    add_bos = bool(probe) and bos_id is not None and probe[0] == bos_id
+    add_eos = bool(probe) and eos_id is not None and probe[-1] == eos_id and len(probe) > 1
+
+    chat_template = getattr(tok, "chat_template", None)
+    if isinstance(chat_template, dict):  # several named templates
+        chat_template = [{"name": k, "template": v} for k, v in chat_template.items()]
+    eot = end_of_turn_token(chat_template, set(vocab))
+    eot_id = vocab[eot] if eot is not None else None
+    return dict(
+        bos_id=bos_id, eos_id=eos_id, unk_id=unk_id, pad_id=pad_id, eot_id=eot_id,
+        add_bos=add_bos, add_eos=add_eos, chat_template=chat_template,
+        special_tokens={k: by_id[v] for k, v in (("bos", bos_id), ("eos", eos_id),
+                                                  ("pad", pad_id), ("eot", eot_id))
+                        if v is not None and v in by_id},
+    )
+
+
+def _read_config(hf_dir: Path, config: dict | None) -> dict:
+    if config is None:
+        cfg_path = hf_dir / "config.json"
+        config = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+    return config
+
+
+def read_bpe_vocab(hf_dir: Path | str, n_vocab: int | None = None,
+                   config: dict | None = None) -> TokenizerVocab:
+    """Read the byte-level BPE tokenizer in ``hf_dir`` as transformers loads it (the fast
+    tokenizer); ``UnsupportedModelError`` if it is of another family."""
+    hf_dir = Path(hf_dir)
+    tok, tokenizer_json = _load_tokenizer(hf_dir)
+    family = tokenizer_family(tokenizer_json)
+    if family != "gpt2":
+        raise UnsupportedModelError(f"the tokenizer in {hf_dir} is not a byte-level BPE tokenizer ({family})")
+    return _read_bpe(hf_dir, tok, tokenizer_json, n_vocab, config)
+
+
+def _read_bpe(hf_dir: Path, tok, tokenizer_json: dict, n_vocab: int | None,
+              config: dict | None) -> TokenizerVocab:
+    import gguf
+
+    vocab: dict[str, int] = tok.get_vocab()
+    n_vocab = _check_size(vocab, n_vocab)
 
     added = tok.added_tokens_decoder  # id -> AddedToken
     by_id = {i: t for t, i in vocab.items()}
@@ -243,34 +346,89 @@ def read_bpe_vocab(hf_dir: Path | str, n_vocab: int | None = None,
         tokenizer_json, clean_up_spaces=bool(getattr(tok, "clean_up_tokenization_spaces", False)),
         vocab=vocab, added={t.content for t in added.values()})
 
-    if config is None:
-        cfg_path = hf_dir / "config.json"
-        config = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+    return TokenizerVocab(
+        model="gpt2", tokens=tokens, toktypes=[int(t) for t in toktypes], merges=merges, pre=pre,
+        pre_reason=reason, **_specials(tok, vocab, by_id, n_vocab, _read_config(hf_dir, config)))
 
-    def special(kind: str) -> int | None:
-        tid = getattr(tok, f"{kind}_token_id", None)
-        if isinstance(tid, int) and 0 <= tid < n_vocab:
-            return tid
-        return _first_id(config.get(f"{kind}_token_id"))
 
-    bos_id, eos_id, unk_id, pad_id = (special(k) for k in ("bos", "eos", "unk", "pad"))
+def read_spm_vocab(hf_dir: Path | str, n_vocab: int | None = None,
+                   config: dict | None = None) -> TokenizerVocab:
+    """Read the SentencePiece-style (Llama 2 / Mistral v0.1) tokenizer in ``hf_dir``;
+    ``UnsupportedModelError`` if it is of another family."""
+    hf_dir = Path(hf_dir)
+    tok, tokenizer_json = _load_tokenizer(hf_dir)
+    family = tokenizer_family(tokenizer_json)
+    if family != "llama":
+        raise UnsupportedModelError(f"the tokenizer in {hf_dir} is not SentencePiece-style ({family})")
+    return _read_spm(hf_dir, tok, tokenizer_json, n_vocab, config)
 
-    # add_bos / add_eos: observe what the tokenizer really does rather than trusting flags
-    probe = tok("a")["input_ids"]
-    add_bos = bool(probe) and bos_id is not None and probe[0] == bos_id
-    add_eos = bool(probe) and eos_id is not None and probe[-1] == eos_id and len(probe) > 1
 
-    chat_template = getattr(tok, "chat_template", None)
-    if isinstance(chat_template, dict):  # several named templates
-        chat_template = [{"name": k, "template": v} for k, v in chat_template.items()]
-    eot = end_of_turn_token(chat_template, set(vocab))
-    eot_id = vocab[eot] if eot is not None else None
+def spm_scores(vocab: dict[str, int], merges: list[tuple[str, str]], n_vocab: int) -> list[float]:
+    """Per-token scores for llama.cpp's SentencePiece tokenizer, from the HF merge ranks.
 
-    return BpeVocab(
-        tokens=tokens, toktypes=[int(t) for t in toktypes], merges=merges, pre=pre,
-        pre_reason=reason, bos_id=bos_id, eos_id=eos_id, unk_id=unk_id, pad_id=pad_id,
-        eot_id=eot_id, add_bos=add_bos, add_eos=add_eos, chat_template=chat_template,
-        special_tokens={k: by_id[v] for k, v in (("bos", bos_id), ("eos", eos_id),
-                                                  ("pad", pad_id), ("eot", eot_id))
-                        if v is not None and v in by_id},
-    )
+    A token made by merge number ``r`` (its first appearance as a merge result) scores ``-r``,
+    so llama.cpp, which joins the pair forming the highest-scoring token first, merges in the
+    HF order. Tokens no merge makes score 0 if llama.cpp can never form them from a pair (single
+    characters, byte tokens, specials: only multi-character results are looked up), and below
+    every merge otherwise, so that llama.cpp forms them only when nothing else applies.
+    """
+    rank: dict[str, int] = {}
+    for i, (left, right) in enumerate(merges):
+        rank.setdefault(left + right, i)
+    floor = -float(len(merges) + 1)
+    scores = [0.0] * n_vocab
+    for text, i in vocab.items():
+        if i >= n_vocab:
+            continue
+        if text in rank:
+            scores[i] = -float(rank[text])
+        elif len(text) > 1 and not _BYTE_TOKEN.fullmatch(text):
+            scores[i] = floor
+    return scores
+
+
+def _read_spm(hf_dir: Path, tok, tokenizer_json: dict, n_vocab: int | None,
+              config: dict | None) -> TokenizerVocab:
+    import gguf
+
+    vocab: dict[str, int] = tok.get_vocab()
+    n_vocab = _check_size(vocab, n_vocab)
+    model = tokenizer_json.get("model") or {}
+    merges = _merge_pairs(tokenizer_json)
+    if not merges:
+        raise UnsupportedModelError(f"the SentencePiece-style tokenizer in {hf_dir} has no BPE merges")
+    byte_fallback = bool(model.get("byte_fallback"))
+    if not byte_fallback:
+        log.warning("SentencePiece-style tokenizer without byte fallback: llama.cpp may split "
+                    "characters outside the vocabulary differently")
+
+    added = tok.added_tokens_decoder  # id -> AddedToken
+    by_id = {i: t for t, i in vocab.items()}
+    unk_token = model.get("unk_token") or getattr(tok, "unk_token", None)
+    tokens: list[str] = []
+    toktypes: list[int] = []
+    for i in range(n_vocab):
+        text = by_id.get(i)
+        if text is None:
+            tokens.append(f"[PAD{i}]")
+            toktypes.append(gguf.TokenType.UNUSED)
+            continue
+        tokens.append(text)
+        if text == unk_token:
+            toktypes.append(gguf.TokenType.UNKNOWN)
+        elif i in added:
+            toktypes.append(gguf.TokenType.CONTROL if added[i].special else gguf.TokenType.USER_DEFINED)
+        elif byte_fallback and _BYTE_TOKEN.fullmatch(text):
+            toktypes.append(gguf.TokenType.BYTE)
+        else:
+            toktypes.append(gguf.TokenType.NORMAL)
+
+    # SentencePiece's dummy prefix: does "a" come out as "\u2581a"?
+    first = tok.convert_ids_to_tokens(tok("a", add_special_tokens=False)["input_ids"][:1])
+    add_space_prefix = bool(first) and str(first[0]).startswith("\u2581")
+
+    return TokenizerVocab(
+        model="llama", tokens=tokens, toktypes=[int(t) for t in toktypes],
+        scores=spm_scores(vocab, merges, n_vocab), pre="default",
+        pre_reason="SentencePiece (scores from the merge ranks)", add_space_prefix=add_space_prefix,
+        **_specials(tok, vocab, by_id, n_vocab, _read_config(hf_dir, config)))
