@@ -6,6 +6,11 @@ quantizer for K-quants and the rest), check llama.cpp's logits against transform
 write the Ollama Modelfile. The GGUF is written and verified under a temporary name and only
 then renamed to ``twin-<QUANT>.gguf``: a failed or interrupted export leaves no partial or
 unverified model behind. Expected failures are one-line messages (click.ClickException).
+
+``--also-lora`` adds ``model/twin-lora-F16.gguf``, the adapter alone as a llama.cpp LoRA
+(``export.lora_gguf``); ``--lora-only`` writes just that, without merging. Either way it is
+checked by running an F16 GGUF of the base with the adapter applied against the merged model
+(or, with ``--lora-only``, the PEFT model) before it is kept.
 """
 from __future__ import annotations
 
@@ -117,10 +122,19 @@ def _check_quant(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="Base model directory (default: the one recorded in the adapter config).")
 @click.option("--skip-verify", is_flag=True,
               help="Do not compare the GGUF's outputs with the merged model's.")
-def export_command(workspace: Path, quant: str, base: Path | None, skip_verify: bool) -> None:
+@click.option("--also-lora", is_flag=True,
+              help="Also write the adapter alone as a llama.cpp LoRA, model/twin-lora-F16.gguf "
+                   "(for llama.cpp's --lora on a GGUF of the base model).")
+@click.option("--lora-only", is_flag=True,
+              help="Write only model/twin-lora-F16.gguf: no merged model, no full GGUF.")
+def export_command(workspace: Path, quant: str, base: Path | None, skip_verify: bool,
+                   also_lora: bool, lora_only: bool) -> None:
     """Merge the adapter and export WORKSPACE/model/twin-<QUANT>.gguf for llama.cpp / Ollama."""
     try:
-        _run_export(Workspace(workspace), quant, base, skip_verify)
+        if lora_only:
+            _run_lora_only(Workspace(workspace), base, skip_verify)
+        else:
+            _run_export(Workspace(workspace), quant, base, skip_verify, also_lora)
     except ExportError as exc:
         raise click.ClickException(str(exc)) from None
     except (ValueError, OSError) as exc:
@@ -129,15 +143,98 @@ def export_command(workspace: Path, quant: str, base: Path | None, skip_verify: 
         raise click.ClickException("interrupted: nothing half-written was kept; rerun the export") from None
 
 
-def _run_export(ws: Workspace, quant: str, base: Path | None, skip_verify: bool) -> None:
-    from export.merge import merge_adapter
-
+def _check_workspace(ws: Workspace, base: Path | None) -> Path:
     if not ws.root.is_dir():
         raise ExportError(f"workspace {ws.root} does not exist")
     adapter = ws.adapter_dir
     if not (adapter / "adapter_config.json").is_file():
         raise ExportError(f"no trained adapter in {adapter} (run `twin train --workspace {ws.root}` first)")
     _preflight(adapter, base)
+    return adapter
+
+
+def _base_dir(adapter: Path, base: Path | None) -> Path:
+    from export.merge import adapter_base
+
+    path = Path(base) if base is not None else Path(adapter_base(adapter))
+    if not (path / "config.json").is_file():
+        raise ExportError(f"base model directory {path} (from the adapter config) has no config.json; "
+                          "pass --base")
+    return path
+
+
+def _write_lora(ws: Workspace, adapter: Path, base_dir: Path, verify_against) -> Path:
+    """Write model/twin-lora-F16.gguf, checked (unless ``verify_against`` is None) by running
+    an F16 GGUF of the base with it applied against ``verify_against(gguf, base_f16, lora)``."""
+    from export.gguf_writer import write_gguf
+    from export.lora_gguf import lora_gguf_name, write_lora_gguf
+
+    final = ws.model_dir / lora_gguf_name("F16")
+    staging = temp_sibling(final, ".gguf.staging")
+    base_f16 = temp_sibling(final, ".base-F16.gguf.tmp")
+    try:
+        t0 = time.monotonic()
+        write_lora_gguf(adapter, base_dir, staging, "F16", name=f"{gguf_model_name(ws.persona())} LoRA")
+        click.echo(f"      {final.name}: {_mb(staging)} ({time.monotonic() - t0:.1f} s)")
+        if verify_against is not None:
+            write_gguf(base_dir, base_f16, "F16")
+            verify_against(base_f16, staging)
+        os.replace(staging, final)
+    finally:
+        for leftover in (staging, base_f16):
+            if leftover.exists():
+                leftover.unlink()
+    return final
+
+
+def _lora_hint(final: Path, base_dir: Path) -> None:
+    click.echo(f"  llama.cpp: llama-cli -m <GGUF of {base_dir}> --lora {final}")
+    click.echo("             (the adapter applies to the base model it was trained on, not to twin-*.gguf)")
+
+
+def _run_lora_only(ws: Workspace, base: Path | None, skip_verify: bool) -> None:
+    adapter = _check_workspace(ws, base)
+    base_dir = _base_dir(adapter, base)
+    ws.model_dir.mkdir(parents=True, exist_ok=True)
+    click.echo(f"[1/2] writing the adapter in {adapter} as a llama.cpp LoRA...")
+
+    def check(base_f16: Path, lora: Path) -> None:
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from export.verify import verify_gguf
+
+        click.echo("[2/2] comparing llama.cpp (base + LoRA) with transformers (base + adapter)...")
+        t0 = time.monotonic()
+        tokenizer = AutoTokenizer.from_pretrained(adapter)
+        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+        model = PeftModel.from_pretrained(model, str(adapter), torch_device="cpu").eval()
+        result = verify_gguf(base_f16, base_dir, hf_model=model, hf_tokenizer=tokenizer,
+                             lora_path=lora, check_tokenizer=False)
+        _check_lora_result(result, time.monotonic() - t0)
+
+    final = _write_lora(ws, adapter, base_dir, None if skip_verify else check)
+    if skip_verify:
+        click.echo("[2/2] verification skipped (--skip-verify)")
+    click.echo(f"exported {final} ({_mb(final)})")
+    _lora_hint(final, base_dir)
+
+
+def _check_lora_result(result, seconds: float) -> None:
+    from export.verify import min_agreement
+
+    click.echo(f"      F16 base + LoRA: {result.summary()} ({seconds:.1f} s)")
+    if result.agreement < min_agreement("F16"):
+        raise ExportError(f"verification failed: the LoRA applied by llama.cpp agrees on only "
+                          f"{result.agreement:.1%} of positions; the LoRA GGUF was not kept")
+
+
+def _run_export(ws: Workspace, quant: str, base: Path | None, skip_verify: bool,
+                also_lora: bool = False) -> None:
+    from export.merge import merge_adapter
+
+    adapter = _check_workspace(ws, base)
 
     model_dir = ws.model_dir
     hf_dir = model_dir / "hf"
@@ -182,7 +279,22 @@ def _run_export(ws: Workspace, quant: str, base: Path | None, skip_verify: bool)
                 # which catches conversion mistakes that a loose threshold could let through.
                 checker.check(f16_tmp, "F16", label="F16 (before quantizing)")
             checker.check(staging, quant, label=quant)
+        if also_lora:
+            click.echo("      and the adapter alone as a llama.cpp LoRA...")
+            base_dir = _base_dir(adapter, base)
+
+            def check(base_f16: Path, lora: Path) -> None:
+                from export.verify import verify_gguf
+
+                t0 = time.monotonic()
+                result = verify_gguf(base_f16, hf_dir, hf_model=checker.model,
+                                     hf_tokenizer=checker.tokenizer, lora_path=lora,
+                                     check_tokenizer=False)
+                _check_lora_result(result, time.monotonic() - t0)
+
+            lora_final = _write_lora(ws, adapter, base_dir, None if skip_verify else check)
         os.replace(staging, final)
+        os.utime(final)  # the newest twin-*.gguf is the model `twin serve --workspace` picks
     finally:
         for leftover in (staging, f16_tmp):
             if leftover is not None and leftover.exists():
@@ -199,3 +311,5 @@ def _run_export(ws: Workspace, quant: str, base: Path | None, skip_verify: bool)
     click.echo(f"exported {final} ({_mb(final)})")
     click.echo(f"  serve it:  twin serve --workspace {ws.root}")
     click.echo(f"  ollama:    cd {model_dir} && ollama create twin -f {modelfile.name}")
+    if also_lora:
+        _lora_hint(lora_final, _base_dir(adapter, base))

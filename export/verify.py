@@ -104,7 +104,7 @@ def _prompt_ids(tokenizer, prompts) -> list[list[int]]:
 
 def verify_gguf(gguf_path: Path | str, hf_dir: Path | str, prompts=None, *,
                 n_threads: int | None = None, check_tokenizer: bool = True, tie_tol: float = 0.05,
-                hf_model=None, hf_tokenizer=None) -> VerifyResult:
+                hf_model=None, hf_tokenizer=None, lora_path: Path | str | None = None) -> VerifyResult:
     """Compare llama.cpp on ``gguf_path`` with transformers on ``hf_dir``.
 
     A position where llama.cpp's top token is not transformers' but transformers scores it
@@ -112,7 +112,9 @@ def verify_gguf(gguf_path: Path | str, hf_dir: Path | str, prompts=None, *,
     against the export in ``VerifyResult.agreement`` (F16 rounding can flip such ties).
 
     ``hf_model`` / ``hf_tokenizer`` may be passed to reuse already-loaded objects (for
-    checking several GGUFs against one model).
+    checking several GGUFs against one model). With ``lora_path`` (a GGUF LoRA adapter from
+    ``export.lora_gguf``) llama.cpp runs ``gguf_path`` with the adapter applied, to be compared
+    with the merged model (or the PEFT model) in ``hf_dir`` / ``hf_model``.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -127,8 +129,9 @@ def verify_gguf(gguf_path: Path | str, hf_dir: Path | str, prompts=None, *,
         raise ValueError("no prompts to verify with")
     n_ctx = max(len(ids) for ids in batches) + 8
 
+    extra = {"lora_path": str(lora_path)} if lora_path is not None else {}
     llm = open_llama(gguf_path, logits_all=True, n_ctx=n_ctx, n_batch=n_ctx,
-                     n_threads=n_threads or default_threads(), verbose=False)
+                     n_threads=n_threads or default_threads(), verbose=False, **extra)
     try:
         agree = total = ties = 0
         max_diff = 0.0

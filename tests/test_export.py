@@ -284,17 +284,164 @@ def test_detect_pre_tokenizer_structures():
     assert detect_pre_tokenizer({"pre_tokenizer": bl}, False, {**vocab, "12": 4}, set())[0] == "gpt-2"
 
 
-def test_sentencepiece_tokenizer_is_refused(tiny, tmp_path):
+def test_unigram_tokenizer_is_refused(tiny, tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
     from export.errors import UnsupportedModelError
     from export.gguf_writer import write_gguf
 
-    model = _copy_model(tiny["llama"], tmp_path / "spm")
-    data = json.loads((model / "tokenizer.json").read_text())
-    data["model"]["byte_fallback"] = True  # llama-2 style
-    (model / "tokenizer.json").write_text(json.dumps(data))
-    with pytest.raises(UnsupportedModelError, match="SentencePiece"):
+    model = _copy_model(tiny["llama"], tmp_path / "t5ish")
+    unigram = Tokenizer(models.Unigram([("<unk>", 0.0), ("\u2581a", -1.0), ("a", -2.0)], unk_id=0))
+    unigram.pre_tokenizer = pre_tokenizers.Metaspace()
+    PreTrainedTokenizerFast(tokenizer_object=unigram, unk_token="<unk>").save_pretrained(model)
+    with pytest.raises(UnsupportedModelError, match="Unigram"):
         write_gguf(model, tmp_path / "x.gguf")
     assert not (tmp_path / "x.gguf").exists()
+
+
+# --------------------------------------------------------------------------- SentencePiece
+
+SPM_TEMPLATE = (  # Mistral-instruct style
+    "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}"
+    "{{ '[INST] ' + m['content'] + ' [/INST]' }}{% else %}{{ m['content'] + eos_token }}{% endif %}"
+    "{% endfor %}")
+
+
+def build_spm_tokenizer(out_dir: Path, n_pieces: int = 320):
+    """A Llama-2 / Mistral-v0.1 style tokenizer, laid out the way transformers converts a
+    SentencePiece BPE model: <unk> <s> </s>, the 256 byte-fallback tokens <0x00>..<0xFF>, the
+    learned pieces ("\u2581" for spaces), the single characters; the merges are every split of
+    every piece into two vocabulary pieces, ordered by the piece's id (its SentencePiece
+    score). Plus one added non-special token, as a fine-tune may add."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaTokenizer
+
+    from tiny import _CORPUS
+
+    learner = Tokenizer(models.BPE())
+    learner.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="always", split=True)
+    learner.train_from_iterator(_CORPUS * 4, trainers.BpeTrainer(vocab_size=n_pieces, show_progress=False))
+    learned = json.loads(learner.to_str())["model"]
+    pieces: list[str] = []
+    for merge in learned["merges"]:
+        piece = "".join(merge) if isinstance(merge, list) else merge.replace(" ", "")
+        if piece not in pieces:
+            pieces.append(piece)
+    chars = sorted(t for t in learned["vocab"] if len(t) == 1)
+    names = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + pieces + chars
+    vocab = {t: i for i, t in enumerate(names)}
+    merges = []
+    for piece in pieces:
+        splits = [(piece[:i], piece[i:]) for i in range(1, len(piece))
+                  if piece[:i] in vocab and piece[i:] in vocab]
+        merges += sorted(splits, key=lambda lr: (vocab[lr[0]], vocab[lr[1]]))
+    tok = LlamaTokenizer(vocab=vocab, merges=merges, add_bos_token=True)
+    tok.add_tokens(["<|user|>"])
+    tok.chat_template = SPM_TEMPLATE
+    tok.save_pretrained(out_dir)
+    return tok
+
+
+@pytest.fixture(scope="module")
+def spm_model(tmp_path_factory) -> Path:
+    """A tiny untied llama (Llama 2 layout) with the SentencePiece-style tokenizer above."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny-spm")
+    tok = build_spm_tokenizer(out)
+    config = AutoConfig.for_model(
+        "llama", vocab_size=len(tok) + 3,  # a few unused embedding rows, as padded vocabularies have
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=False,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    return _sharpen_attention(out)
+
+
+SPM_PROBES = [
+    "hello, how are you? omg hiii | im good",
+    "bartaco at 7:30?? 12345 tacos",
+    "Café déjà vu — naïve résumé Привет שלום",   # mostly byte fallback
+    "want to get tacos tonight?\n\nbet | see u at 7",
+    "you're  right ya fr lmaooo",
+    "lowkey tired ngl | pickle says hi",
+]
+
+
+def test_sentencepiece_gguf_matches_transformers(spm_model, tmp_path):
+    import gguf
+    from transformers import AutoTokenizer
+
+    from export.gguf_writer import write_gguf
+    from export.llama_runtime import open_llama
+    from export.verify import verify_gguf
+
+    out = write_gguf(spm_model, tmp_path / "spm.gguf", "F16")
+    tok = AutoTokenizer.from_pretrained(spm_model)
+    r = _reader(out)
+    assert _field(r, "tokenizer.ggml.model") == "llama"
+    assert _field(r, "tokenizer.ggml.add_bos_token") is True
+    assert _field(r, "tokenizer.ggml.add_space_prefix") is True
+    assert _field(r, "tokenizer.ggml.bos_token_id") == tok.bos_token_id == 1
+    assert _field(r, "tokenizer.ggml.eos_token_id") == tok.eos_token_id == 2
+    assert _field(r, "tokenizer.ggml.unknown_token_id") == tok.unk_token_id == 0
+    assert _field(r, "tokenizer.chat_template") == SPM_TEMPLATE
+    assert "tokenizer.ggml.merges" not in r.fields
+    tokens = _field(r, "tokenizer.ggml.tokens")
+    types = _field(r, "tokenizer.ggml.token_type")
+    scores = _field(r, "tokenizer.ggml.scores")
+    assert len(tokens) == len(types) == len(scores) == len(tok) + 3
+    T = gguf.TokenType
+    assert [types[i] for i in (0, 1, 2)] == [T.UNKNOWN, T.CONTROL, T.CONTROL]
+    assert tokens[3] == "<0x00>" and tokens[3 + 0x41] == "<0x41>"
+    assert {types[i] for i in range(3, 259)} == {T.BYTE}
+    assert types[tok.convert_tokens_to_ids("<|user|>")] == T.USER_DEFINED
+    assert types[tok.convert_tokens_to_ids("\u2581how")] == T.NORMAL
+    assert [types[i] for i in range(len(tok), len(tok) + 3)] == [T.UNUSED] * 3
+    # a piece scores below the pieces it is made of (its merge comes later)
+    score = {t: s for t, s in zip(tokens, scores)}
+    merges = json.loads((spm_model / "tokenizer.json").read_text())["model"]["merges"]
+    for word in ("\u2581hello,", "\u2581lowkey", "\u2581tacos"):
+        parts = next(m for m in merges if "".join(m) == word)
+        assert all(score[p] > score[word] for p in parts if len(p) > 1), (word, parts)
+
+    result = verify_gguf(out, spm_model)
+    assert result.agreement == 1.0 and result.max_abs_diff < 5e-3
+    assert result.tokenizer_match, result.tokenizer_mismatches
+    llm = open_llama(out, vocab_only=True)
+    try:
+        for text in SPM_PROBES:
+            assert llm.tokenize(text.encode(), add_bos=True, special=True) == tok(text)["input_ids"], text
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+            assert llm.detokenize(ids).decode().lstrip(" ") == text
+    finally:
+        llm.close()
+
+
+def test_sentencepiece_scores_decide_llama_cpp_tokenization(spm_model, tmp_path, monkeypatch):
+    """llama.cpp merges by score alone: with the scores in the wrong order it splits words
+    unlike HF, so the probes above really test the scores derived from the merge ranks."""
+    import export.vocab as vocab
+    from transformers import AutoTokenizer
+
+    from export.gguf_writer import write_gguf
+    from export.llama_runtime import open_llama
+
+    ranked = vocab.spm_scores
+    monkeypatch.setattr(vocab, "spm_scores", lambda v, m, n: [-x for x in ranked(v, m, n)])
+    out = write_gguf(spm_model, tmp_path / "flat.gguf", "F16")
+    tok = AutoTokenizer.from_pretrained(spm_model)
+    llm = open_llama(out, vocab_only=True)
+    try:
+        differ = [t for t in SPM_PROBES
+                  if llm.tokenize(t.encode(), add_bos=False, special=True)
+                  != tok(t, add_special_tokens=False)["input_ids"]]
+    finally:
+        llm.close()
+    assert differ
 
 
 # --------------------------------------------------------------------------- quantize
@@ -390,15 +537,15 @@ def test_failed_quantize_leaves_no_file(tmp_path):
 
 # --------------------------------------------------------------------------- merge
 
-def _make_adapter(base: Path, adapter_dir: Path, seed: int = 1) -> Path:
+def _make_adapter(base: Path, adapter_dir: Path, seed: int = 1, **lora_kwargs) -> Path:
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.manual_seed(seed)  # LoRA A is initialised from the global RNG
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
-                                                  task_type="CAUSAL_LM"))
+    options = dict(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, LoraConfig(**{**options, **lora_kwargs}))
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in peft_model.named_parameters():
@@ -523,16 +670,20 @@ def test_cli_unsupported_architecture_fails_before_merging(tiny, tmp_path):
 def test_cli_exports_a_workspace(tiny, tmp_path):
     ws = tmp_path / "ws"
     _make_adapter(tiny["llama"], ws / "adapter")
-    result = _run_cli("--workspace", str(ws), "--quant", "f16")
+    result = _run_cli("--workspace", str(ws), "--quant", "f16", "--also-lora")
     assert result.exit_code == 0, result.output
     model = ws / "model"
     assert (model / "hf" / "model.safetensors").is_file()
     assert (model / "twin-F16.gguf").is_file()
     assert "top-1 agreement" in result.output  # F16 must agree everywhere (near-ties excused)
+    assert "F16 base + LoRA: top-1 agreement" in result.output and "--lora" in result.output
     modelfile = (model / "Modelfile").read_text()
     assert "FROM ./twin-F16.gguf" in modelfile and 'PARAMETER stop "DONE"' in modelfile
     assert 'SYSTEM """you are me. ' in modelfile  # the persona line the twin was trained with
-    assert sorted(p.name for p in model.iterdir()) == ["Modelfile", "hf", "twin-F16.gguf"]
+    assert sorted(p.name for p in model.iterdir()) == ["Modelfile", "hf", "twin-F16.gguf",
+                                                       "twin-lora-F16.gguf"]
+    # the model, not the adapter, is the newest twin-*.gguf (what `twin serve -w` picks)
+    assert (model / "twin-F16.gguf").stat().st_mtime >= (model / "twin-lora-F16.gguf").stat().st_mtime
 
     # the exported GGUF chats with the tokenizer's template through llama-cpp-python
     from export.llama_runtime import open_llama
@@ -555,3 +706,96 @@ def test_cli_verification_failure_keeps_nothing(tiny, tmp_path, monkeypatch):
     result = _run_cli("--workspace", str(ws), "--quant", "Q8_0")
     assert "verification failed" in _error_line(result)
     assert sorted(p.name for p in (ws / "model").iterdir()) == ["hf"]  # merged model only
+
+
+# --------------------------------------------------------------------------- LoRA GGUF
+
+def _gguf_logits(gguf_path: Path, ids: list[int], lora: Path | None = None):
+    import numpy as np
+
+    from export.llama_runtime import open_llama
+
+    extra = {"lora_path": str(lora)} if lora is not None else {}
+    llm = open_llama(gguf_path, logits_all=True, n_ctx=64, n_batch=64, n_threads=2, **extra)
+    try:
+        llm.eval(ids)
+        return np.array(llm.scores[: len(ids)], dtype=np.float32)
+    finally:
+        llm.close()
+
+
+@pytest.mark.parametrize("arch,lora_kwargs", [
+    ("llama", {}),
+    ("qwen2", {}),
+    # rsLoRA and per-module ranks/alphas: one GGUF alpha cannot express them, scales are folded
+    ("mistral", dict(use_rslora=True, rank_pattern={"v_proj": 2}, alpha_pattern={"o_proj": 3})),
+])
+def test_lora_gguf_on_base_matches_merged_model(tiny, tmp_path, arch, lora_kwargs):
+    """llama.cpp with base F16 GGUF + LoRA GGUF computes what the merged model computes."""
+    from transformers import AutoTokenizer
+
+    from export.gguf_writer import write_gguf
+    from export.lora_gguf import write_lora_gguf
+    from export.merge import merge_adapter
+    from export.verify import verify_gguf
+
+    base = tiny[arch]
+    adapter = _make_adapter(base, tmp_path / "adapter", **lora_kwargs)
+    merged = merge_adapter(adapter, tmp_path / "merged")
+    base_gguf = write_gguf(base, tmp_path / "base.gguf", "F16")
+    lora = write_lora_gguf(adapter, base, tmp_path / "lora.gguf", "F16")
+
+    r = _reader(lora)
+    assert _field(r, "general.type") == "adapter"
+    assert _field(r, "adapter.type") == "lora"
+    assert _field(r, "general.architecture") == _field(_reader(base_gguf), "general.architecture")
+    assert _field(r, "adapter.lora.alpha") == (0.0 if lora_kwargs else 8.0)
+    shapes = {t.name: tuple(int(x) for x in t.shape) for t in r.tensors}  # GGUF order: (in, out)
+    assert shapes["blk.0.attn_q.weight.lora_a"] == (64, 4)    # A: rank x in
+    assert shapes["blk.1.ffn_down.weight.lora_b"] == (4, 64)  # B: out x rank
+    assert len(shapes) == 2 * 7 * 2  # 7 linear layers per block, 2 blocks, A and B
+
+    # against the merged HF model (transformers), on the verify prompts
+    result = verify_gguf(base_gguf, merged, lora_path=lora, check_tokenizer=False)
+    assert result.agreement == 1.0 and result.max_abs_diff < 2e-2
+    # against the merged model's own GGUF (llama.cpp both sides)
+    ids = AutoTokenizer.from_pretrained(merged)("hello, how are you? omg hiii | im good")["input_ids"]
+    with_lora = _gguf_logits(base_gguf, ids, lora=lora)
+    merged_gguf = _gguf_logits(write_gguf(merged, tmp_path / "merged.gguf", "F16"), ids)
+    assert (with_lora.argmax(-1) == merged_gguf.argmax(-1)).mean() >= 0.95
+    assert abs(with_lora - merged_gguf).max() < 2e-2
+    assert abs(_gguf_logits(base_gguf, ids) - merged_gguf).max() > 0.1  # the adapter matters
+
+
+def test_lora_gguf_needs_the_q_k_permutation(tiny, tmp_path, monkeypatch):
+    import export.lora_gguf as lora_gguf
+    from export.gguf_writer import write_gguf
+    from export.merge import merge_adapter
+    from export.verify import verify_gguf
+
+    base = tiny["llama"]
+    adapter = _make_adapter(base, tmp_path / "adapter")
+    merged = merge_adapter(adapter, tmp_path / "merged")
+    base_gguf = write_gguf(base, tmp_path / "base.gguf", "F16")
+    monkeypatch.setattr(lora_gguf, "_permute_for_llama_rope", lambda w, n_head: w)
+    lora = lora_gguf.write_lora_gguf(adapter, base, tmp_path / "lora.gguf")
+    assert verify_gguf(base_gguf, merged, lora_path=lora, check_tokenizer=False).max_abs_diff > 0.1
+
+
+def test_lora_gguf_refuses_what_llama_cpp_cannot_apply(tiny, tmp_path):
+    from export.errors import UnsupportedModelError
+    from export.lora_gguf import write_lora_gguf
+
+    adapter = _make_adapter(tiny["llama"], tmp_path / "adapter", modules_to_save=["lm_head"])
+    with pytest.raises(UnsupportedModelError, match="merged model"):
+        write_lora_gguf(adapter, tiny["llama"], tmp_path / "lora.gguf")
+    assert not (tmp_path / "lora.gguf").exists()
+
+
+def test_cli_lora_only(tiny, tmp_path):
+    ws = tmp_path / "ws"
+    _make_adapter(tiny["qwen2"], ws / "adapter")
+    result = _run_cli("--workspace", str(ws), "--lora-only")
+    assert result.exit_code == 0, result.output
+    assert "F16 base + LoRA: top-1 agreement 100.0%" in result.output
+    assert sorted(p.name for p in (ws / "model").iterdir()) == ["twin-lora-F16.gguf"]  # no merge
