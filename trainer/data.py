@@ -1,0 +1,79 @@
+"""The training data as the trainer sees it: WORKSPACE/data splits, fitted to ``--max-length``.
+
+Each record is TRL's conversational prompt-completion pair (``prompt``: system line and the
+earlier turns, ``completion``: my reply). An example longer than ``max_length`` tokens loses its
+oldest context turns until it fits (the system line and the last turn before the reply stay),
+rather than being cut at the end as TRL's truncation would do, which would drop the reply's
+``DONE`` and end-of-turn token, the very things that teach the twin to stop. One that still
+does not fit is left out. Both are counted in the log.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from dataprocess.workspace import Workspace
+
+from .errors import TrainingError
+
+
+@dataclass
+class FitReport:
+    kept: int = 0
+    shortened: int = 0
+    dropped: int = 0
+
+
+def load_split(workspace: Workspace, split: str) -> list[dict] | None:
+    """The records of ``split`` (None if the file is absent or empty, except for train)."""
+    path = workspace.split_path(split)
+    if not path.is_file():
+        if split == "train":
+            raise TrainingError(f"{path} not found: run `twin process ... --workspace {workspace.root}` first")
+        return None
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                rows.append({"prompt": list(record["prompt"]), "completion": list(record["completion"])})
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise TrainingError(f"{path}:{number}: not a prompt/completion record") from None
+    if not rows:
+        if split == "train":
+            raise TrainingError(f"{path} holds no examples")
+        return None
+    return rows
+
+
+def _length(tokenizer, messages: list[dict]) -> int:
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def fit_to_length(rows: list[dict], tokenizer, max_length: int | None) -> tuple[list[dict], FitReport]:
+    """Drop the oldest context turns of examples longer than ``max_length`` tokens (see the
+    module docstring); returns the rows to train on and what was done."""
+    report = FitReport()
+    if not max_length:
+        report.kept = len(rows)
+        return rows, report
+    out = []
+    for row in rows:
+        prompt, completion = row["prompt"], row["completion"]
+        if _length(tokenizer, prompt + completion) <= max_length:
+            out.append(row)
+            continue
+        # keep the system line (if any) and the turn right before the reply
+        head = 1 if prompt and prompt[0].get("role") == "system" else 0
+        while len(prompt) > head + 1 and _length(tokenizer, prompt + completion) > max_length:
+            prompt = prompt[:head] + prompt[head + 1:]
+        if _length(tokenizer, prompt + completion) <= max_length:
+            out.append({"prompt": prompt, "completion": completion})
+            report.shortened += 1
+        else:
+            report.dropped += 1
+    report.kept = len(out)
+    return out, report
