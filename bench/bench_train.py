@@ -8,7 +8,12 @@ in this process's children. Prints tokens/s of each (prompt + completion tokens,
 
     .venv/bin/python bench/bench_train.py [--steps 20]
 
-`twin train` runs here with --group-by-length (the fast setting; off by default, see BENCHMARKS.md).
+`twin train` runs with seed 42, TRL's default, so both see the same examples in the same order
+(the remaining differences: twin's cosine schedule with 5% warmup vs TRL's linear one, and the
+levers below). No early stopping, so both run every step.
+
+`--variants` adds `twin train` with levers turned off (padded batches, length grouping), so each
+lever's share is measured in the same run.
 """
 from __future__ import annotations
 
@@ -53,9 +58,10 @@ TWIN = r'''
 import json, sys, time
 from dataprocess.workspace import Workspace
 from trainer.train import TrainOptions, build_trainer
-ws, base, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ws, base, steps, extra = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
 trainer, _, _ = build_trainer(Workspace(ws), TrainOptions(base=base, max_steps=steps, learning_rate=2e-4,
-                                                          save_steps=10**6, group_by_length=True),
+                                                          save_steps=10**6, tensorboard=False, seed=42,
+                                                          patience=0, **extra),
                               log=lambda *_: None)
 start = time.perf_counter(); trainer.train(); seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds,
@@ -64,9 +70,18 @@ print(json.dumps({"seconds": seconds,
 '''
 
 
-def run(code: str, ws: Path, base: str, steps: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, str(ws), base, str(steps)], cwd=ROOT, capture_output=True,
-                         text=True)
+# `twin train` variants, each a set of TrainOptions overrides, to measure each lever
+VARIANTS = {
+    "twin train": {},                                       # the defaults: padding-free, reply-only LM head
+    "twin train (full LM head)": {"reply_logits_only": False},           # TRL scores every position on CPU
+    "twin train --no-padding-free": {"padding_free": False},            # padded batches
+    "twin train --no-padding-free --group-by-length": {"padding_free": False, "group_by_length": True},
+}
+
+
+def run(code: str, ws: Path, base: str, steps: int, extra: dict | None = None) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, str(ws), base, str(steps), json.dumps(extra or {})],
+                         cwd=ROOT, capture_output=True, text=True)
     if out.returncode:
         sys.exit(f"benchmark run failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -75,6 +90,8 @@ def run(code: str, ws: Path, base: str, steps: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="a multiple of 5 (the logging interval)")
+    parser.add_argument("--variants", default="twin train",
+                        help=f"comma-separated, among: {', '.join(VARIANTS)}")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from trainer.base_model import resolve_base
@@ -84,15 +101,20 @@ def main() -> None:
         ws = Path(tmp) / "ws"
         subprocess.run([str(Path(sys.executable).with_name("twin")), "process", str(ROOT / "samples/imessage/messages.csv"),
                         "--facts", str(ROOT / "samples/facts.toml"), "-w", str(ws)], check=True, capture_output=True)
-        results = {"plain TRL SFTTrainer (defaults)": run(PLAIN_TRL, ws, base, args.steps),
-                   "twin train": run(TWIN, ws, base, args.steps)}
+        results = {"plain TRL SFTTrainer (defaults)": run(PLAIN_TRL, ws, base, args.steps)}
+        for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
+            if name not in VARIANTS:
+                sys.exit(f"unknown variant {name!r}; choose among: {', '.join(VARIANTS)}")
+            results[name] = run(TWIN, ws, base, args.steps, VARIANTS[name])
     print(f"{args.steps} steps, batch 8, SmolLM2-135M, LoRA r16 all-linear, {os.cpu_count()} CPUs")
-    print(f"{'trainer':34}{'seconds':>10}{'tokens':>10}{'tokens/s':>10}{'val loss':>10}")
-    for name, r in results.items():
+    width = max(len(n) for n in results) + 2
+    print(f"{'trainer':{width}}{'seconds':>10}{'tokens':>10}{'tokens/s':>10}{'val loss':>10}{'vs plain':>10}")
+    plain = results["plain TRL SFTTrainer (defaults)"]
+    for r in results.values():
         r["tps"] = r["tokens"] / r["seconds"] if r["tokens"] else float("nan")
-        print(f"{name:34}{r['seconds']:>10.1f}{r['tokens']:>10}{r['tps']:>10.1f}{r['eval_loss']:>10.3f}")
-    plain, twin = results.values()
-    print(f"ratio twin / plain: {twin['tps'] / plain['tps']:.2f}x tokens/s")
+    for name, r in results.items():
+        print(f"{name:{width}}{r['seconds']:>10.1f}{r['tokens']:>10}{r['tps']:>10.1f}{r['eval_loss']:>10.3f}"
+              f"{r['tps'] / plain['tps']:>9.2f}x")
 
 
 if __name__ == "__main__":

@@ -28,19 +28,34 @@ from .train import TrainingError, TrainOptions, run_training
 @click.option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True)
 @click.option("--lora-r", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--lora-alpha", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--lora-dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.05, show_default=True)
+@click.option("--max-length", type=click.IntRange(min=16), default=512, show_default=True,
+              help="Longest example in tokens; longer ones lose their oldest turns.")
 @click.option("--save-steps", type=click.IntRange(min=1), default=50, show_default=True,
               help="Save a checkpoint every N steps.")
+@click.option("--eval-steps", type=click.IntRange(min=1), default=None,
+              help="Validate every N steps (default: at the end of each epoch).")
+@click.option("--patience", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Stop after this many validations without improvement (0: never stop early). "
+                   "The adapter with the best validation loss is the one kept.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in WORKSPACE/adapter/checkpoints.")
+@click.option("--padding-free/--no-padding-free", default=True, show_default=True,
+              help="Lay each batch's examples end to end instead of padding them to one length.")
 @click.option("--group-by-length", is_flag=True,
-              help="Batch examples of similar length: ~2x faster on CPU, but learned less per step in a short run.")
+              help="Batch examples of similar length (only helps padded batches; learned less in a short run).")
+@click.option("--tensorboard/--no-tensorboard", default=None,
+              help="TensorBoard logs in WORKSPACE/adapter/runs [default: when tensorboard is installed].")
 @click.option("--seed", type=int, default=0, show_default=True)
 def train_command(workspace, base, quant, epochs, max_steps, batch_size, grad_accum, learning_rate, lora_r,
-                  lora_alpha, save_steps, resume, group_by_length, seed):
+                  lora_alpha, lora_dropout, max_length, save_steps, eval_steps, patience, resume, padding_free,
+                  group_by_length, tensorboard, seed):
     """Fine-tune a LoRA adapter on WORKSPACE/data (the loss is on your replies only)."""
     options = TrainOptions(base=base, quant=quant, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                            grad_accum=grad_accum, learning_rate=learning_rate, lora_r=lora_r,
-                           lora_alpha=lora_alpha, save_steps=save_steps, resume=resume,
-                           group_by_length=group_by_length, seed=seed)
+                           lora_alpha=lora_alpha, lora_dropout=lora_dropout, max_length=max_length,
+                           save_steps=save_steps, eval_steps=eval_steps, patience=patience, resume=resume,
+                           padding_free=padding_free, group_by_length=group_by_length, tensorboard=tensorboard,
+                           seed=seed)
     try:
         summary = run_training(Workspace(workspace), options, log=click.echo)
     except (TrainingError, BaseModelError) as exc:
@@ -48,4 +63,5 @@ def train_command(workspace, base, quant, epochs, max_steps, batch_size, grad_ac
     except KeyboardInterrupt:
         raise click.ClickException("interrupted: rerun with --resume to continue from the last checkpoint") from None
     losses = ", ".join(f"{k} {summary[k]:.3f}" for k in ("train_loss", "eval_loss") if summary.get(k) is not None)
-    click.echo(f"trained {summary['steps']} steps ({losses}); adapter saved to {Path(workspace) / 'adapter'}")
+    kept = f" (the adapter of step {summary['adapter_step']})" if summary["adapter_step"] != summary["steps"] else ""
+    click.echo(f"trained {summary['steps']} steps ({losses}); adapter saved to {Path(workspace) / 'adapter'}{kept}")

@@ -17,12 +17,10 @@ from pathlib import Path
 from dataprocess.workspace import Workspace
 
 from .base_model import DEFAULT_BASE, resolve_base
+from .data import fit_to_length, load_split
+from .errors import TrainingError
 from .quant import choose_quant, quantization_config
 from .tokens import prepare_tokenizer
-
-
-class TrainingError(RuntimeError):
-    """Training cannot start or go on (missing data, unusable model, ...)."""
 
 
 @dataclass
@@ -39,46 +37,40 @@ class TrainOptions:
     lora_dropout: float = 0.05
     max_length: int = 512
     save_steps: int = 50
+    eval_steps: int | None = None      # validate every N steps; None: at the end of each epoch
+    patience: int = 1                  # evaluations without improvement before stopping; 0: never
     resume: bool = False
+    padding_free: bool = True
+    reply_logits_only: bool = True     # CPU: the LM head scores reply positions only (trainer.reply_logits)
     group_by_length: bool = False
+    tensorboard: bool | None = None    # None: when the tensorboard package is installed
     seed: int = 0
 
 
-def _load_split(workspace: Workspace, split: str):
-    from datasets import Dataset
-
-    path = workspace.split_path(split)
-    if not path.is_file():
-        if split == "train":
-            raise TrainingError(f"{path} not found: run `twin process ... --workspace {workspace.root}` first")
-        return None
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                rows.append({"prompt": record["prompt"], "completion": record["completion"]})
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise TrainingError(f"{path}:{number}: not a prompt/completion record") from None
-    if not rows:
-        return None if split != "train" else _raise(TrainingError(f"{path} holds no examples"))
-    return Dataset.from_list(rows)
-
-
-def _raise(exc):
-    raise exc
-
-
 def _last_checkpoint(checkpoints: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest *complete* checkpoint. transformers writes a checkpoint in place and its
+    ``trainer_state.json`` last, so a run killed while saving leaves a directory without a
+    readable one; its own ``get_last_checkpoint`` would pick that directory and fail."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-    return get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    if not checkpoints.is_dir():
+        return None
+    numbered = []
+    for path in checkpoints.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        suffix = path.name.rsplit("-", 1)[1]
+        if path.is_dir() and suffix.isdigit():
+            numbered.append((int(suffix), path))
+    for _, path in sorted(numbered, reverse=True):
+        try:
+            json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # incomplete: interrupted while it was being written
+        return str(path)
+    return None
 
 
 def run_training(workspace: Workspace, options: TrainOptions, log=print) -> dict:
-    """Fine-tune and save the adapter; returns a summary (steps, losses, quantization)."""
+    """Fine-tune and save the adapter; returns a summary (steps, losses, quantization, best step)."""
     trainer, base_path, quant = build_trainer(workspace, options, log)
     checkpoints = Path(trainer.args.output_dir)
     resume_from = _last_checkpoint(checkpoints) if options.resume else None
@@ -86,16 +78,29 @@ def run_training(workspace: Workspace, options: TrainOptions, log=print) -> dict
         log("no checkpoint to resume from: starting from the beginning")
     if not resume_from:
         (workspace.adapter_dir / "train_log.jsonl").unlink(missing_ok=True)
+        _best_callback(trainer).clear()
     result = trainer.train(resume_from_checkpoint=resume_from)
     metrics = dict(result.metrics)
+    best = _best_callback(trainer)  # after a resume: the one rebuilt from the checkpoint
     if trainer.eval_dataset is not None:
-        metrics.update(trainer.evaluate())
+        metrics["eval_loss"] = _final_eval_loss(trainer)
+    if best.stopped_early:
+        log(f"stopped early at step {trainer.state.global_step}: the validation loss had not improved "
+            f"for {best.evals_without_improvement} evaluation(s)")
+    kept_step = trainer.state.global_step
+    if best.restore_best(trainer.model, metrics.get("eval_loss")):
+        kept_step = best.best_step
+        log(f"keeping the adapter from step {best.best_step} (validation loss {best.best_loss:.4f}; "
+            f"the last step's was {metrics['eval_loss']:.4f})")
+        metrics["eval_loss"] = best.best_loss
     _save_adapter(trainer, trainer.processing_class, workspace.adapter_dir)
     summary = {
         "base": options.base or DEFAULT_BASE,
         "base_path": base_path,
         "quant": quant,
         "steps": trainer.state.global_step,
+        "adapter_step": kept_step,
+        "stopped_early": best.stopped_early,
         "train_loss": metrics.get("train_loss"),
         "eval_loss": metrics.get("eval_loss"),
     }
@@ -103,18 +108,38 @@ def run_training(workspace: Workspace, options: TrainOptions, log=print) -> dict
     return summary
 
 
+def _best_callback(trainer):
+    from .best_adapter import BestAdapterCallback
+
+    return next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, BestAdapterCallback))
+
+
+def _final_eval_loss(trainer) -> float:
+    """The validation loss of the weights training ended with: the last evaluation's if it was
+    taken at the final step, else a fresh one."""
+    history = trainer.state.log_history
+    last = next((h for h in reversed(history) if "eval_loss" in h), None)
+    if last is not None and last.get("step") == trainer.state.global_step:
+        return float(last["eval_loss"])
+    return float(trainer.evaluate()["eval_loss"])
+
+
 def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
     """The configured ``SFTTrainer`` (LoRA attached, data tokenized and masked), its base
     model path and the chosen quantization."""
     import torch
+    from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.trainer_callback import ProgressCallback
     from trl import SFTConfig, SFTTrainer
 
-    from .progress import JsonlLogCallback  # imports transformers: kept out of `twin --help`
+    # these import transformers: kept out of `twin --help`
+    from .best_adapter import BestAdapterCallback
+    from .progress import JsonlLogCallback, ProgressBarCallback
 
-    train_data = _load_split(workspace, "train")
-    valid_data = _load_split(workspace, "valid")
+    train_rows = load_split(workspace, "train")
+    valid_rows = load_split(workspace, "valid")
     base_path = resolve_base(options.base, log=log)
     cuda = torch.cuda.is_available()
     try:
@@ -123,6 +148,17 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TrainingError(f"cannot load base model {options.base or base_path!r}: {first_line}") from None
     added_pad = prepare_tokenizer(tokenizer)
+
+    train_rows, fitted = fit_to_length(train_rows, tokenizer, options.max_length)
+    if fitted.shortened or fitted.dropped:
+        log(f"--max-length {options.max_length}: {fitted.shortened} training examples lost their oldest turns, "
+            f"{fitted.dropped} were too long even so and were left out")
+    if not train_rows:
+        raise TrainingError(f"no training example fits in --max-length {options.max_length} tokens")
+    if valid_rows is not None:
+        valid_rows, _ = fit_to_length(valid_rows, tokenizer, options.max_length)
+    train_data = Dataset.from_list(train_rows)
+    valid_data = Dataset.from_list(valid_rows) if valid_rows else None
 
     n_params = _count_params(base_path)
     quant = choose_quant(options.quant, cuda, n_params)
@@ -140,7 +176,9 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
 
+    tensorboard = _tensorboard_available() if options.tensorboard is None else options.tensorboard
     checkpoints = workspace.adapter_dir / "checkpoints"
+    evaluate = "no" if valid_data is None else "steps" if options.eval_steps else "epoch"
     config = SFTConfig(
         output_dir=str(checkpoints),
         num_train_epochs=options.epochs,
@@ -154,26 +192,51 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
         logging_steps=5,
         save_steps=options.save_steps,
         save_total_limit=2,
-        eval_strategy="epoch" if valid_data is not None and options.max_steps < 0 else "no",
-        max_length=options.max_length,
+        eval_strategy=evaluate,
+        eval_steps=options.eval_steps,
+        # Padding-free: each batch is one row of the examples laid end to end (positions restart
+        # per example, so attention stays within each), so no compute goes to padding; the loss
+        # is the same mean over the same reply tokens as with padded batches. The examples were
+        # fitted to max_length above, which TRL does not enforce in this mode.
+        padding_free=options.padding_free,
+        max_length=None if options.padding_free else options.max_length,
         completion_only_loss=True,
-        # Batches of similar lengths waste less compute on padding (2x tokens/s in bench_train) but,
-        # measured on the sample, learned less in a short run (80 steps: eval loss 2.07 vs 1.87): opt-in.
+        # Batches of similar lengths waste less compute on padding, but learned less in a short run
+        # (80 steps: eval loss 2.07 vs 1.87); padding-free gets the speed without changing batches.
         train_sampling_strategy="group_by_length" if options.group_by_length else "random",
         # Small models fit in memory without it, and recomputing activations costs ~30% speed.
         gradient_checkpointing=quant != "none",
         bf16=compute_dtype == torch.bfloat16,
         use_cpu=not cuda,
-        report_to="none",
+        include_num_input_tokens_seen="non_padding",
+        report_to="none",  # TensorBoard, when wanted, is added below with its directory in the workspace
         seed=options.seed,
         dataloader_num_workers=0,
     )
     lora = LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
                       target_modules="all-linear", task_type="CAUSAL_LM")
+    callbacks = [JsonlLogCallback(workspace.adapter_dir / "train_log.jsonl"),
+                 BestAdapterCallback(str(checkpoints / "best"), patience=options.patience)]
+    if tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+
+        callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(workspace.adapter_dir / "runs"))))
+    if options.reply_logits_only:
+        from .reply_logits import score_reply_positions_only
+
+        score_reply_positions_only()
     trainer = SFTTrainer(model=model, args=config, train_dataset=train_data, eval_dataset=valid_data,
-                         processing_class=tokenizer, peft_config=lora,
-                         callbacks=[JsonlLogCallback(workspace.adapter_dir / "train_log.jsonl")])
+                         processing_class=tokenizer, peft_config=lora, callbacks=callbacks)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(ProgressBarCallback(write=log))
     return trainer, base_path, quant
+
+
+def _tensorboard_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
 
 
 def _count_params(base_path: str) -> int | None:
