@@ -74,6 +74,8 @@ print(json.dumps({"seconds": seconds,
 VARIANTS = {
     "twin train": {},                                       # the defaults: padding-free, reply-only LM head
     "twin train (full LM head)": {"reply_logits_only": False},           # TRL scores every position on CPU
+    # TRL's default schedule (linear decay, no warmup): isolates the levers from twin's schedule
+    "twin train --lr-scheduler linear --warmup 0": {"lr_scheduler": "linear", "warmup": 0.0},
     "twin train --no-padding-free": {"padding_free": False},            # padded batches
     "twin train --no-padding-free --group-by-length": {"padding_free": False, "group_by_length": True},
 }

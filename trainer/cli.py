@@ -26,6 +26,10 @@ from .train import TrainingError, TrainOptions, run_training
 @click.option("--grad-accum", type=click.IntRange(min=1), default=1, show_default=True,
               help="Gradient accumulation steps.")
 @click.option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True)
+@click.option("--lr-scheduler", type=click.Choice(["cosine", "linear", "constant", "constant_with_warmup"]),
+              default="cosine", show_default=True)
+@click.option("--warmup", type=click.FloatRange(min=0, max=1, max_open=True), default=0.05, show_default=True,
+              help="Share of the run spent warming up the learning rate.")
 @click.option("--lora-r", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--lora-alpha", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--lora-dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.05, show_default=True)
@@ -46,12 +50,14 @@ from .train import TrainingError, TrainOptions, run_training
 @click.option("--tensorboard/--no-tensorboard", default=None,
               help="TensorBoard logs in WORKSPACE/adapter/runs [default: when tensorboard is installed].")
 @click.option("--seed", type=int, default=0, show_default=True)
-def train_command(workspace, base, quant, epochs, max_steps, batch_size, grad_accum, learning_rate, lora_r,
+def train_command(workspace, base, quant, epochs, max_steps, batch_size, grad_accum, learning_rate, lr_scheduler,
+                  warmup, lora_r,
                   lora_alpha, lora_dropout, max_length, save_steps, eval_steps, patience, resume, padding_free,
                   group_by_length, tensorboard, seed):
     """Fine-tune a LoRA adapter on WORKSPACE/data (the loss is on your replies only)."""
     options = TrainOptions(base=base, quant=quant, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-                           grad_accum=grad_accum, learning_rate=learning_rate, lora_r=lora_r,
+                           grad_accum=grad_accum, learning_rate=learning_rate, lr_scheduler=lr_scheduler,
+                           warmup=warmup, lora_r=lora_r,
                            lora_alpha=lora_alpha, lora_dropout=lora_dropout, max_length=max_length,
                            save_steps=save_steps, eval_steps=eval_steps, patience=patience, resume=resume,
                            padding_free=padding_free, group_by_length=group_by_length, tensorboard=tensorboard,
