@@ -253,6 +253,15 @@ def write_gguf(hf_dir: Path | str, out_path: Path | str, outtype: str = "F16", *
     if not tied and not seen_output:
         raise ExportError(f"{hf_dir} has untied embeddings but no lm_head.weight")
 
+    save_gguf(writer, out_path)
+    log.info("wrote %s (%s, %.1f MB, tokenizer %s/%s: %s)", out_path, outtype.upper(),
+             os.path.getsize(out_path) / 1e6, vocab.model, vocab.pre, vocab.pre_reason)
+    return out_path
+
+
+def save_gguf(writer, out_path: Path | str) -> None:
+    """Write a filled ``gguf.GGUFWriter`` to ``out_path`` through a temporary file (an
+    interrupted write leaves no partial GGUF) and close it."""
     with atomic_file(out_path, suffix=".gguf.tmp") as tmp:
         try:
             writer.write_header_to_file(path=tmp)
@@ -260,6 +269,3 @@ def write_gguf(hf_dir: Path | str, out_path: Path | str, outtype: str = "F16", *
             writer.write_tensors_to_file(progress=False)
         finally:
             writer.close()
-    log.info("wrote %s (%s, %.1f MB, tokenizer %s/%s: %s)", out_path, outtype.upper(),
-             os.path.getsize(out_path) / 1e6, vocab.model, vocab.pre, vocab.pre_reason)
-    return out_path

@@ -34,9 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from dataprocess.atomic import atomic_file
 from export.errors import ExportError, UnsupportedModelError
-from export.gguf_writer import _ARCHS, SUPPORTED_MODEL_TYPES, _permute_for_llama_rope, read_config
+from export.gguf_writer import _ARCHS, SUPPORTED_MODEL_TYPES, _permute_for_llama_rope, read_config, save_gguf
 
 log = logging.getLogger(__name__)
 
@@ -183,13 +182,7 @@ def write_lora_gguf(adapter_dir: Path | str, base_dir: Path | str, out_path: Pat
             data = np.ascontiguousarray(data, dtype=np.float32)
             writer.add_tensor(f"{gguf_name}.{suffix}", gguf.quants.quantize(data, qtype), raw_dtype=qtype)
 
-    with atomic_file(out_path, suffix=".gguf.tmp") as tmp:
-        try:
-            writer.write_header_to_file(path=tmp)
-            writer.write_kv_data_to_file()
-            writer.write_tensors_to_file(progress=False)
-        finally:
-            writer.close()
+    save_gguf(writer, out_path)
     log.info("wrote LoRA adapter %s (%s, %d matrix pairs, alpha %s%s, %.1f MB)", out_path, kind,
              len(pairs), gguf_alpha, ", scales folded into lora_b" if fold else "",
              os.path.getsize(out_path) / 1e6)

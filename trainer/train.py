@@ -43,7 +43,7 @@ class TrainOptions:
     patience: int = 1                  # evaluations without improvement before stopping; 0: never
     resume: bool = False
     padding_free: bool = True
-    reply_logits_only: bool = True     # CPU: the LM head scores reply positions only (trainer.reply_logits)
+    reply_logits_only: bool = True     # CPU: LM head on reply positions only (trainer.reply_logits; process-wide once on)
     group_by_length: bool = False
     tensorboard: bool | None = None    # None: when the tensorboard package is installed
     seed: int = 0
