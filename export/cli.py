@@ -130,6 +130,8 @@ def _check_quant(ctx: click.Context, param: click.Parameter, value: str) -> str:
 def export_command(workspace: Path, quant: str, base: Path | None, skip_verify: bool,
                    also_lora: bool, lora_only: bool) -> None:
     """Merge the adapter and export WORKSPACE/model/twin-<QUANT>.gguf for llama.cpp / Ollama."""
+    if lora_only and also_lora:
+        raise click.UsageError("--lora-only and --also-lora exclude each other (--lora-only writes just the LoRA)")
     try:
         if lora_only:
             _run_lora_only(Workspace(workspace), base, skip_verify)

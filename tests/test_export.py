@@ -799,3 +799,9 @@ def test_cli_lora_only(tiny, tmp_path):
     assert result.exit_code == 0, result.output
     assert "F16 base + LoRA: top-1 agreement 100.0%" in result.output
     assert sorted(p.name for p in (ws / "model").iterdir()) == ["twin-lora-F16.gguf"]  # no merge
+
+
+def test_cli_lora_only_and_also_lora_exclude_each_other(tmp_path):
+    result = _run_cli("--workspace", str(tmp_path), "--lora-only", "--also-lora")
+    assert result.exit_code == 2 and "exclude each other" in result.output
+    assert not (tmp_path / "model").exists()
