@@ -263,6 +263,21 @@ def _check_size(vocab: dict[str, int], n_vocab: int | None) -> int:
     return n_vocab
 
 
+def _token_table(vocab: dict[str, int], n_vocab: int, token_type) -> tuple[dict[int, str], list[str], list[int]]:
+    """One entry per embedding row: (id -> text, token texts, token types). Rows the tokenizer
+    does not use become ``[PAD<i>]`` of type UNUSED; ``token_type(i, text)`` types the rest."""
+    import gguf
+
+    by_id = {i: t for t, i in vocab.items()}
+    tokens: list[str] = []
+    toktypes: list[int] = []
+    for i in range(n_vocab):
+        text = by_id.get(i)
+        tokens.append(f"[PAD{i}]" if text is None else text)
+        toktypes.append(int(gguf.TokenType.UNUSED if text is None else token_type(i, text)))
+    return by_id, tokens, toktypes
+
+
 def _specials(tok, vocab: dict[str, int], by_id: dict[int, str], n_vocab: int,
               config: dict) -> dict[str, Any]:
     """Special token ids, add-bos/eos behaviour and chat template (shared by both families)."""
@@ -321,22 +336,14 @@ def _read_bpe(hf_dir: Path, tok, tokenizer_json: dict, n_vocab: int | None,
     n_vocab = _check_size(vocab, n_vocab)
 
     added = tok.added_tokens_decoder  # id -> AddedToken
-    by_id = {i: t for t, i in vocab.items()}
-    tokens: list[str] = []
-    toktypes: list[int] = []
-    for i in range(n_vocab):
-        text = by_id.get(i)
-        if text is None:
-            tokens.append(f"[PAD{i}]")
-            toktypes.append(gguf.TokenType.UNUSED)
-        elif i in added:
-            tokens.append(text)
+
+    def token_type(i: int, text: str) -> int:
+        if i in added:
             looks_special = text.startswith("<|") and text.endswith("|>")
-            toktypes.append(gguf.TokenType.CONTROL if added[i].special or looks_special
-                            else gguf.TokenType.USER_DEFINED)
-        else:
-            tokens.append(text)
-            toktypes.append(gguf.TokenType.NORMAL)
+            return gguf.TokenType.CONTROL if added[i].special or looks_special else gguf.TokenType.USER_DEFINED
+        return gguf.TokenType.NORMAL
+
+    by_id, tokens, toktypes = _token_table(vocab, n_vocab, token_type)
 
     merges = _merges(tokenizer_json)
     if not merges:
@@ -403,25 +410,18 @@ def _read_spm(hf_dir: Path, tok, tokenizer_json: dict, n_vocab: int | None,
                     "characters outside the vocabulary differently")
 
     added = tok.added_tokens_decoder  # id -> AddedToken
-    by_id = {i: t for t, i in vocab.items()}
     unk_token = model.get("unk_token") or getattr(tok, "unk_token", None)
-    tokens: list[str] = []
-    toktypes: list[int] = []
-    for i in range(n_vocab):
-        text = by_id.get(i)
-        if text is None:
-            tokens.append(f"[PAD{i}]")
-            toktypes.append(gguf.TokenType.UNUSED)
-            continue
-        tokens.append(text)
+
+    def token_type(i: int, text: str) -> int:
         if text == unk_token:
-            toktypes.append(gguf.TokenType.UNKNOWN)
-        elif i in added:
-            toktypes.append(gguf.TokenType.CONTROL if added[i].special else gguf.TokenType.USER_DEFINED)
-        elif byte_fallback and _BYTE_TOKEN.fullmatch(text):
-            toktypes.append(gguf.TokenType.BYTE)
-        else:
-            toktypes.append(gguf.TokenType.NORMAL)
+            return gguf.TokenType.UNKNOWN
+        if i in added:
+            return gguf.TokenType.CONTROL if added[i].special else gguf.TokenType.USER_DEFINED
+        if byte_fallback and _BYTE_TOKEN.fullmatch(text):
+            return gguf.TokenType.BYTE
+        return gguf.TokenType.NORMAL
+
+    by_id, tokens, toktypes = _token_table(vocab, n_vocab, token_type)
 
     # SentencePiece's dummy prefix: does "a" come out as "\u2581a"?
     first = tok.convert_ids_to_tokens(tok("a", add_special_tokens=False)["input_ids"][:1])
