@@ -149,7 +149,7 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from dataprocess.workspace import Workspace
+    from core.workspace import Workspace
     from export.gguf_writer import DIRECT_OUTTYPES, write_gguf
     from export.merge import adapter_base, merge_adapter
     from export.quantize import quantize_gguf

@@ -56,7 +56,7 @@ print(json.dumps({"seconds": seconds,
 
 TWIN = r'''
 import json, sys, time
-from dataprocess.workspace import Workspace
+from core.workspace import Workspace
 from trainer.train import TrainOptions, build_trainer
 ws, base, steps, extra = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
 trainer, _, _ = build_trainer(Workspace(ws), TrainOptions(base=base, max_steps=steps, learning_rate=2e-4,

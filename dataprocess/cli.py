@@ -5,12 +5,12 @@ from pathlib import Path
 
 import click
 
-from .errors import ExportError
+from .errors import ChatExportError
 from .feedback import FEEDBACK_FILE
 from .pipeline import run_process
 from .readers import FORMATS
 from .rules import Rules
-from .workspace import Workspace
+from core.workspace import Workspace
 
 
 def _parse_split(ctx, param, value: str) -> tuple[float, float, float]:
@@ -69,7 +69,7 @@ class ExitError(click.ClickException):
 @click.option("--dedupe/--keep-duplicates", default=True, show_default=True)
 @click.option("--split", "split", default="80/10/10", show_default=True, callback=_parse_split,
               help="Train/valid/test shares, split by conversation.")
-@click.option("--feedback/--no-feedback", default=True, show_default=True,
+@click.option("--feedback/--no-feedback", default=False, show_default=True,
               help="Add the replies rated up through the server (WORKSPACE/feedback.sqlite) to train.")
 @click.option("--feedback-db", type=click.Path(dir_okay=False, path_type=Path),
               help="Read ratings from this SQLite file instead of WORKSPACE/feedback.sqlite.")
@@ -88,7 +88,7 @@ def process_command(inputs, workspace, fmt, me, facts_path, since, group_chats, 
         feedback_path = (feedback_db or Path(workspace) / FEEDBACK_FILE) if feedback else None
         result = run_process(list(inputs), Workspace(workspace), fmt=fmt, me=me, facts_path=facts_path,
                              rules=rules, feedback_path=feedback_path)
-    except ExportError as exc:
+    except ChatExportError as exc:
         raise ExitError(str(exc)) from None
     stats = result.stats
     click.echo(f"read {stats.get('read', 0)} messages, kept {stats.get('kept_messages', 0)} "

@@ -12,12 +12,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from datetime import datetime, timedelta
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 from .clean import clean_text
 from .message import Message
 from .rules import Rules
-from .template import MESSAGE_SEPARATOR
+from core.terminator import MESSAGE_SEPARATOR
 
 
 @dataclass
@@ -63,6 +63,17 @@ def anonymize_names(text: str, names: Iterable[str]) -> str:
     return text
 
 
+def clean_message(text: str, rules: Rules, contact_names: Iterable[str] = ()) -> str:
+    """One message's text as the rules clean it: for training examples and live requests alike.
+
+    ``contact_names`` are replaced with :data:`CONTACT_PLACEHOLDER` (the contacts'
+    messages, when ``rules.anonymize_contacts`` is on)."""
+    if contact_names:
+        text = anonymize_names(text, contact_names)
+    return clean_text(text, lowercase=rules.lowercase, urls=rules.replace_urls, emoji=rules.strip_emoji,
+                      repeats=rules.squash_repeats, scrub=rules.scrub_personal_data)
+
+
 def select_messages(messages: Iterable[Message], rules: Rules, stats: Stats) -> dict[str, list[Message]]:
     """Apply the per-message rules and group what is kept by chat, top contacts only.
 
@@ -85,11 +96,8 @@ def select_messages(messages: Iterable[Message], rules: Rules, stats: Stats) -> 
         if rules.max_message_chars and len(msg.text) > rules.max_message_chars:
             stats["dropped_too_long"] += 1
             continue
-        raw = anonymize_names(msg.text, (msg.chat, msg.sender)) if rules.anonymize_contacts and not msg.from_me \
-            else msg.text
-        text = clean_text(raw, lowercase=rules.lowercase, urls=rules.replace_urls,
-                          emoji=rules.strip_emoji, repeats=rules.squash_repeats,
-                          scrub=rules.scrub_personal_data)
+        names = (msg.chat, msg.sender) if rules.anonymize_contacts and not msg.from_me else ()
+        text = clean_message(msg.text, rules, contact_names=names)
         if not text:
             stats["dropped_empty_after_cleaning"] += 1
             continue
@@ -136,14 +144,17 @@ def conversations(messages: list[Message], gap: timedelta, burst: timedelta) -> 
         yield turns
 
 
-def _context(turns: list[Turn], rules: Rules) -> list[tuple[str, str]]:
+def context_window(turns: Sequence[tuple[str, str]], rules: Rules) -> list[tuple[str, str]]:
+    """The earlier ``(role, text)`` turns a prompt keeps, oldest first: at most
+    ``rules.context_turns`` of the latest, while their text fits in ``rules.context_chars``.
+    Training examples and live requests are both cut by this one function."""
     picked: list[tuple[str, str]] = []
     used = 0
-    for turn in reversed(turns[-rules.context_turns:] if rules.context_turns else []):
-        used += len(turn.text)
+    for role, text in reversed(list(turns)[-rules.context_turns:] if rules.context_turns else []):
+        used += len(text)
         if used > rules.context_chars:
             break
-        picked.append(("assistant" if turn.from_me else "user", turn.text))
+        picked.append((role, text))
     picked.reverse()
     return picked
 
@@ -163,4 +174,5 @@ def pairs_from_chat(chat: str, messages: list[Message], rules: Rules, stats: Sta
             if len(reply.text) > rules.max_reply_chars:
                 stats["dropped_long_reply"] += 1
                 continue
-            yield Pair(conversation, _context(turns[:position - 1], rules), before.text, reply.text)
+            earlier = [("assistant" if t.from_me else "user", t.text) for t in turns[max(0, position - 1 - rules.context_turns):position - 1]]
+            yield Pair(conversation, context_window(earlier, rules), before.text, reply.text)

@@ -1,5 +1,9 @@
-"""Errors the data stage raises for input it cannot use (shown to the user as one line)."""
+"""The error the data stage raises for input it cannot use (shown to the user as one line)."""
+from core.errors import InputError
 
 
-class ExportError(ValueError):
-    """An export file that cannot be read: unknown format, unreadable, or malformed."""
+class ChatExportError(InputError):
+    """A chat export that cannot be read: unknown format, unreadable, malformed or hostile.
+
+    An :class:`~core.errors.InputError`: the command shows one line and exits with status 2.
+    """

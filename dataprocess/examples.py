@@ -13,12 +13,13 @@ import random
 from pathlib import Path
 from typing import Iterable
 
-from .atomic import atomic_file
+from core.atomic import atomic_file
 from .clean import clean_text
 from .conversations import Pair
 from .facts import Facts
 from .rules import Rules
-from .template import completion_text, prompt_messages
+from .template import prompt_messages
+from core.terminator import completion_text
 
 SPLITS = ("train", "valid", "test")
 

@@ -18,7 +18,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ExportError
+from .errors import ChatExportError
 
 _QUESTIONS = {
     "name": (["what's your name?", "who is this?", "what should i call you?"], "{value}"),
@@ -46,13 +46,13 @@ class Facts:
 
 
 def load_facts(path: Path) -> Facts:
-    """Parse a facts file; ExportError with the reason when it is not valid."""
+    """Parse a facts file; ChatExportError with the reason when it is not valid."""
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ExportError(f"{path}: facts file not found") from None
+        raise ChatExportError(f"{path}: facts file not found") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ExportError(f"{path}: not a valid facts file ({exc})") from None
+        raise ChatExportError(f"{path}: not a valid facts file ({exc})") from None
     me = {str(k): str(v) for k, v in data.get("me", {}).items()}
     qa: list[FactQA] = []
     for key, value in me.items():
@@ -61,6 +61,6 @@ def load_facts(path: Path) -> Facts:
     for number, entry in enumerate(data.get("qa", []), 1):
         questions, answer = entry.get("questions"), entry.get("answer")
         if not isinstance(questions, list) or not isinstance(answer, str) or not questions:
-            raise ExportError(f"{path}: [[qa]] entry {number} needs 'questions' (a list) and 'answer' (a string)")
+            raise ChatExportError(f"{path}: [[qa]] entry {number} needs 'questions' (a list) and 'answer' (a string)")
         qa.extend(FactQA(str(q), answer) for q in questions)
     return Facts(me=me, qa=qa)

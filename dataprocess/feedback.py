@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import Iterator
 
-from .template import completion_text, strip_terminator
+from core.terminator import completion_text, strip_terminator
 
 FEEDBACK_FILE = "feedback.sqlite"
 

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .conversations import Stats, pairs_from_chat, select_messages
-from .errors import ExportError
+from .errors import ChatExportError
 from .examples import SPLITS, dedupe, example_from_pair, examples_from_facts, split_by_conversation, write_jsonl_atomic
 from .facts import load_facts
 from .feedback import good_replies
 from .readers import read_export
 from .report import Tally, build_report, write_charts
 from .rules import Rules
-from .workspace import Workspace, write_atomic
+from core.atomic import write_atomic
+from core.workspace import Workspace
 
 
 @dataclass
@@ -36,7 +37,7 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     Replies rated up in the feedback database at ``feedback_path`` (the server's
     WORKSPACE/feedback.sqlite), if it exists, are added to train.
 
-    Nothing is written when no training example can be made (ExportError says why).
+    Nothing is written when no training example can be made (ChatExportError says why).
     """
     rules = rules or Rules()
     facts = load_facts(facts_path) if facts_path else None
@@ -46,7 +47,7 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     streams = (read_export(path, fmt=fmt, me=me, skipped=skipped) for path in inputs)
     by_chat = select_messages(tally.watch(itertools.chain.from_iterable(streams)), rules, stats)
     if stats["read"] == 0:
-        raise ExportError("no messages could be read from the input")
+        raise ChatExportError("no messages could be read from the input")
 
     chat_examples = [example_from_pair(pair, persona)
                      for chat, messages in sorted(by_chat.items())
@@ -56,7 +57,7 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
         chat_examples = dedupe(chat_examples)
         stats["dropped_duplicate"] = before - len(chat_examples)
     if not chat_examples:
-        raise ExportError("no reply pairs found: no message of yours answers a contact within "
+        raise ChatExportError("no reply pairs found: no message of yours answers a contact within "
                           f"{rules.reply_window_minutes:g} minutes after the rules were applied "
                           "(check --me, --since and --group-chats)")
     splits = split_by_conversation(chat_examples, rules.split, rules.seed)

@@ -13,7 +13,7 @@ from statistics import mean, median
 from typing import Iterable, Iterator
 
 from .message import Message
-from .template import TERMINATOR
+from core.terminator import TERMINATOR
 
 _WORD_RE = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 REPLY_LENGTH_BINS = (0, 10, 20, 40, 80, 160, 320, 10_000)
@@ -78,7 +78,7 @@ def _cached_tokenizer():
     try:
         from tokenizers import Tokenizer
 
-        from .workspace import user_cache_dir
+        from core.base_ref import user_cache_dir
 
         files = sorted(user_cache_dir().glob("models/*/tokenizer.json"))
         return Tokenizer.from_file(str(files[-1])) if files else None
@@ -126,7 +126,7 @@ def write_charts(report: dict, out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .atomic import atomic_file
+    from core.atomic import atomic_file
 
     charts = []
 

@@ -3,21 +3,19 @@
 A training example and a live request are built the same way: a short system line naming the
 persona, earlier turns of the conversation as alternating user/assistant messages, then the
 contact's latest message(s). The twin's reply is the assistant message; in training data it
-ends with the terminator `` DONE``, which at inference stops generation and is stripped. The
+ends with the terminator `` DONE`` (``core.terminator``), which at inference stops generation and is stripped. The
 base model's own chat template (ChatML for SmolLM2) renders these messages into text; a base
 model without a chat template gets :data:`FALLBACK_CHAT_TEMPLATE`.
 
-Consecutive messages from one sender are joined with :data:`MESSAGE_SEPARATOR`; a generated
-reply is split on it back into separate chat messages.
+Consecutive messages from one sender are joined with ``core.terminator.MESSAGE_SEPARATOR``;
+a generated reply is split on it back into separate chat messages.
 """
 from __future__ import annotations
 
-import re
 from typing import Iterable, Sequence
 
-DONE = "DONE"
-TERMINATOR = " " + DONE
-MESSAGE_SEPARATOR = " | "
+from core.terminator import DONE, MESSAGE_SEPARATOR
+
 
 # ChatML, used when a base model ships no chat template of its own.
 FALLBACK_CHAT_TEMPLATE = (
@@ -60,39 +58,6 @@ def prompt_messages(
     return [{"role": "system", "content": system_prompt(persona)}] + turns
 
 
-def completion_text(reply: str) -> str:
-    """The training target for a reply: the reply followed by the terminator."""
-    return reply + TERMINATOR
-
-
-_DONE_RE = re.compile(r"\s*\bDONE\b.*\Z", re.DOTALL)
-
-
-def strip_terminator(generated: str) -> str:
-    """Cut a generated reply at the first DONE (and anything after it)."""
-    return _DONE_RE.sub("", generated).strip()
-
-
-def split_messages(reply: str) -> list[str]:
-    """Split a reply into the separate chat messages it stands for."""
-    return [part.strip() for part in reply.split(MESSAGE_SEPARATOR.strip()) if part.strip()]
-
-
 def stop_strings(extra: Iterable[str] = ()) -> list[str]:
     """Strings that end generation: the terminator plus any end-of-turn markers."""
     return [DONE, *extra]
-
-
-# An exported GGUF's ``general.name`` carries the persona, so `twin serve --model FILE.gguf`
-# builds the same system line the twin was trained with even without the workspace.
-_GGUF_NAME_PREFIX = "twin-"
-
-
-def gguf_model_name(persona: str) -> str:
-    return _GGUF_NAME_PREFIX + persona
-
-
-def persona_from_gguf_name(name: str | None) -> str | None:
-    if name and name.startswith(_GGUF_NAME_PREFIX) and len(name) > len(_GGUF_NAME_PREFIX):
-        return name[len(_GGUF_NAME_PREFIX):]
-    return None

@@ -21,9 +21,13 @@ from pathlib import Path
 
 import click
 
-from dataprocess.template import DONE, gguf_model_name, system_prompt
-from dataprocess.workspace import Workspace
-from dataprocess.atomic import temp_sibling
+from dataprocess.template import system_prompt
+
+from core.terminator import DONE
+
+from core.artifacts import gguf_model_name
+from core.workspace import Workspace
+from core.atomic import temp_sibling
 from export.errors import ExportError
 from export.gguf_writer import DIRECT_OUTTYPES, SUPPORTED_MODEL_TYPES
 from export.quantize import QUANT_NAMES

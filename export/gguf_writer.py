@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from dataprocess.atomic import atomic_file
+from core.atomic import atomic_file
 from export.errors import ExportError, UnsupportedModelError
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import logging
 import warnings
 from pathlib import Path
 
-from dataprocess.atomic import atomic_dir
+from core.atomic import atomic_dir
 from export.errors import ExportError
 
 log = logging.getLogger(__name__)

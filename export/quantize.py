@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from dataprocess.atomic import atomic_file
+from core.atomic import atomic_file
 from export.errors import ExportError
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from dataprocess.template import DONE, stop_strings
-from dataprocess.workspace import Workspace
+from dataprocess.template import stop_strings
+
+from core.terminator import DONE
+from core.workspace import Workspace
 
 from .queueing import Deadline, Gate
 

@@ -36,7 +36,9 @@ from collections import deque
 from pathlib import Path
 from typing import Iterator
 
-from dataprocess.template import DONE, FALLBACK_CHAT_TEMPLATE
+from dataprocess.template import FALLBACK_CHAT_TEMPLATE
+
+from core.terminator import DONE
 
 from .backends import Backend, BackendError, PromptTooLong
 from .queueing import Deadline, Gate, Overloaded

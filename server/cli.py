@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from dataprocess.template import persona_from_gguf_name
-from dataprocess.workspace import Workspace
+from core.artifacts import persona_from_gguf_name
+from core.workspace import Workspace
 
 from .app import MAX_TOKENS_CAP, create_app
 from .backends import BACKENDS, BackendError, auto_workers, open_backend

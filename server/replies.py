@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
-from dataprocess.template import DONE, split_messages, strip_terminator
+from core.terminator import DONE, split_messages, strip_terminator
 
 _WORD = re.compile(r"\w")
 _CONFIRMED = re.compile(r"\bDONE(?=\W)")  # DONE followed by a non-word character: surely the terminator

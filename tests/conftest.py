@@ -29,7 +29,7 @@ def tiny_llama(tmp_path_factory) -> Path:
 def sample_workspace(tmp_path_factory) -> Path:
     """A workspace processed from the bundled sample (data only)."""
     from dataprocess.pipeline import run_process
-    from dataprocess.workspace import Workspace
+    from core.workspace import Workspace
 
     root = tmp_path_factory.mktemp("sample-ws")
     run_process([SAMPLE_CSV], Workspace(root), facts_path=SAMPLE_FACTS)

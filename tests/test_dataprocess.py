@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import SAMPLE_CSV, SAMPLE_FACTS
-from dataprocess import ExportError, Message, read_export
+from dataprocess import ChatExportError, Message, read_export
 from dataprocess.clean import clean_text, squash_repeats, strip_emoji
 from dataprocess.conversations import Stats, pairs_from_chat, select_messages
 from dataprocess.examples import split_by_conversation
@@ -59,9 +59,9 @@ def test_read_export_reader_details(tmp_path):
 def test_unknown_and_missing_files_raise_export_error(tmp_path):
     junk = tmp_path / "junk.txt"
     junk.write_text("just some text\n")
-    with pytest.raises(ExportError, match="unrecognised export format"):
+    with pytest.raises(ChatExportError, match="unrecognised export format"):
         list(read_export(junk))
-    with pytest.raises(ExportError, match="no such file"):
+    with pytest.raises(ChatExportError, match="no such file"):
         list(read_export(tmp_path / "nope.csv"))
 
 
@@ -160,7 +160,7 @@ def test_facts_become_questions(tmp_path):
     assert any(qa.question == "where are you from?" for qa in facts.qa)
     bad = tmp_path / "facts.toml"
     bad.write_text("[[qa]]\nquestions = 'not a list'\nanswer = 'x'\n")
-    with pytest.raises(ExportError, match="questions"):
+    with pytest.raises(ChatExportError, match="questions"):
         load_facts(bad)
 
 

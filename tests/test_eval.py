@@ -5,7 +5,7 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from dataprocess.workspace import Workspace
+from core.workspace import Workspace
 from trainer.evaluate import EvalOptions, run_eval, style, vocabulary_overlap
 from trainer.train import TrainOptions, run_training
 from twin_cli import main

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dataprocess import FORMATS, ExportError, detect_format, read_export
+from dataprocess import FORMATS, ChatExportError, detect_format, read_export
 from dataprocess.pipeline import run_process
 from dataprocess.readers import READERS
 from dataprocess.readers.imessage_db import decode_attributed_body
 from dataprocess.readers.messenger import fix_mojibake
 from dataprocess.readers.telegram import text_of
-from dataprocess.workspace import Workspace
+from core.workspace import Workspace
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WA = FIXTURES / "whatsapp"
@@ -197,9 +197,9 @@ def test_whatsapp_me_required_when_it_cannot_be_inferred(tmp_path):
     group = tmp_path / "trip.txt"
     group.write_text("01/07/2024, 10:00 - Ann: hi all\n01/07/2024, 10:01 - Bo: hey\n"
                      "01/07/2024, 10:02 - Cy: yo\n13/07/2024, 10:00 - Bo: ok\n", encoding="utf-8")
-    with pytest.raises(ExportError, match=r"--me.*'Ann', 'Bo', 'Cy'"):
+    with pytest.raises(ChatExportError, match=r"--me.*'Ann', 'Bo', 'Cy'"):
         read(group)
-    with pytest.raises(ExportError, match=r"--me 'Dee' is none of them"):
+    with pytest.raises(ChatExportError, match=r"--me 'Dee' is none of them"):
         read(group, me="Dee")
     msgs = read(group, me="bo")  # matched case-insensitively to the name in the export
     assert [m.from_me for m in msgs] == [False, True, False, True]
@@ -243,7 +243,7 @@ def test_whatsapp_malformed_lines_are_skipped_with_line_numbers(tmp_path):
     assert [(Path(f).name, line) for f, line, _ in skipped] == [(path.name, 3), (path.name, 5)]
     # text before the first header: the format must then be forced (detection looks at line 1)
     path.write_text("exported by a tool\n13/07/2024, 10:00 - Ann: hi\n13/07/2024, 10:01 - Me: yo\n", encoding="utf-8")
-    with pytest.raises(ExportError, match="unrecognised"):
+    with pytest.raises(ChatExportError, match="unrecognised"):
         read(path)
     skipped = []
     assert [m.text for m in read(path, fmt="whatsapp", skipped=skipped)] == ["hi", "yo"]
@@ -300,7 +300,7 @@ def test_telegram_text_arrays_and_group_export_needs_me(tmp_path):
     path = tmp_path / "result.json"
     path.write_text(json.dumps(group, ensure_ascii=False), encoding="utf-8")
     assert detect_format(path) == "telegram"
-    with pytest.raises(ExportError, match=r"--me.*'Alex', 'Maya Cohen', 'Дима'"):
+    with pytest.raises(ChatExportError, match=r"--me.*'Alex', 'Maya Cohen', 'Дима'"):
         read(path)
     assert [m.from_me for m in read(path, me="user777000")] == [True, False, False, True]
     assert [m.from_me for m in read(path, me="maya cohen")] == [True, False, False, True]
@@ -347,7 +347,7 @@ def test_messenger_group_and_owner_from_every_thread():
 def test_messenger_owner_needs_me_for_a_lone_group_thread(tmp_path):
     lone = tmp_path / "inbox" / "climbers_5678"
     shutil.copytree(FB_GROUP, lone)
-    with pytest.raises(ExportError, match=r"--me.*'Alex Kim', 'Maya Cohen', 'Zoë Müller'"):
+    with pytest.raises(ChatExportError, match=r"--me.*'Alex Kim', 'Maya Cohen', 'Zoë Müller'"):
         read(lone)
     assert [m.from_me for m in read(lone, me="Maya Cohen")] == [False, False, False, True]
     # the export's profile_information.json names the owner
@@ -388,7 +388,7 @@ def test_iso_timestamps_become_naive_local_time():
 
 
 def test_discord_server_channel_keeps_exchanges_with_me():
-    with pytest.raises(ExportError, match=r"server channel.*--me.*'Bobby', 'Maya', 'carol'"):
+    with pytest.raises(ChatExportError, match=r"server channel.*--me.*'Bobby', 'Maya', 'carol'"):
         read(DC_SERVER)
     msgs = read(DC_SERVER, me="maya.c")
     assert [(m.chat, m.is_group, m.sender, m.text, m.from_me, m.kind) for m in msgs] == [
@@ -519,26 +519,26 @@ def test_detect_every_format(tmp_path):
 def test_unknown_binary_and_wrongly_forced_inputs_are_refused(tmp_path):
     blob = tmp_path / "photo.jpg"
     blob.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8)
-    with pytest.raises(ExportError, match="unrecognised export format"):
+    with pytest.raises(ChatExportError, match="unrecognised export format"):
         read(blob)
-    with pytest.raises(ExportError, match="not UTF-8"):
+    with pytest.raises(ChatExportError, match="not UTF-8"):
         read(blob, fmt="whatsapp")
-    with pytest.raises(ExportError, match="no WhatsApp message lines"):
+    with pytest.raises(ChatExportError, match="no WhatsApp message lines"):
         read(TG_CHAT, fmt="whatsapp")
-    with pytest.raises(ExportError, match="not a valid Telegram export"):
+    with pytest.raises(ChatExportError, match="not a valid Telegram export"):
         read(WA / "WhatsApp Chat with Alex.txt", fmt="telegram")
-    with pytest.raises(ExportError, match="Messages database"):
+    with pytest.raises(ChatExportError, match="Messages database"):
         read(WA / "WhatsApp Chat with Alex.txt", fmt="imessage-db")
-    with pytest.raises(ExportError, match="not a Messenger thread folder"):
+    with pytest.raises(ChatExportError, match="not a Messenger thread folder"):
         read(tmp_path)
-    with pytest.raises(ExportError, match="a folder, not a whatsapp export"):
+    with pytest.raises(ChatExportError, match="a folder, not a whatsapp export"):
         read(FB_LINH, fmt="whatsapp")
     empty_zip = tmp_path / "WhatsApp Chat - X.zip"
     with zipfile.ZipFile(empty_zip, "w") as zf:
         zf.writestr("notes.txt", "hello")
-    with pytest.raises(ExportError, match="unrecognised"):
+    with pytest.raises(ChatExportError, match="unrecognised"):
         read(empty_zip)
-    with pytest.raises(ExportError, match="without a WhatsApp chat"):
+    with pytest.raises(ChatExportError, match="without a WhatsApp chat"):
         read(empty_zip, fmt="whatsapp")
     # forcing a format that fits works like detection
     assert rows(read(DC_DM, fmt="discord")) == rows(read(DC_DM))

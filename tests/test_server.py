@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from dataprocess.template import DONE, strip_terminator
+from core.terminator import DONE, strip_terminator
 from server.app import MAX_TOKENS_CAP, create_app
 from server.backends import BackendError, LlamaCppBackend
 from server.conversations import ConversationStore

@@ -4,7 +4,9 @@ import threading
 
 import pytest
 
-from dataprocess.template import DONE, prompt_messages
+from dataprocess.template import prompt_messages
+
+from core.terminator import DONE
 from server.backends import LlamaCppBackend, PromptTooLong, open_backend
 from server.batching import BatchedLlamaBackend
 from server.queueing import Gate, GenerationTimeout, Overloaded

@@ -4,7 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 import server.cli
-from dataprocess.workspace import Workspace
+from core.workspace import Workspace
 from server.tunnel import TunnelError
 from twin_cli import main
 
@@ -123,7 +123,7 @@ def test_transformers_backend_serves_base_plus_adapter(served, tmp_path, tiny_ll
 
 
 def test_model_file_alone_gives_the_persona_from_its_gguf_name(tiny_llama, tmp_path):
-    from dataprocess.template import gguf_model_name, persona_from_gguf_name
+    from core.artifacts import gguf_model_name, persona_from_gguf_name
     from export.gguf_writer import write_gguf
 
     gguf = write_gguf(tiny_llama, tmp_path / "twin-F16.gguf", "F16", name=gguf_model_name("maya"))

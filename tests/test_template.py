@@ -1,8 +1,8 @@
 """The shared prompt format: message building, terminator and splitting."""
 import pytest
 
-from dataprocess.template import (DONE, MESSAGE_SEPARATOR, completion_text, prompt_messages, split_messages,
-                                  strip_terminator, system_prompt)
+from core.terminator import DONE, MESSAGE_SEPARATOR, completion_text, split_messages, strip_terminator
+from dataprocess.template import prompt_messages, system_prompt
 
 
 def test_prompt_messages_orders_system_history_and_incoming():

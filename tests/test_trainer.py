@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dataprocess.template import DONE
-from dataprocess.workspace import Workspace
+from core.terminator import DONE
+from core.workspace import Workspace
 from trainer.base_model import BaseModelError, resolve_base
 from trainer.quant import choose_quant
 from trainer.tokens import prepare_tokenizer

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from dataprocess.workspace import user_cache_dir
+from core.base_ref import user_cache_dir
 
 DEFAULT_BASE = "smollm2-135m"
 _EMBEDDED = {

@@ -24,7 +24,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from dataprocess.atomic import atomic_dir
+from core.atomic import atomic_dir
 
 
 class BestAdapterCallback(TrainerCallback, ExportableState):

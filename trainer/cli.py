@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from dataprocess.workspace import Workspace
+from core.workspace import Workspace
 
 from .base_model import DEFAULT_BASE, BaseModelError
 from .quant import QUANT_CHOICES

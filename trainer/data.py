@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from dataprocess.workspace import Workspace
+from core.workspace import Workspace
 
 from .errors import TrainingError
 

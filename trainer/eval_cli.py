@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from dataprocess.workspace import Workspace
+from core.workspace import Workspace
 
 from .evaluate import STYLE_KEYS, EvalError, EvalOptions, run_eval
 

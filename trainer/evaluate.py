@@ -18,10 +18,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from dataprocess.atomic import atomic_file
+from core.atomic import atomic_file
 from dataprocess.clean import EMOJI_RE
-from dataprocess.template import DONE, MESSAGE_SEPARATOR, strip_terminator
-from dataprocess.workspace import Workspace
+from core.terminator import DONE, MESSAGE_SEPARATOR, strip_terminator
+from core.workspace import Workspace
 
 _WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
 STYLE_KEYS = ("mean_chars", "lowercase_rate", "separator_rate", "emoji_rate")

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from dataprocess.workspace import Workspace
+from core.workspace import Workspace
 
 from .base_model import DEFAULT_BASE, resolve_base
 from .data import fit_to_length, load_split

@@ -21,7 +21,7 @@ discord        JSON with top-level ``guild`` and ``channel`` (DiscordChatExporte
 =============  =======================================================================
 
 Times are naive local datetimes in every reader (see ``_common``). A folder is read only as a
-Messenger thread folder. Anything else is refused with one ExportError.
+Messenger thread folder. Anything else is refused with one ChatExportError.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import ExportError
+from ..errors import ChatExportError
 from ..message import Message
 from . import discord, imessage_csv, imessage_db, messenger, telegram, whatsapp
 
@@ -52,20 +52,20 @@ def _head(path: Path, size: int = 4096) -> str:
 
 
 def detect_format(path: Path) -> str:
-    """Name of the reader whose format ``path`` is in; ExportError when none fits."""
+    """Name of the reader whose format ``path`` is in; ChatExportError when none fits."""
     path = Path(path)
     if path.is_dir():
         for name, reader in READERS.items():
             sniff_dir = getattr(reader, "sniff_dir", None)
             if sniff_dir is not None and sniff_dir(path):
                 return name
-        raise ExportError(f"{path}: a folder that is not a Messenger thread folder (no message_N.json in it); "
+        raise ChatExportError(f"{path}: a folder that is not a Messenger thread folder (no message_N.json in it); "
                           "pass the export files themselves")
     head = _head(path)
     for name, reader in READERS.items():
         if reader.sniff(path, head):
             return name
-    raise ExportError(f"{path}: unrecognised export format (supported: {', '.join(READERS)}); use --format to force one")
+    raise ChatExportError(f"{path}: unrecognised export format (supported: {', '.join(READERS)}); use --format to force one")
 
 
 def read_export(path, fmt: str | None = None, me: str | None = None,
@@ -79,24 +79,24 @@ def read_export(path, fmt: str | None = None, me: str | None = None,
     """
     path = Path(path)
     if not path.exists():
-        raise ExportError(f"{path}: no such file")
+        raise ChatExportError(f"{path}: no such file")
     try:
         name = detect_format(path) if fmt in (None, "auto") else fmt
     except OSError as exc:
-        raise ExportError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise ChatExportError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if name not in READERS:
-        raise ExportError(f"unknown format {name!r} (supported: {', '.join(READERS)})")
+        raise ChatExportError(f"unknown format {name!r} (supported: {', '.join(READERS)})")
     if path.is_dir() and getattr(READERS[name], "sniff_dir", None) is None:
-        raise ExportError(f"{path}: a folder, not a {name} export file")
+        raise ChatExportError(f"{path}: a folder, not a {name} export file")
     try:
         yield from READERS[name].read(path, me=me, skipped=skipped)
     except UnicodeDecodeError:
-        raise ExportError(f"{path}: not UTF-8 text, so not a {name} export") from None
+        raise ChatExportError(f"{path}: not UTF-8 text, so not a {name} export") from None
     except json.JSONDecodeError as exc:
-        raise ExportError(f"{path}: not valid JSON, so not a {name} export ({exc.msg})") from None
+        raise ChatExportError(f"{path}: not valid JSON, so not a {name} export ({exc.msg})") from None
     except zipfile.BadZipFile:
-        raise ExportError(f"{path}: a damaged .zip file") from None
+        raise ChatExportError(f"{path}: a damaged .zip file") from None
     except sqlite3.DatabaseError as exc:
-        raise ExportError(f"{path}: not a readable database, so not a {name} export ({exc})") from None
+        raise ChatExportError(f"{path}: not a readable database, so not a {name} export ({exc})") from None
     except OSError as exc:
-        raise ExportError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise ChatExportError(f"{path}: cannot read ({exc.strerror or exc})") from None

@@ -15,7 +15,7 @@ import unicodedata
 from datetime import datetime
 from pathlib import Path
 
-from ..errors import ExportError
+from ..errors import ChatExportError
 
 
 def local_from_unix(seconds: float) -> datetime:
@@ -51,7 +51,7 @@ def load_json(path: Path, what: str):
         with open(path, encoding="utf-8-sig") as handle:
             return json.load(handle)
     except json.JSONDecodeError as exc:
-        raise ExportError(f"{path}: not a valid {what} export (JSON error at line {exc.lineno}: {exc.msg})") from None
+        raise ChatExportError(f"{path}: not a valid {what} export (JSON error at line {exc.lineno}: {exc.msg})") from None
 
 
 _KEY_RE = re.compile(r'"([A-Za-z_]+)"\s*:')
@@ -81,7 +81,7 @@ def same_name(a: str | None, b: str | None) -> bool:
 
 
 def unknown_me(path, problem: str, names, me: str | None, label: str = "participants",
-               hint: str = "your name as it appears there") -> ExportError:
+               hint: str = "your name as it appears there") -> ChatExportError:
     """The error for an export that does not say which of ``names`` is the owner."""
     given = f"--me {me!r} is none of them" if me else f"pass --me with {hint}"
-    return ExportError(f"{path}: {problem}; {given} ({label}: {names_list(names)})")
+    return ChatExportError(f"{path}: {problem}; {given} ({label}: {names_list(names)})")

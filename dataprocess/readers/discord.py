@@ -18,7 +18,7 @@ Shape: ``{"guild": {"id", "name"}, "channel": {"id", "type", "name", ...}, "mess
 
 **Who is me**: ``--me`` matched against each author's id, name and nickname; without it, a
 one-on-one DM's other author than the person the channel is named after. A group DM or a
-server channel needs ``--me`` (ExportError lists the authors). A malformed message is skipped
+server channel needs ``--me`` (ChatExportError lists the authors). A malformed message is skipped
 and recorded with its index in ``messages``.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import ExportError
+from ..errors import ChatExportError
 from ..message import Message
 from ._common import json_keys, load_json, local_from_iso, names_list, note_skip, same_name
 
@@ -77,7 +77,7 @@ def _my_id(path: Path, channel: dict, messages: list, me: str | None) -> str | N
     given = f"--me {me!r} is none of them" if me else "pass --me with your Discord name or id"
     where = "group DM" if channel.get("type") == DIRECT_GROUP else "server channel" \
         if channel.get("type") != DIRECT else "DM"
-    raise ExportError(f"{path}: a Discord {where} export does not say which author is you; {given} "
+    raise ChatExportError(f"{path}: a Discord {where} export does not say which author is you; {given} "
                       f"(authors: {names_list(_display(a) for a in people.values())})")
 
 
@@ -86,7 +86,7 @@ def read(path: Path, me: str | None = None, skipped: list | None = None) -> Iter
     path = Path(path)
     data = load_json(path, "DiscordChatExporter")
     if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
-        raise ExportError(f"{path}: not a DiscordChatExporter export (no 'messages' list)")
+        raise ChatExportError(f"{path}: not a DiscordChatExporter export (no 'messages' list)")
     channel = data.get("channel") or {}
     guild = data.get("guild") or {}
     messages = data["messages"]

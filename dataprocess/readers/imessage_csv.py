@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import ExportError
+from ..errors import ChatExportError
 from ..message import Message
 from ..reactions import is_tapback
 
@@ -57,7 +57,7 @@ def read(path: Path, me: str | None = None, skipped: list | None = None) -> Iter
         reader = csv.DictReader(handle)
         missing = [c for c in HEADER if c not in (reader.fieldnames or [])]
         if missing:
-            raise ExportError(f"{path}: not an iMessage CSV export (missing columns: {', '.join(missing)})")
+            raise ChatExportError(f"{path}: not an iMessage CSV export (missing columns: {', '.join(missing)})")
         for row in reader:
             try:
                 yield _to_message(row, path, me)

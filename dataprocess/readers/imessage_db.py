@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote
 
-from ..errors import ExportError
+from ..errors import ChatExportError
 from ..message import Message
 from ._common import local_from_unix, note_skip
 
@@ -110,11 +110,11 @@ def read(path: Path, me: str | None = None, skipped: list | None = None) -> Iter
     try:
         db = _connect(path)
     except sqlite3.Error as exc:
-        raise ExportError(f"{path}: cannot open as a Messages database ({exc})") from None
+        raise ChatExportError(f"{path}: cannot open as a Messages database ({exc})") from None
     try:
         yield from _read(db, path, me or "Me", skipped)
     except sqlite3.DatabaseError as exc:
-        raise ExportError(f"{path}: not a readable Messages database ({exc})") from None
+        raise ChatExportError(f"{path}: not a readable Messages database ({exc})") from None
     finally:
         db.close()
 
@@ -122,7 +122,7 @@ def read(path: Path, me: str | None = None, skipped: list | None = None) -> Iter
 def _read(db: sqlite3.Connection, path: Path, me: str, skipped: list | None) -> Iterator[Message]:
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if not _REQUIRED <= tables:
-        raise ExportError(f"{path}: an SQLite file without the Messages tables (message, handle)")
+        raise ChatExportError(f"{path}: an SQLite file without the Messages tables (message, handle)")
     cols = _columns(db, "message")
 
     def col(name: str, default: str = "NULL") -> str:

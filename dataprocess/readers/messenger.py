@@ -24,7 +24,7 @@ oldest first without holding more than one file in memory.
 **Who is me**, in this order: ``--me`` when it names a participant; the name in the export's
 ``profile_information.json`` (found beside the ``messages`` folder); in a one-on-one thread,
 the participant who is not the title; the one participant present in every thread of the
-inbox folder. Otherwise ExportError asks for ``--me`` and lists the participants.
+inbox folder. Otherwise ChatExportError asks for ``--me`` and lists the participants.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import ExportError
+from ..errors import ChatExportError
 from ..message import Message
 from ._common import json_keys, load_json, local_from_unix, note_skip, same_name, unknown_me
 
@@ -95,7 +95,7 @@ def _thread_files(folder: Path) -> list[Path]:
 def _load(path: Path) -> dict:
     data = fix_mojibake(load_json(path, "Messenger"))
     if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
-        raise ExportError(f"{path}: not a Messenger export (no 'messages' list)")
+        raise ChatExportError(f"{path}: not a Messenger export (no 'messages' list)")
     return data
 
 
@@ -171,7 +171,7 @@ def read(path: Path, me: str | None = None, skipped: list | None = None) -> Iter
     if path.is_dir():
         files = _thread_files(path)
         if not files:
-            raise ExportError(f"{path}: a folder without message_N.json files (not a Messenger thread folder)")
+            raise ChatExportError(f"{path}: a folder without message_N.json files (not a Messenger thread folder)")
         folder = path
     else:
         files, folder = [path], path.parent

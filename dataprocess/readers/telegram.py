@@ -26,7 +26,7 @@ account (``{"about", "personal_information": {"user_id", ...}, "chats": {"list":
 **Who is me.** In the account export ``personal_information.user_id`` identifies me
 (``from_id == "user<id>"``). In a one-chat export, ``--me`` (a name as ``from`` shows it, or a
 ``user<id>``) decides; else, in a personal chat, whose ``id`` is the contact's user id, every
-other sender is me; a group export without a matching ``--me`` raises ExportError listing
+other sender is me; a group export without a matching ``--me`` raises ChatExportError listing
 the senders. A malformed message is skipped and recorded with its index in ``messages``.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import ExportError
+from ..errors import ChatExportError
 from ..message import Message
 from ._common import json_keys, load_json, local_from_unix, note_skip, same_name, unknown_me
 
@@ -81,7 +81,7 @@ def read(path: Path, me: str | None = None, skipped: list | None = None) -> Iter
     path = Path(path)
     data = load_json(path, "Telegram")
     if not isinstance(data, dict):
-        raise ExportError(f"{path}: not a Telegram export (the JSON is not an object)")
+        raise ChatExportError(f"{path}: not a Telegram export (the JSON is not an object)")
     my_id = None
     if "personal_information" in data:
         info = data.get("personal_information") or {}
@@ -93,7 +93,7 @@ def read(path: Path, me: str | None = None, skipped: list | None = None) -> Iter
     elif "messages" in data:
         chats = [data]
     else:
-        raise ExportError(f"{path}: not a Telegram export (no 'messages' and no 'chats')")
+        raise ChatExportError(f"{path}: not a Telegram export (no 'messages' and no 'chats')")
     for chat in chats:
         if not isinstance(chat, dict) or chat.get("type") in SKIPPED_TYPES:
             continue

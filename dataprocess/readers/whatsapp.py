@@ -33,7 +33,7 @@ recorded as malformed; so is text before the first header.
 participant (case-insensitive); otherwise the owner is inferred only when unambiguous: the one
 sender of ``You deleted this message`` lines, or, in a one-on-one chat whose file is named
 after the contact (``WhatsApp Chat with Alex.txt``, ``WhatsApp Chat - Alex.zip``), the other
-participant. Failing that, ExportError asks for ``--me`` and lists the participants.
+participant. Failing that, ChatExportError asks for ``--me`` and lists the participants.
 
 **Chat and group.** The chat is the name in the file name when there is one, else the other
 participant (one-on-one) or the file's name (group). A chat is a group when it has more than two
@@ -52,7 +52,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Callable, ContextManager, Iterator, TextIO
 
-from ..errors import ExportError
+from ..errors import ChatExportError
 from ..message import Message
 from ._common import note_skip, same_name, unknown_me
 
@@ -170,7 +170,7 @@ def _opener(path: Path) -> tuple[Callable[[], ContextManager[TextIO]], list[str]
     if zipfile.is_zipfile(path):
         member = _zip_member(path)
         if member is None:
-            raise ExportError(f"{path}: a .zip without a WhatsApp chat .txt inside")
+            raise ChatExportError(f"{path}: a .zip without a WhatsApp chat .txt inside")
 
         @contextmanager
         def open_member() -> Iterator[TextIO]:
@@ -376,7 +376,7 @@ def read(path: Path, me: str | None = None, skipped: list | None = None) -> Iter
     with open_text() as handle:
         scan = _scan(handle)
     if scan.headers == 0:
-        raise ExportError(f"{path}: no WhatsApp message lines found (expected '[date, time] Name: text' "
+        raise ChatExportError(f"{path}: no WhatsApp message lines found (expected '[date, time] Name: text' "
                           "or 'date, time - Name: text')")
     title = _title(names)
     participants = scan.participants

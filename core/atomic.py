@@ -80,3 +80,11 @@ def atomic_dir(target: Path | str) -> Iterator[Path]:
         _remove(tmp)
         if old is not None:
             _remove(old)
+
+
+def write_atomic(path: Path | str, data: bytes | str) -> None:
+    """Write ``data`` (text is UTF-8 encoded) to ``path`` through a temp file and a rename."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data)
