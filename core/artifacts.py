@@ -11,6 +11,7 @@
       model/                    MODEL_DIR: twin-<QUANT>.gguf, twin-lora-<TYPE>.gguf, Modelfile
         hf/                     MERGED_DIR: the merged HF model, only when asked
       feedback.sqlite           FEEDBACK_FILE: ratings sent to the server
+      can_you_tell.sqlite       JUDGEMENTS_FILE: friends' picks on the "Can you tell?" page
 
 The model GGUF and the LoRA GGUF have names that cannot be taken for each other:
 ``twin-Q4_K_M.gguf`` vs ``twin-lora-F16.gguf``; :func:`model_ggufs` never lists an adapter.
@@ -32,6 +33,7 @@ MODEL_DIR = "model"
 MERGED_DIR = "hf"
 MODELFILE = "Modelfile"
 FEEDBACK_FILE = "feedback.sqlite"
+JUDGEMENTS_FILE = "can_you_tell.sqlite"   # the "Can you tell?" page's rounds and friends' picks
 REPORT_FILE = "report.json"
 ADAPTER_CONFIG = "adapter_config.json"
 
