@@ -5,12 +5,15 @@ from pathlib import Path
 
 import click
 
-from .errors import ChatExportError
-from .feedback import FEEDBACK_FILE
+from core.artifacts import FEEDBACK_FILE
+from core.errors import cli_errors
+from core.settings import Rules
+from core.workspace import Workspace
+
 from .pipeline import run_process
 from .readers import FORMATS
-from .rules import Rules
-from core.workspace import Workspace
+
+RULES = Rules()  # the defaults every option below shows and uses
 
 
 def _parse_split(ctx, param, value: str) -> tuple[float, float, float]:
@@ -23,10 +26,8 @@ def _parse_split(ctx, param, value: str) -> tuple[float, float, float]:
     return parts
 
 
-class ExitError(click.ClickException):
-    """A one-line error that exits with status 2 (bad input)."""
-
-    exit_code = 2
+def _split_text(split: tuple[float, float, float]) -> str:
+    return "/".join(f"{share * 100:g}" for share in split)
 
 
 @click.command("process")
@@ -38,42 +39,42 @@ class ExitError(click.ClickException):
 @click.option("--me", help="Your name as the twin's persona (and in exports that do not say who you are).")
 @click.option("--facts", "facts_path", type=click.Path(dir_okay=False, path_type=Path),
               help="'Facts about me' TOML file turned into question/answer examples.")
-@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default="2023-01-01", show_default=True,
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=RULES.since.strftime("%Y-%m-%d"), show_default=True,
               help="Keep messages on or after this date.")
-@click.option("--group-chats/--no-group-chats", default=False, show_default=True,
+@click.option("--group-chats/--no-group-chats", default=RULES.group_chats, show_default=True,
               help="Also learn from group chats (speaker names go into the context).")
-@click.option("--top-contacts", type=click.IntRange(min=0), default=20, show_default=True,
+@click.option("--top-contacts", type=click.IntRange(min=0), default=RULES.top_contacts, show_default=True,
               help="Keep only the N most-messaged chats (0 = all).")
-@click.option("--reply-window", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+@click.option("--reply-window", type=click.FloatRange(min=0, min_open=True), default=RULES.reply_window_minutes, show_default=True,
               help="Minutes within which my message counts as a reply.")
-@click.option("--context-turns", type=click.IntRange(min=0), default=4, show_default=True,
+@click.option("--context-turns", type=click.IntRange(min=0), default=RULES.context_turns, show_default=True,
               help="Earlier turns of the conversation given as context.")
-@click.option("--lowercase/--keep-case", default=True, show_default=True)
-@click.option("--replace-urls/--keep-urls", default=True, show_default=True, help="URLs become the word 'link'.")
-@click.option("--strip-emoji/--keep-emoji", default=True, show_default=True)
-@click.option("--squash-repeats/--keep-repeats", default=True, show_default=True,
+@click.option("--lowercase/--keep-case", default=RULES.lowercase, show_default=True)
+@click.option("--replace-urls/--keep-urls", default=RULES.replace_urls, show_default=True, help="URLs become the word 'link'.")
+@click.option("--strip-emoji/--keep-emoji", default=RULES.strip_emoji, show_default=True)
+@click.option("--squash-repeats/--keep-repeats", default=RULES.squash_repeats, show_default=True,
               help="Characters repeated more than 3 times are cut to 3.")
-@click.option("--scrub/--no-scrub", default=True, show_default=True,
+@click.option("--scrub/--no-scrub", default=RULES.scrub_personal_data, show_default=True,
               help="Replace emails, phone/card/IBAN/account numbers and street addresses with placeholders.")
-@click.option("--anonymize-contacts", is_flag=True, help="Replace contacts' names in their messages with <contact>.")
-@click.option("--max-message-chars", type=click.IntRange(min=0), default=1000, show_default=True,
+@click.option("--anonymize-contacts", is_flag=True, default=RULES.anonymize_contacts, help="Replace contacts' names in their messages with <contact>.")
+@click.option("--max-message-chars", type=click.IntRange(min=0), default=RULES.max_message_chars, show_default=True,
               help="Drop messages longer than this (0 = no cap).")
-@click.option("--max-reply-chars", type=click.IntRange(min=1), default=400, show_default=True,
+@click.option("--max-reply-chars", type=click.IntRange(min=1), default=RULES.max_reply_chars, show_default=True,
               help="Drop examples whose reply is longer than this.")
-@click.option("--context-chars", type=click.IntRange(min=0), default=600, show_default=True,
+@click.option("--context-chars", type=click.IntRange(min=0), default=RULES.context_chars, show_default=True,
               help="Cap on the characters of context turns.")
-@click.option("--session-gap", type=click.FloatRange(min=0, min_open=True), default=6.0, show_default=True,
+@click.option("--session-gap", type=click.FloatRange(min=0, min_open=True), default=RULES.session_gap_hours, show_default=True,
               help="Hours of silence that start a new conversation (context never crosses it).")
-@click.option("--facts-repeat", type=click.IntRange(min=0), default=3, show_default=True,
+@click.option("--facts-repeat", type=click.IntRange(min=0), default=RULES.facts_repeat, show_default=True,
               help="How often each fact question/answer is repeated in train.")
-@click.option("--dedupe/--keep-duplicates", default=True, show_default=True)
-@click.option("--split", "split", default="80/10/10", show_default=True, callback=_parse_split,
+@click.option("--dedupe/--keep-duplicates", default=RULES.dedupe, show_default=True)
+@click.option("--split", "split", default=_split_text(RULES.split), show_default=True, callback=_parse_split,
               help="Train/valid/test shares, split by conversation.")
 @click.option("--feedback/--no-feedback", default=False, show_default=True,
               help="Add the replies rated up through the server (WORKSPACE/feedback.sqlite) to train.")
 @click.option("--feedback-db", type=click.Path(dir_okay=False, path_type=Path),
               help="Read ratings from this SQLite file instead of WORKSPACE/feedback.sqlite.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/valid/test split.")
+@click.option("--seed", type=int, default=RULES.seed, show_default=True, help="Seed of the train/valid/test split.")
 def process_command(inputs, workspace, fmt, me, facts_path, since, group_chats, top_contacts, reply_window,
                     context_turns, lowercase, replace_urls, strip_emoji, squash_repeats, scrub, anonymize_contacts,
                     max_message_chars, max_reply_chars, context_chars, session_gap, facts_repeat, dedupe, split, feedback, feedback_db, seed):
@@ -84,12 +85,10 @@ def process_command(inputs, workspace, fmt, me, facts_path, since, group_chats, 
                   scrub_personal_data=scrub, anonymize_contacts=anonymize_contacts,
                   max_message_chars=max_message_chars, max_reply_chars=max_reply_chars, context_chars=context_chars,
                   session_gap_hours=session_gap, facts_repeat=facts_repeat, dedupe=dedupe, split=split, seed=seed)
-    try:
-        feedback_path = (feedback_db or Path(workspace) / FEEDBACK_FILE) if feedback else None
+    feedback_path = (feedback_db or Path(workspace) / FEEDBACK_FILE) if feedback else None
+    with cli_errors("interrupted: nothing was written; run the same command again"):
         result = run_process(list(inputs), Workspace(workspace), fmt=fmt, me=me, facts_path=facts_path,
                              rules=rules, feedback_path=feedback_path)
-    except ChatExportError as exc:
-        raise ExitError(str(exc)) from None
     stats = result.stats
     click.echo(f"read {stats.get('read', 0)} messages, kept {stats.get('kept_messages', 0)} "
                f"from {stats.get('kept_chats', 0)} chats (persona: {result.persona})")
