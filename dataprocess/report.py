@@ -12,8 +12,9 @@ from pathlib import Path
 from statistics import mean, median
 from typing import Iterable, Iterator
 
+from core.terminator import strip_terminator
+
 from .message import Message
-from core.terminator import TERMINATOR
 
 _WORD_RE = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 REPLY_LENGTH_BINS = (0, 10, 20, 40, 80, 160, 320, 10_000)
@@ -40,8 +41,7 @@ class Tally:
 
 
 def reply_text(example: dict) -> str:
-    content = example["completion"][0]["content"]
-    return content[: -len(TERMINATOR)] if content.endswith(TERMINATOR) else content
+    return strip_terminator(example["completion"][0]["content"])
 
 
 def _histogram(lengths: list[int]) -> dict[str, int]:
