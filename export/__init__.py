@@ -1,20 +1,26 @@
-"""The ``export`` stage: trained adapter -> merged HF model -> GGUF for llama.cpp.
+"""The ``export`` stage: trained adapter -> GGUF for llama.cpp / Ollama, checked.
 
-``twin export --workspace W`` reads the PEFT adapter (and tokenizer) from ``W/adapter/``,
-merges it into the base model (``W/model/hf/``), writes ``W/model/twin-<QUANT>.gguf`` with
-the ``gguf`` package (quantizing with llama.cpp's own quantizer for K-quants), checks that
-llama.cpp's logits match transformers', and writes an Ollama ``W/model/Modelfile``.
+``twin export --workspace W`` (``export.cli``) calls :func:`run_export` (``export.pipeline``):
+the PEFT adapter in ``W/adapter/`` is merged into its base tensor by tensor while
+``W/model/twin-<QUANT>.gguf`` is written with the ``gguf`` package (K-quants by llama.cpp's
+own quantizer), llama.cpp's logits are checked against transformers', and an Ollama
+``W/model/Modelfile`` is written.
 
 Modules (each owns one step, so each can be used and tested alone):
 
-- ``merge``       merge a LoRA adapter into its full-precision base model
-- ``gguf_writer`` write a llama-family HF model as GGUF (F32/F16/BF16/Q8_0)
-- ``vocab``       tokenizer -> GGUF tokenizer metadata (BPE vocab, merges, pre-tokenizer, ...)
+- ``pipeline``    ``run_export``: the steps in order, staging and checking
+- ``arch``        the public spec of each supported architecture (names, hparams, weight rules)
+- ``adapter``     a PEFT LoRA adapter: its pairs and scales
+- ``weights``     base checkpoint + adapter, read and merged one tensor at a time
+- ``gguf_writer`` write a model as GGUF (F32/F16/BF16/Q8_0), streaming
+- ``lora_gguf``   write the adapter alone as a llama.cpp LoRA GGUF
+- ``vocab``       tokenizer -> GGUF tokenizer metadata (BPE vocab, merges, SentencePiece scores, ...)
+- ``merge``       the merged model as a HF directory (``--keep-merged``), sharded, base dtype
 - ``quantize``    K-quants and friends through llama.cpp's quantizer (llama-cpp-python)
-- ``verify``      logit parity between the GGUF (llama.cpp) and the HF model (transformers)
+- ``verify``      logit parity between a GGUF (llama.cpp) and transformers, or another GGUF
 - ``modelfile``   the Ollama Modelfile beside the GGUF
 - ``llama_runtime`` opening GGUFs with llama-cpp-python safely (AMX crash guard, threads)
-- ``errors``      the one exception type the CLI turns into a one-line message
+- ``errors``      the stage's errors, on core's error base
 - ``cli``         the ``twin export`` click command
 
 Heavy libraries (torch, transformers, llama_cpp) are imported inside functions, so importing
@@ -27,6 +33,8 @@ from typing import Any
 
 __all__ = [
     "ExportError",
+    "ExportOptions",
+    "run_export",
     "merge_adapter",
     "write_gguf",
     "quantize_gguf",
@@ -36,6 +44,8 @@ __all__ = [
 
 _WHERE = {
     "ExportError": "export.errors",
+    "ExportOptions": "export.pipeline",
+    "run_export": "export.pipeline",
     "merge_adapter": "export.merge",
     "write_gguf": "export.gguf_writer",
     "quantize_gguf": "export.quantize",

@@ -1,15 +1,26 @@
-"""Errors of the export stage.
+"""Errors of the export stage, on core's error base (so every command reports them alike).
 
-Every expected failure (no adapter, unsupported architecture or tokenizer, unknown quant
-type, llama.cpp refusing a file, a parity check that fails) is raised as ``ExportError``
-with a message that reads well as one line; ``export.cli`` shows it without a traceback.
+- ``ExportError`` (exit 1): something went wrong while converting, quantizing or checking
+  (llama.cpp refusing a file, a parity check that fails, a write that fails).
+- ``ExportInputError`` (exit 2): what the user can fix: no adapter, no base model, a base
+  and an adapter that do not fit together.
+- ``UnsupportedModelError`` (exit 2): the model (architecture, tokenizer, RoPE variant,
+  adapter kind) cannot be exported; the message says what is supported.
+
+``core.errors.cli_errors`` turns each into one line and its exit code.
 """
 from __future__ import annotations
 
-
-class ExportError(Exception):
-    """An expected, user-facing failure of the export stage (one readable line)."""
+from core.errors import InputError, TwinError
 
 
-class UnsupportedModelError(ExportError):
-    """The model (architecture, tokenizer, RoPE variant, ...) cannot be exported yet."""
+class ExportError(TwinError):
+    """An expected failure of the export stage (one readable line, exit 1)."""
+
+
+class ExportInputError(ExportError, InputError):
+    """Export input the user can fix: a missing adapter or base model (exit 2)."""
+
+
+class UnsupportedModelError(ExportInputError):
+    """The model (architecture, tokenizer, RoPE variant, ...) cannot be exported (exit 2)."""

@@ -1,105 +1,85 @@
-"""Merge a trained PEFT (LoRA) adapter into its base model and save a plain HF model.
+"""The merged model as a Hugging Face directory (``twin export --keep-merged``), tensor by tensor.
 
-The base is loaded in full precision (float32 on CPU), even when the adapter was trained
-with QLoRA on a 4/8-bit base, so the merged weights are not rounded twice. The output
-directory holds ``config.json``, ``model.safetensors`` (or shards), the generation config
-and the tokenizer the trainer saved beside the adapter (with its chat template and pad
-token), i.e. everything ``export.gguf_writer`` and transformers need. It is built in a
-temporary sibling directory and renamed into place.
+Each weight is ``W + scale * B @ A`` computed in float32 from the memory-mapped base and the
+adapter (``export.weights``), then stored in the base's own dtype (bf16 stays bf16): the copy
+is the size of the base, never an fp32 blow-up. Shards of at most ``max_shard_bytes`` are
+written with ``safetensors`` plus the ``model.safetensors.index.json`` transformers reads, so
+at most one shard is held in memory. The directory also gets the base's config (vocabulary
+size updated if the trainer added tokens), its generation config and the tokenizer saved
+beside the adapter. It is built in a temporary sibling and renamed into place.
+
+The export itself does not need this copy: the GGUF is written straight from the base and
+the adapter.
 """
 from __future__ import annotations
 
 import json
 import logging
-import warnings
+import shutil
 from pathlib import Path
 
 from core.atomic import atomic_dir
-from export.errors import ExportError
+from export.adapter import adapter_base  # noqa: F401 (re-exported: the base named in an adapter)
+from export.weights import ModelSource
 
 log = logging.getLogger(__name__)
 
-ADAPTER_CONFIG = "adapter_config.json"
+DEFAULT_SHARD_BYTES = 1 << 30
+_COPIED = ("generation_config.json",)
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+                    "chat_template.jinja", "added_tokens.json", "vocab.json", "merges.txt")
 
 
-def adapter_base(adapter_dir: Path | str) -> str:
-    """The base model named in ``adapter_dir/adapter_config.json``."""
-    cfg_path = Path(adapter_dir) / ADAPTER_CONFIG
-    if not cfg_path.is_file():
-        raise ExportError(f"no PEFT adapter in {adapter_dir} ({ADAPTER_CONFIG} is missing)")
-    try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ExportError(f"{cfg_path} is not valid JSON: {exc}") from exc
-    base = config.get("base_model_name_or_path")
-    if not base:
-        raise ExportError(f"{cfg_path} names no base_model_name_or_path; pass the base explicitly")
-    return str(base)
-
-
-def _has_tokenizer(path: Path) -> bool:
-    return (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file()
-
-
-def merge_adapter(adapter_dir: Path | str, out_dir: Path | str,
-                  base_dir: Path | str | None = None) -> Path:
+def merge_adapter(adapter_dir: Path | str, out_dir: Path | str, base_dir: Path | str | None = None, *,
+                  max_shard_bytes: int = DEFAULT_SHARD_BYTES, source: ModelSource | None = None) -> Path:
     """Merge the LoRA adapter in ``adapter_dir`` into its base; save the result to ``out_dir``.
 
     The base comes from ``base_dir`` if given, else from the adapter's
-    ``base_model_name_or_path``. The tokenizer is taken from ``adapter_dir`` (falling back
-    to the base's). ``out_dir`` is replaced atomically. Returns ``out_dir``.
+    ``base_model_name_or_path``. ``out_dir`` is replaced atomically. Returns ``out_dir``.
     """
     import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from safetensors.torch import save_file
 
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
-    if base_dir is None:
-        base = adapter_base(adapter_dir)
-    else:
-        if not (adapter_dir / ADAPTER_CONFIG).is_file():
-            raise ExportError(f"no PEFT adapter in {adapter_dir} ({ADAPTER_CONFIG} is missing)")
-        if not Path(base_dir).is_dir():
-            raise ExportError(f"base model directory {base_dir} does not exist")
-        base = str(base_dir)
-
-    tok_source = adapter_dir if _has_tokenizer(adapter_dir) else Path(base)
-    if tok_source != adapter_dir:
-        log.warning("no tokenizer saved in %s; using the base model's from %s", adapter_dir, base)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(tok_source)
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"cannot load the tokenizer from {tok_source}: {exc}") from exc
-
-    try:
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    except OSError as exc:
-        raise ExportError(f"cannot load base model {base!r} (from {adapter_dir / ADAPTER_CONFIG}): "
-                          f"{str(exc).splitlines()[0]}") from exc
-
-    # A trainer that added tokens (e.g. a pad token) saves the resized embeddings with the
-    # adapter; give the base the same number of rows before loading it.
-    n_rows = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) > n_rows:
-        model.resize_token_embeddings(len(tokenizer))
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            peft_model = PeftModel.from_pretrained(model, str(adapter_dir), torch_device="cpu")
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ExportError(f"cannot apply the adapter in {adapter_dir} to {base!r}: "
-                          f"{str(exc).splitlines()[0]}") from exc
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # deprecation chatter from peft/transformers
-        merged = peft_model.merge_and_unload()
-    merged.eval()
-    # the merged model is a plain base-architecture model; drop PEFT bookkeeping
-    if hasattr(merged.config, "_name_or_path"):
-        merged.config._name_or_path = out_dir.name
-
+    if source is None:
+        source = ModelSource(Path(base_dir) if base_dir is not None else Path(adapter_base(adapter_dir)),
+                             adapter_dir)
+    dtype = source.dtype
+    names = source.names()
     with atomic_dir(out_dir) as tmp:
-        merged.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-    log.info("merged %s into %s -> %s", adapter_dir, base, out_dir)
+        shards: list[list[str]] = [[]]
+        sizes = [0]
+        for name in names:  # plan the shards from the headers
+            n_bytes = torch.Size(source.shape(name)).numel() * dtype.itemsize
+            if shards[-1] and sizes[-1] + n_bytes > max_shard_bytes:
+                shards.append([])
+                sizes.append(0)
+            shards[-1].append(name)
+            sizes[-1] += n_bytes
+        weight_map: dict[str, str] = {}
+        for i, shard in enumerate(shards):
+            file = "model.safetensors" if len(shards) == 1 else \
+                f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+            state = {}
+            for name in shard:
+                tensor = source.tensor(name)
+                state[name] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+                del tensor
+                weight_map[name] = file
+            save_file(state, str(tmp / file), metadata={"format": "pt"})
+            del state
+        if len(shards) > 1:
+            index = {"metadata": {"total_size": sum(sizes)}, "weight_map": weight_map}
+            (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
+        config = json.loads((source.base_dir / "config.json").read_text(encoding="utf-8"))
+        config["vocab_size"] = source.spec.n_vocab if "text_config" not in config else config["vocab_size"]
+        config["_name_or_path"] = out_dir.name
+        (tmp / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+        for name in _COPIED:
+            if (source.base_dir / name).is_file():
+                shutil.copy2(source.base_dir / name, tmp / name)
+        for name in _TOKENIZER_FILES:
+            if (source.tokenizer_dir / name).is_file():
+                shutil.copy2(source.tokenizer_dir / name, tmp / name)
+    log.info("merged %s into %s -> %s (%s, %d shard(s))", adapter_dir, source.base_dir, out_dir, dtype, len(shards))
     return out_dir

@@ -18,6 +18,13 @@ and the default prompts (90 positions), run by llama-cpp-python 0.3.36 on CPU:
     Q4_K_M  106 MB   82.2%   8.0
     Q4_0     92 MB   60.0%   17
 
+The transformers side (``reference_logits``) runs the base model in its own 16-bit dtype
+with the adapter applied by PEFT (not merged), each layer's weights upcast to float32 only
+while that layer computes: the arithmetic of an fp32 merged model at the memory of the 16-bit
+one. Its logits are kept (a few MB) and the model freed before llama.cpp opens a GGUF, so the
+two never sit in memory together. ``gguf_logits`` against ``gguf_logits`` (the quantized
+GGUF against the F16 one, llama.cpp on both sides) is the cheaper check for big models.
+
 A small model loses more to quantization than the usual 7B examples. The minimums sit well
 below those figures, since their job is to catch a broken export (wrong Q/K permutation,
 vocabulary or norms score near 0%), not to grade the quantization.
@@ -94,12 +101,144 @@ class VerifyResult:
         return text
 
 
-def _prompt_ids(tokenizer, prompts) -> list[list[int]]:
+def prompt_ids(tokenizer, prompts=None) -> list[list[int]]:
+    """Token ids of the check's prompts (the defaults and a chat-template probe)."""
+    prompts = DEFAULT_PROMPTS if prompts is None else prompts
     batches = [tokenizer(p)["input_ids"] for p in prompts]
     if getattr(tokenizer, "chat_template", None):
         text = tokenizer.apply_chat_template(CHAT_PROBE, tokenize=False, add_generation_prompt=True)
         batches.append(tokenizer(text, add_special_tokens=False)["input_ids"])
-    return [ids for ids in batches if ids]
+    batches = [list(ids) for ids in batches if ids]
+    if not batches:
+        raise ValueError("no prompts to verify with")
+    return batches
+
+
+def _upcast_while_computing(model) -> list:
+    """Hooks that give each module float32 weights only while it runs (then its own dtype
+    again), so a 16-bit model computes in float32 holding one layer's float32 copy at a time.
+    (transformers has no such mode; accelerate's offload hooks move devices, not dtypes.)"""
+    import torch
+
+    handles = []
+    for module in model.modules():
+        params = [p for p in module.parameters(recurse=False) if p.is_floating_point() and p.dtype != torch.float32]
+        if not params:
+            continue
+        dtype = params[0].dtype
+
+        def before(mod, args, params=params):
+            for p in params:
+                p.data = p.data.to(torch.float32)
+
+        def after(mod, args, output, params=params, dtype=dtype):
+            for p in params:
+                p.data = p.data.to(dtype)
+
+        handles.append(module.register_forward_pre_hook(before))
+        handles.append(module.register_forward_hook(after))
+    return handles
+
+
+def load_reference_model(base_dir: Path | str, adapter_dir: Path | str | None = None):
+    """The HF model in its checkpoint's dtype (16-bit for a 16-bit base), with the adapter
+    applied by PEFT, computing in float32 layer by layer (see ``_upcast_while_computing``)."""
+    import warnings
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype="auto", attn_implementation="eager")
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        rows = model.get_input_embeddings().weight.shape[0]
+        saved = _adapter_vocab(adapter_dir)
+        if saved and saved > rows:
+            model.resize_token_embeddings(saved, mean_resizing=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            model = PeftModel.from_pretrained(model, str(adapter_dir), torch_device="cpu")
+    model.eval()
+    if any(p.dtype != torch.float32 for p in model.parameters()):
+        _upcast_while_computing(model)
+    return model
+
+
+def _adapter_vocab(adapter_dir: Path | str) -> int | None:
+    """Rows of the embeddings saved with the adapter (when the trainer added tokens)."""
+    path = Path(adapter_dir) / "adapter_model.safetensors"
+    if not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        for key in f.keys():
+            if key.endswith("embed_tokens.weight"):
+                return int(f.get_slice(key).get_shape()[0])
+    return None
+
+
+def reference_logits(model, batches: list[list[int]]) -> list[np.ndarray]:
+    """transformers' next-token logits (float32) at every position of every batch."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for ids in batches:
+            out.append(model(torch.tensor([ids])).logits[0].float().numpy())
+    return out
+
+
+def gguf_logits(gguf_path: Path | str, batches: list[list[int]], *, lora_path: Path | str | None = None,
+                n_threads: int | None = None, tokenizer=None) -> tuple[list[np.ndarray], list[str] | None]:
+    """llama.cpp's logits for each batch; with ``tokenizer``, also the probe strings llama.cpp
+    tokenizes differently from it (else None)."""
+    from export.llama_runtime import default_threads, open_llama
+
+    n_ctx = max(len(ids) for ids in batches) + 8
+    extra = {"lora_path": str(lora_path)} if lora_path is not None else {}
+    llm = open_llama(gguf_path, logits_all=True, n_ctx=n_ctx, n_batch=n_ctx,
+                     n_threads=n_threads or default_threads(), verbose=False, **extra)
+    try:
+        out = []
+        for ids in batches:
+            llm.reset()
+            llm.eval(ids)
+            out.append(np.array(llm.scores[: len(ids)], dtype=np.float32))
+        mismatches = None
+        if tokenizer is not None:
+            mismatches = [text for text in TOKENIZER_PROBES
+                          if list(tokenizer(text, add_special_tokens=False)["input_ids"])
+                          != list(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))]
+            if mismatches:
+                log.warning("llama.cpp tokenizes %d probe(s) differently from HF: %r", len(mismatches), mismatches)
+    finally:
+        llm.close()
+    return out, mismatches
+
+
+def compare_logits(want: list[np.ndarray], got: list[np.ndarray], *, tie_tol: float = 0.05,
+                   tokenizer_mismatches: list[str] | None = None) -> VerifyResult:
+    """Top-1 agreement and logit differences of ``got`` against the reference ``want``."""
+    agree = total = ties = 0
+    max_diff = sum_diff = 0.0
+    for ref, out in zip(want, got):
+        n = min(ref.shape[-1], out.shape[-1])
+        ref, out = ref[:, :n], out[:, :n]
+        ref_top, out_top = ref.argmax(-1), out.argmax(-1)
+        same = ref_top == out_top
+        agree += int(same.sum())
+        rows = np.arange(len(ref))
+        gap = ref[rows, ref_top] - ref[rows, out_top]
+        ties += int(((~same) & (gap <= tie_tol)).sum())
+        total += len(ref)
+        diff = np.abs(ref - out)
+        max_diff = max(max_diff, float(diff.max()))
+        sum_diff += float(diff.mean()) * len(ref)
+    return VerifyResult(top1_agreement=agree / total, max_abs_diff=max_diff, mean_abs_diff=sum_diff / total,
+                        n_positions=total, near_ties=ties, tokenizer_mismatches=tokenizer_mismatches or [],
+                        tokenizer_checked=tokenizer_mismatches is not None)
 
 
 def verify_gguf(gguf_path: Path | str, hf_dir: Path | str, prompts=None, *,
@@ -111,62 +250,19 @@ def verify_gguf(gguf_path: Path | str, hf_dir: Path | str, prompts=None, *,
     within ``tie_tol`` of its own top logit counts as a near-tie: reported, and not held
     against the export in ``VerifyResult.agreement`` (F16 rounding can flip such ties).
 
-    ``hf_model`` / ``hf_tokenizer`` may be passed to reuse already-loaded objects (for
-    checking several GGUFs against one model). With ``lora_path`` (a GGUF LoRA adapter from
-    ``export.lora_gguf``) llama.cpp runs ``gguf_path`` with the adapter applied, to be compared
-    with the merged model (or the PEFT model) in ``hf_dir`` / ``hf_model``.
+    ``hf_model`` / ``hf_tokenizer`` may be passed to reuse already-loaded objects. With
+    ``lora_path`` (a GGUF LoRA adapter from ``export.lora_gguf``) llama.cpp runs ``gguf_path``
+    with the adapter applied, to be compared with the merged model (or the PEFT model) in
+    ``hf_dir`` / ``hf_model``.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from export.llama_runtime import default_threads, open_llama
+    from transformers import AutoTokenizer
 
     tokenizer = hf_tokenizer or AutoTokenizer.from_pretrained(hf_dir)
-    model = hf_model or AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
-    model.eval()
-    batches = _prompt_ids(tokenizer, DEFAULT_PROMPTS if prompts is None else prompts)
-    if not batches:
-        raise ValueError("no prompts to verify with")
-    n_ctx = max(len(ids) for ids in batches) + 8
-
-    extra = {"lora_path": str(lora_path)} if lora_path is not None else {}
-    llm = open_llama(gguf_path, logits_all=True, n_ctx=n_ctx, n_batch=n_ctx,
-                     n_threads=n_threads or default_threads(), verbose=False, **extra)
-    try:
-        agree = total = ties = 0
-        max_diff = 0.0
-        sum_diff = 0.0
-        for ids in batches:
-            with torch.no_grad():
-                hf_logits = model(torch.tensor([ids])).logits[0].float().numpy()
-            llm.reset()
-            llm.eval(ids)
-            gg_logits = np.array(llm.scores[: len(ids)], dtype=np.float32)
-            n = min(hf_logits.shape[-1], gg_logits.shape[-1])
-            hf_logits, gg_logits = hf_logits[:, :n], gg_logits[:, :n]
-            hf_top, gg_top = hf_logits.argmax(-1), gg_logits.argmax(-1)
-            same = hf_top == gg_top
-            agree += int(same.sum())
-            rows = np.arange(len(ids))
-            gap = hf_logits[rows, hf_top] - hf_logits[rows, gg_top]
-            ties += int(((~same) & (gap <= tie_tol)).sum())
-            total += len(ids)
-            diff = np.abs(hf_logits - gg_logits)
-            max_diff = max(max_diff, float(diff.max()))
-            sum_diff += float(diff.mean()) * len(ids)
-
-        mismatches: list[str] = []
-        if check_tokenizer:
-            for text in TOKENIZER_PROBES:
-                hf_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-                gg_ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-                if list(hf_ids) != list(gg_ids):
-                    mismatches.append(text)
-            if mismatches:
-                log.warning("llama.cpp tokenizes %d probe(s) differently from HF: %r",
-                            len(mismatches), mismatches)
-    finally:
-        llm.close()
-    return VerifyResult(top1_agreement=agree / total, max_abs_diff=max_diff,
-                        mean_abs_diff=sum_diff / total, n_positions=total, near_ties=ties,
-                        tokenizer_mismatches=mismatches, tokenizer_checked=check_tokenizer)
+    batches = prompt_ids(tokenizer, prompts)
+    model = hf_model if hf_model is not None else load_reference_model(hf_dir)
+    want = reference_logits(model.eval(), batches)
+    if hf_model is None:
+        del model
+    got, mismatches = gguf_logits(gguf_path, batches, lora_path=lora_path, n_threads=n_threads,
+                                  tokenizer=tokenizer if check_tokenizer else None)
+    return compare_logits(want, got, tie_tol=tie_tol, tokenizer_mismatches=mismatches)

@@ -1,0 +1,47 @@
+"""export.verify: the parity check's reference and comparison."""
+from __future__ import annotations
+
+import numpy as np
+
+from helpers.export_models import make_adapter
+
+
+def test_16_bit_reference_computes_like_the_fp32_merged_model(tiny, tmp_path):
+    """The base in bf16 + PEFT adapter, upcast layer by layer, gives the logits of the merged
+    model computed in fp32 on the same (bf16-exact) base weights, not bf16 arithmetic's."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from export.verify import load_reference_model, reference_logits
+
+    bf16 = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(tiny["llama"], dtype=torch.bfloat16).save_pretrained(bf16)
+    adapter = make_adapter(tiny["llama"], tmp_path / "adapter")
+    ids = [[1, 40, 41, 42, 43, 44, 45, 46]]
+
+    model = load_reference_model(bf16, adapter)
+    assert {p.dtype for n, p in model.named_parameters() if "lora_" not in n} == {torch.bfloat16}
+    got = reference_logits(model, ids)[0]
+    assert {p.dtype for n, p in model.named_parameters() if "lora_" not in n} == {torch.bfloat16}
+
+    fp32 = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(bf16, dtype=torch.float32), adapter)
+    want = reference_logits(fp32.merge_and_unload().eval(), ids)[0]
+    plain_bf16 = AutoModelForCausalLM.from_pretrained(bf16, dtype=torch.bfloat16)
+    bf16_math = reference_logits(PeftModel.from_pretrained(plain_bf16, adapter).eval(), ids)[0]
+    assert np.abs(got - want).max() < 1e-4
+    assert np.abs(bf16_math - want).max() > 10 * np.abs(got - want).max()
+
+
+def test_compare_logits_counts_near_ties():
+    from export.verify import compare_logits
+
+    want = [np.array([[1.0, 0.99, 0.0], [0.0, 2.0, 0.0], [3.0, 0.0, 0.0]], dtype=np.float32)]
+    got = [np.array([[0.98, 1.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0]], dtype=np.float32)]
+    result = compare_logits(want, got)
+    assert result.n_positions == 3
+    assert result.top1_agreement == 1 / 3
+    assert result.near_ties == 1                 # position 0: HF's own gap is 0.01
+    assert result.agreement == 2 / 3             # position 2 is a real disagreement
+    assert result.max_abs_diff == 3.0
+    assert not result.tokenizer_checked
