@@ -42,3 +42,24 @@ def tiny_gguf(tiny_llama, tmp_path_factory) -> Path:
     from export.gguf_writer import write_gguf
 
     return write_gguf(tiny_llama, tmp_path_factory.mktemp("tiny-gguf") / "twin-F16.gguf", "F16")
+
+
+@pytest.fixture
+def train_workspace(sample_workspace, tmp_path) -> Path:
+    """A private copy of the processed sample workspace, trimmed so tiny training runs stay quick."""
+    import shutil
+
+    root = tmp_path / "ws"
+    shutil.copytree(sample_workspace, root)
+    for split, keep in (("train", 64), ("valid", 8), ("test", 8)):
+        path = root / "data" / f"{split}.jsonl"
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)[:keep]
+        path.write_text("".join(lines), encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def own_twin_cache(tmp_path, monkeypatch) -> Path:
+    """twin's cache ($TWIN_CACHE) in the test's own directory: this machine's stays as it was."""
+    monkeypatch.setenv("TWIN_CACHE", str(tmp_path / "twin-cache"))
+    return tmp_path / "twin-cache"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from core.workspace import Workspace
 
-from .errors import TrainingError
+from .errors import TrainingInputError
 
 
 @dataclass
@@ -26,10 +26,10 @@ class FitReport:
 
 def load_split(workspace: Workspace, split: str) -> list[dict] | None:
     """The records of ``split`` (None if the file is absent or empty, except for train)."""
+    if split == "train":
+        workspace.require_data(split)  # a missing workspace or split: "run `twin process` first"
     path = workspace.split_path(split)
     if not path.is_file():
-        if split == "train":
-            raise TrainingError(f"{path} not found: run `twin process ... --workspace {workspace.root}` first")
         return None
     rows = []
     with open(path, encoding="utf-8") as handle:
@@ -40,10 +40,10 @@ def load_split(workspace: Workspace, split: str) -> list[dict] | None:
                 record = json.loads(line)
                 rows.append({"prompt": list(record["prompt"]), "completion": list(record["completion"])})
             except (json.JSONDecodeError, KeyError, TypeError):
-                raise TrainingError(f"{path}:{number}: not a prompt/completion record") from None
+                raise TrainingInputError(f"{path}:{number}: not a prompt/completion record") from None
     if not rows:
         if split == "train":
-            raise TrainingError(f"{path} holds no examples")
+            raise TrainingInputError(f"{path} holds no examples")
         return None
     return rows
 

@@ -1,5 +1,23 @@
-"""The one exception type the training stage raises for problems a user can fix."""
+"""The training stage's errors, on core's one error base (so every command exits alike).
+
+- :class:`TrainingError` (exit 1): training failed inside twin or a library it drives.
+- :class:`TrainingInputError` (exit 2): something the user can fix: a missing or empty
+  workspace, data that is not prompt/completion records, no example fitting ``--max-length``.
+- :class:`BaseModelError` (exit 2): the base model asked for (``--base``, or the one recorded
+  in twin.toml) cannot be found or prepared.
+"""
+from __future__ import annotations
+
+from core.errors import InputError, TwinError
 
 
-class TrainingError(RuntimeError):
-    """Training cannot start or go on (missing data, unusable model, ...)."""
+class TrainingError(TwinError):
+    """Training cannot go on."""
+
+
+class TrainingInputError(TrainingError, InputError):
+    """Training cannot start because of its input (workspace, data, options)."""
+
+
+class BaseModelError(TrainingInputError):
+    """The base model cannot be found or prepared."""

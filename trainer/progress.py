@@ -8,6 +8,9 @@ appends to the same file, so the log reads as one run.
 ``ProgressBarCallback`` replaces transformers' progress bar (steps/s, metrics printed as raw
 dicts) with one tqdm bar showing the step, the latest training loss, tokens/s and the ETA, and
 one plain line per validation.
+
+In a multi-process run (``torchrun``, ``accelerate launch``) only the main process writes
+the log and shows the bar; the others train silently.
 """
 from __future__ import annotations
 
@@ -29,13 +32,15 @@ class JsonlLogCallback(TrainerCallback):
             handle.write(json.dumps(record) + "\n")
 
     def on_step_end(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
         self._write({"step": state.global_step, "epoch": round(state.epoch or 0.0, 4),
                      "tokens": getattr(state, "num_input_tokens_seen", 0),
                      "elapsed_s": round(time.monotonic() - self.started, 2)})
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         numbers = {k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))}
-        if numbers:
+        if numbers and state.is_world_process_zero:
             self._write({"step": state.global_step, **numbers})
 
 
@@ -48,6 +53,8 @@ class ProgressBarCallback(TrainerCallback):
         self.loss: float | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return  # under torchrun / accelerate launch only the main process shows a bar
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=state.max_steps, initial=state.global_step, unit="step", desc="training",
@@ -69,7 +76,7 @@ class ProgressBarCallback(TrainerCallback):
         logs = logs or {}
         if "loss" in logs:
             self.loss = float(logs["loss"])
-        if "eval_loss" in logs:
+        if "eval_loss" in logs and state.is_world_process_zero:
             self._say(f"step {state.global_step} (epoch {state.epoch or 0:.2f}): validation loss {logs['eval_loss']:.4f}")
 
     def _say(self, line: str) -> None:

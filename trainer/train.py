@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import artifacts
+from core.atomic import temp_sibling
+from core.settings import TrainRecord
 from core.workspace import Workspace
 
-from .base_model import DEFAULT_BASE, resolve_base
+from .base_model import record_base, resolve_base
 from .data import fit_to_length, load_split
-from .errors import TrainingError
-from .quant import choose_quant, quantization_config
+from .errors import BaseModelError, TrainingInputError
+from .quant import plan_memory, quantization_config
 from .tokens import prepare_tokenizer
 
 
@@ -72,14 +74,20 @@ def _last_checkpoint(checkpoints: Path) -> str | None:
 
 
 def run_training(workspace: Workspace, options: TrainOptions, log=print) -> dict:
-    """Fine-tune and save the adapter; returns a summary (steps, losses, quantization, best step)."""
+    """Fine-tune and save the adapter; returns a summary (steps, losses, quantization, best step).
+
+    Under ``torchrun`` / ``accelerate launch`` every process trains (DDP) and only the main one
+    logs and writes: the adapter, train_log.jsonl, twin.toml, the progress bar."""
+    main = is_main_process()
+    if not main:
+        log = _silent
     trainer, base_path, quant = build_trainer(workspace, options, log)
     checkpoints = Path(trainer.args.output_dir)
     resume_from = _last_checkpoint(checkpoints) if options.resume else None
     if options.resume and not resume_from:
         log("no checkpoint to resume from: starting from the beginning")
-    if not resume_from:
-        (workspace.adapter_dir / "train_log.jsonl").unlink(missing_ok=True)
+    if not resume_from and main:
+        (workspace.adapter_dir / artifacts.TRAIN_LOG).unlink(missing_ok=True)
         _best_callback(trainer).clear()
     result = trainer.train(resume_from_checkpoint=resume_from)
     metrics = dict(result.metrics)
@@ -95,19 +103,20 @@ def run_training(workspace: Workspace, options: TrainOptions, log=print) -> dict
         log(f"keeping the adapter from step {best.best_step} (validation loss {best.best_loss:.4f}; "
             f"the last step's was {metrics['eval_loss']:.4f})")
         metrics["eval_loss"] = best.best_loss
-    _save_adapter(trainer, trainer.processing_class, workspace.adapter_dir)
-    summary = {
-        "base": options.base or DEFAULT_BASE,
-        "base_path": base_path,
-        "quant": quant,
-        "steps": trainer.state.global_step,
-        "adapter_step": kept_step,
-        "stopped_early": best.stopped_early,
-        "train_loss": metrics.get("train_loss"),
-        "eval_loss": metrics.get("eval_loss"),
-    }
-    workspace.update_settings("train", summary)
-    return summary
+    record = TrainRecord(quant=quant, steps=trainer.state.global_step, adapter_step=kept_step,
+                         stopped_early=best.stopped_early, train_loss=metrics.get("train_loss"),
+                         eval_loss=metrics.get("eval_loss"))
+    if main:  # one process writes what the run made
+        _save_adapter(trainer.model, trainer.processing_class, workspace.adapter_dir)
+        record.base, record.base_fingerprint = record_base(options.base, base_path)
+        settings = workspace.settings()
+        settings.train = record
+        workspace.save_settings(settings)
+    return {**record.__dict__, "base_path": base_path}
+
+
+def _silent(*_args, **_kwargs) -> None:
+    pass
 
 
 def _best_callback(trainer):
@@ -142,13 +151,14 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
 
     train_rows = load_split(workspace, "train")
     valid_rows = load_split(workspace, "valid")
-    base_path = resolve_base(options.base, log=log)
     cuda = torch.cuda.is_available()
+    with _main_process_first(cuda):  # the embedded base is converted once, by the main process
+        base_path = resolve_base(options.base, log=log)
     try:
         tokenizer = AutoTokenizer.from_pretrained(base_path)
     except OSError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrainingError(f"cannot load base model {options.base or base_path!r}: {first_line}") from None
+        raise BaseModelError(f"cannot load base model {options.base or base_path!r}: {first_line}") from None
     added_pad = prepare_tokenizer(tokenizer)
 
     train_rows, fitted = fit_to_length(train_rows, tokenizer, options.max_length)
@@ -156,21 +166,25 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
         log(f"--max-length {options.max_length}: {fitted.shortened} training examples lost their oldest turns, "
             f"{fitted.dropped} were too long even so and were left out")
     if not train_rows:
-        raise TrainingError(f"no training example fits in --max-length {options.max_length} tokens")
+        raise TrainingInputError(f"no training example fits in --max-length {options.max_length} tokens")
     if valid_rows is not None:
         valid_rows, _ = fit_to_length(valid_rows, tokenizer, options.max_length)
     train_data = Dataset.from_list(train_rows)
     valid_data = Dataset.from_list(valid_rows) if valid_rows else None
 
     n_params = _count_params(base_path)
-    quant = choose_quant(options.quant, cuda, n_params)
+    memory = plan_memory(options.quant, cuda=cuda, n_params=n_params,
+                         bf16_supported=cuda and torch.cuda.is_bf16_supported())
+    quant = memory.quant
     if options.quant == "auto":
         log(f"quantization: {quant} ({'GPU' if cuda else 'CPU'}, "
             f"{n_params / 1e6:,.1f}M parameters)" if n_params else f"quantization: {quant}")
-    compute_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+    compute_dtype = getattr(torch, memory.dtype)
+    # A quantized model is quantized tensor by tensor as it loads, from the checkpoint's own
+    # 16-bit weights (trainer.quant): no full-precision copy is ever made.
     model = AutoModelForCausalLM.from_pretrained(
         base_path, dtype=compute_dtype, quantization_config=quantization_config(quant, compute_dtype),
-        device_map={"": 0} if cuda and quant != "none" else None,
+        device_map={"": int(os.environ.get("LOCAL_RANK", "0"))} if cuda and quant != "none" else None,
     )
     if added_pad:
         model.resize_token_embeddings(len(tokenizer))
@@ -207,8 +221,9 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
         # (80 steps: eval loss 2.07 vs 1.87); padding-free gets the speed without changing batches.
         train_sampling_strategy="group_by_length" if options.group_by_length else "random",
         # Small models fit in memory without it, and recomputing activations costs ~30% speed.
-        gradient_checkpointing=quant != "none",
-        bf16=compute_dtype == torch.bfloat16,
+        activation_checkpointing=memory.gradient_checkpointing,  # transformers' new name for gradient checkpointing
+        **({"optim": memory.optim} if memory.optim else {}),
+        bf16=cuda and compute_dtype == torch.bfloat16,  # on CPU a quantized model is bf16 already
         use_cpu=not cuda,
         include_num_input_tokens_seen="non_padding",
         report_to="none",  # TensorBoard, when wanted, is added below with its directory in the workspace
@@ -219,7 +234,7 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
                       target_modules="all-linear", task_type="CAUSAL_LM")
     callbacks = [JsonlLogCallback(workspace.adapter_dir / "train_log.jsonl"),
                  BestAdapterCallback(str(checkpoints / "best"), patience=options.patience)]
-    if tensorboard:
+    if tensorboard and is_main_process():
         from torch.utils.tensorboard import SummaryWriter
         from transformers.integrations import TensorBoardCallback
 
@@ -233,6 +248,24 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(ProgressBarCallback(write=log))
     return trainer, base_path, quant
+
+
+def is_main_process() -> bool:
+    """Whether this process reports and writes: rank 0 under ``torchrun`` / ``accelerate
+    launch`` (which set ``RANK``), or the only process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _main_process_first(cuda: bool):
+    """A context in which the main process runs first and the others after it (a no-op in a
+    single process), so that work they share (converting the base) is done once."""
+    import contextlib
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return contextlib.nullcontext()
+    from accelerate import PartialState
+
+    return PartialState(cpu=not cuda).main_process_first()
 
 
 def _tensorboard_available() -> bool:
@@ -255,16 +288,20 @@ def _count_params(base_path: str) -> int | None:
         return None
 
 
-def _save_adapter(trainer, tokenizer, adapter_dir: Path) -> None:
-    """Save adapter + tokenizer into a temp dir, then move the files in (never half-written)."""
+def _save_adapter(model, tokenizer, adapter_dir: Path) -> None:
+    """Save adapter + tokenizer into a temp dir, then move the files in (never half-written).
+
+    Not ``core.atomic.atomic_dir``: WORKSPACE/adapter also holds the checkpoints and the logs,
+    which must stay. The adapter's files are staged in a hidden sibling and renamed in one by
+    one, ``adapter_config.json`` (whose presence marks a complete adapter) removed first and
+    put back last."""
     adapter_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=adapter_dir, prefix=".saving-"))
+    staging = temp_sibling(adapter_dir / artifacts.ADAPTER_DIR, ".saving")
     try:
-        trainer.model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        names = sorted(p.name for p in tmp.iterdir())
-        # adapter_config.json last: its presence marks a complete adapter.
-        for name in sorted(names, key=lambda n: n == "adapter_config.json"):
-            os.replace(tmp / name, adapter_dir / name)
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (adapter_dir / artifacts.ADAPTER_CONFIG).unlink(missing_ok=True)
+        for name in sorted((p.name for p in staging.iterdir()), key=lambda n: n == artifacts.ADAPTER_CONFIG):
+            os.replace(staging / name, adapter_dir / name)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
