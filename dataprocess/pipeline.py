@@ -44,7 +44,7 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     persona = me or (facts.name if facts else None) or "me"
     stats, skipped = Stats(), []
     tally = Tally()
-    streams = (read_export(path, fmt=fmt, me=me, skipped=skipped) for path in inputs)
+    streams = (read_export(path, fmt=fmt, me=me, skipped=skipped, require_owner=True) for path in inputs)
     by_chat = select_messages(tally.watch(itertools.chain.from_iterable(streams)), rules, stats)
     if stats["read"] == 0:
         raise ChatExportError("no messages could be read from the input")

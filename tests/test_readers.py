@@ -193,14 +193,18 @@ def test_whatsapp_date_order_from_the_whole_file(tmp_path):
     assert dates[0] == "2024-02-01" and dates[-1] == "2024-02-13"
 
 
-def test_whatsapp_me_required_when_it_cannot_be_inferred(tmp_path):
+def test_whatsapp_me_unknown_reads_with_nothing_from_me_unless_required(tmp_path):
     group = tmp_path / "trip.txt"
     group.write_text("01/07/2024, 10:00 - Ann: hi all\n01/07/2024, 10:01 - Bo: hey\n"
                      "01/07/2024, 10:02 - Cy: yo\n13/07/2024, 10:00 - Bo: ok\n", encoding="utf-8")
+    # like chat-miner's parsers: every message, none of them mine
+    assert [(m.sender, m.from_me) for m in read(group)] == [("Ann", False), ("Bo", False), ("Cy", False),
+                                                            ("Bo", False)]
+    # building reply pairs needs me: the error lists the names to choose from
     with pytest.raises(ChatExportError, match=r"--me.*'Ann', 'Bo', 'Cy'"):
-        read(group)
-    with pytest.raises(ChatExportError, match=r"--me 'Dee' is none of them"):
-        read(group, me="Dee")
+        read(group, require_owner=True)
+    # a --me that names nobody here: I did not write in this chat
+    assert not any(m.from_me for m in read(group, me="Dee", require_owner=True))
     msgs = read(group, me="bo")  # matched case-insensitively to the name in the export
     assert [m.from_me for m in msgs] == [False, True, False, True]
     assert {(m.chat, m.is_group) for m in msgs} == {("trip", True)}
@@ -300,8 +304,9 @@ def test_telegram_text_arrays_and_group_export_needs_me(tmp_path):
     path = tmp_path / "result.json"
     path.write_text(json.dumps(group, ensure_ascii=False), encoding="utf-8")
     assert detect_format(path) == "telegram"
+    assert not any(m.from_me for m in read(path))
     with pytest.raises(ChatExportError, match=r"--me.*'Alex', 'Maya Cohen', 'Дима'"):
-        read(path)
+        read(path, require_owner=True)
     assert [m.from_me for m in read(path, me="user777000")] == [True, False, False, True]
     assert [m.from_me for m in read(path, me="maya cohen")] == [True, False, False, True]
 
@@ -347,8 +352,9 @@ def test_messenger_group_and_owner_from_every_thread():
 def test_messenger_owner_needs_me_for_a_lone_group_thread(tmp_path):
     lone = tmp_path / "inbox" / "climbers_5678"
     shutil.copytree(FB_GROUP, lone)
+    assert not any(m.from_me for m in read(lone))
     with pytest.raises(ChatExportError, match=r"--me.*'Alex Kim', 'Maya Cohen', 'Zoë Müller'"):
-        read(lone)
+        read(lone, require_owner=True)
     assert [m.from_me for m in read(lone, me="Maya Cohen")] == [False, False, False, True]
     # the export's profile_information.json names the owner
     profile = tmp_path / "personal_information" / "profile_information" / "profile_information.json"
@@ -389,7 +395,10 @@ def test_iso_timestamps_become_naive_local_time():
 
 def test_discord_server_channel_keeps_exchanges_with_me():
     with pytest.raises(ChatExportError, match=r"server channel.*--me.*'Bobby', 'Maya', 'carol'"):
-        read(DC_SERVER)
+        read(DC_SERVER, require_owner=True)
+    whole = read(DC_SERVER)  # who I am unknown: the channel whole, as a group chat, nothing mine
+    assert {(m.chat, m.is_group, m.from_me) for m in whole} == {("Climbing Club #general", True, False)}
+    assert len(whole) > 6
     msgs = read(DC_SERVER, me="maya.c")
     assert [(m.chat, m.is_group, m.sender, m.text, m.from_me, m.kind) for m in msgs] == [
         ("Climbing Club #general · Bobby", False, "Bobby", "anyone selling a harness?", False, "text"),

@@ -1,9 +1,9 @@
 """Export readers, one module per format, and format detection.
 
-Each reader module offers ``sniff(path, head) -> bool`` (does this file look like my format?)
-and ``read(path, me=None, skipped=None) -> Iterator[Message]``; a reader that accepts a folder
-also offers ``sniff_dir(path) -> bool``. Adding a platform means adding a module and one line to
-:data:`READERS` (the CLI's ``--format`` choices and :data:`FORMATS` follow from it).
+Each reader module defines a subclass of :class:`~dataprocess.readers.base.Reader` (the template
+method that owns the skip records and the "who is me" rule) and exposes one instance as
+``READER``. Adding a platform means adding a module and one line to :data:`READERS` (the CLI's
+``--format`` choices and :data:`FORMATS` follow from it).
 
 Detection (``detect_format``) looks only at the first 4 KB of a file, its name, and for a
 ``.zip`` the names and first bytes of its members; the first reader whose sniff says yes wins:
@@ -11,20 +11,22 @@ Detection (``detect_format``) looks only at the first 4 KB of a file, its name, 
 =============  =======================================================================
 imessage       CSV whose header starts ``Timestamp,Readable Time,Sender,Sender ID,Message``
 imessage-db    SQLite file (``SQLite format 3``) with ``message`` and ``handle`` tables
-whatsapp       text whose first line is a WhatsApp header (``[date, time] Name:`` or
-               ``date, time - Name:``), or a ``.zip`` holding such a ``.txt``
-telegram       JSON with ``name``/``type``/``id`` and a Telegram chat type, or with
-               ``personal_information`` and ``about``/``chats`` (whole-account export)
+whatsapp       text (UTF-8, or UTF-16 with a BOM) whose first line is a WhatsApp header, in any
+               layout of ``whatsapp_layout``, or a ``.zip`` holding such a ``.txt``
+telegram       JSON with a Telegram chat type or ``date_unixtime``/``from_id`` messages, or with
+               ``about``/``chats``/``personal_information`` (whole-account export); Telegram
+               Desktop's HTML export (``messages.html``, or a folder holding it)
 messenger      JSON with ``participants`` named ``message_N.json`` or with Messenger's keys
                (``sender_name``, ``thread_path``, ...); a folder holding ``message_N.json``
 discord        JSON with top-level ``guild`` and ``channel`` (DiscordChatExporter)
 =============  =======================================================================
 
-Times are naive local datetimes in every reader (see ``_common``). A folder is read only as a
-Messenger thread folder. Anything else is refused with one ChatExportError.
+Times are naive local datetimes in every reader (see ``_common``). A folder is read as a Messenger
+thread folder or a Telegram HTML export folder. Anything else is refused with one ChatExportError.
 """
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 import zipfile
@@ -34,21 +36,22 @@ from typing import Iterator
 from ..errors import ChatExportError
 from ..message import Message
 from . import discord, imessage_csv, imessage_db, messenger, telegram, whatsapp
+from .base import Reader, decode_head
 
-READERS = {
-    "imessage": imessage_csv,
-    "imessage-db": imessage_db,
-    "whatsapp": whatsapp,
-    "telegram": telegram,
-    "messenger": messenger,
-    "discord": discord,
+READERS: dict[str, Reader] = {
+    "imessage": imessage_csv.READER,
+    "imessage-db": imessage_db.READER,
+    "whatsapp": whatsapp.READER,
+    "telegram": telegram.READER,
+    "messenger": messenger.READER,
+    "discord": discord.READER,
 }
 FORMATS = ("auto", *READERS)
 
 
 def _head(path: Path, size: int = 4096) -> str:
     with open(path, "rb") as handle:
-        return handle.read(size).decode("utf-8", errors="replace")
+        return decode_head(handle.read(size))
 
 
 def detect_format(path: Path) -> str:
@@ -56,11 +59,10 @@ def detect_format(path: Path) -> str:
     path = Path(path)
     if path.is_dir():
         for name, reader in READERS.items():
-            sniff_dir = getattr(reader, "sniff_dir", None)
-            if sniff_dir is not None and sniff_dir(path):
+            if reader.reads_folders and reader.sniff_dir(path):
                 return name
-        raise ChatExportError(f"{path}: a folder that is not a Messenger thread folder (no message_N.json in it); "
-                          "pass the export files themselves")
+        raise ChatExportError(f"{path}: a folder that is not a Messenger thread folder (no message_N.json in it) "
+                              "nor a Telegram HTML export (no messages.html); pass the export files themselves")
     head = _head(path)
     for name, reader in READERS.items():
         if reader.sniff(path, head):
@@ -69,13 +71,16 @@ def detect_format(path: Path) -> str:
 
 
 def read_export(path, fmt: str | None = None, me: str | None = None,
-                skipped: list | None = None) -> Iterator[Message]:
-    """Yield the :class:`Message` records of one export file (or Messenger thread folder).
+                skipped: list | None = None, *, require_owner: bool = False) -> Iterator[Message]:
+    """Yield the :class:`Message` records of one export file (or export folder).
 
     ``fmt`` is a key of :data:`READERS` or ``None``/``"auto"`` to detect it; ``me`` names the
-    export's owner where the export does not say; malformed records are skipped and, when
-    ``skipped`` is a list, recorded there as ``(file, line, reason)`` (for JSON exports the
-    number is the message's index in its ``messages`` array, for chat.db its ROWID).
+    export's owner where the export does not say (without it, ``from_me`` is False wherever the
+    export does not tell); malformed records are skipped and, when ``skipped`` is a list,
+    recorded there as ``(file, line, reason)`` (for JSON exports the number is the message's
+    index in its ``messages`` array, for chat.db its ROWID). ``require_owner`` (for building reply
+    pairs): a chat whose owner neither the export nor ``me`` tells raises ChatExportError listing
+    the names to pass as ``--me``.
     """
     path = Path(path)
     if not path.exists():
@@ -86,16 +91,20 @@ def read_export(path, fmt: str | None = None, me: str | None = None,
         raise ChatExportError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if name not in READERS:
         raise ChatExportError(f"unknown format {name!r} (supported: {', '.join(READERS)})")
-    if path.is_dir() and getattr(READERS[name], "sniff_dir", None) is None:
+    if path.is_dir() and not READERS[name].reads_folders:
         raise ChatExportError(f"{path}: a folder, not a {name} export file")
     try:
-        yield from READERS[name].read(path, me=me, skipped=skipped)
+        yield from READERS[name].read(path, me=me, skipped=skipped, require_owner=require_owner)
     except UnicodeDecodeError:
         raise ChatExportError(f"{path}: not UTF-8 text, so not a {name} export") from None
     except json.JSONDecodeError as exc:
         raise ChatExportError(f"{path}: not valid JSON, so not a {name} export ({exc.msg})") from None
     except zipfile.BadZipFile:
         raise ChatExportError(f"{path}: a damaged .zip file") from None
+    except csv.Error as exc:
+        raise ChatExportError(f"{path}: not a readable {name} export ({exc})") from None
+    except RecursionError:
+        raise ChatExportError(f"{path}: nested deeper than a {name} export is: refused") from None
     except sqlite3.DatabaseError as exc:
         raise ChatExportError(f"{path}: not a readable database, so not a {name} export ({exc})") from None
     except OSError as exc:

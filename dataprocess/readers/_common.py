@@ -1,4 +1,4 @@
-"""Helpers shared by the export readers: time conversion, JSON loading, skip records.
+"""Helpers shared by the export readers: time conversion and bounded, streamed JSON.
 
 Time convention for every reader: a ``Message.timestamp`` is a *naive datetime in local time*.
 Formats that store an absolute instant (chat.db, Telegram's ``date_unixtime``, Messenger's
@@ -6,20 +6,32 @@ Formats that store an absolute instant (chat.db, Telegram's ``date_unixtime``, M
 machine running twin and the zone is dropped; WhatsApp exports store the phone's wall-clock
 time, which is kept as written. Naive local time is what the iMessage CSV gives and what the
 ``--since`` cut-off and the reply window compare against.
+
+JSON exports are streamed with ijson (its C backend): a first pass of events (:func:`json_events`)
+learns the chats and their senders and checks the nesting depth; a second pass builds one
+message object at a time (:func:`json_items`). Memory stays bounded by one message, not the file.
 """
 from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Iterator
+
+import ijson
 
 from ..errors import ChatExportError
+from .base import MAX_JSON_DEPTH, names_list, note_skip, same_person  # noqa: F401  (re-exported)
+
+#: ijson reads this many bytes at a time; it also bounds the events one read can produce, so the
+#: depth check below stops a hostile ``[[[[...`` after at most this many levels.
+_JSON_BUFFER = 4096
+_MAX_PREFIX = MAX_JSON_DEPTH * 16
 
 
 def local_from_unix(seconds: float) -> datetime:
-    """Naive local datetime of a Unix timestamp in seconds."""
+    """Naive local datetime of a Unix timestamp in seconds (ValueError/OverflowError/OSError when absurd)."""
     return datetime.fromtimestamp(seconds)
 
 
@@ -39,19 +51,49 @@ def local_from_iso(value: str) -> datetime:
     return moment
 
 
-def note_skip(skipped: list | None, path, where: int, reason: str) -> None:
-    """Record a malformed record as ``(file, line-or-index, reason)`` when ``skipped`` is a list."""
-    if skipped is not None:
-        skipped.append((str(path), where, reason))
+def json_error(path: Path, what: str, exc: Exception) -> ChatExportError:
+    """The one-line error for a JSON file the parser gave up on (truncated, not JSON, ...)."""
+    detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+    if "premature EOF" in detail:
+        return ChatExportError(f"{path}: a truncated {what} export (the JSON ends early)")
+    return ChatExportError(f"{path}: not a valid {what} export (JSON error: {detail})")
+
+
+def json_events(path: Path, what: str) -> Iterator[tuple[str, str, Any]]:
+    """``(prefix, event, value)`` of a JSON file, as ``ijson.parse`` gives them, depth bounded."""
+    with open(path, "rb") as handle:
+        if handle.read(3) != b"\xef\xbb\xbf":
+            handle.seek(0)
+        try:
+            for prefix, event, value in ijson.parse(handle, buf_size=_JSON_BUFFER, use_float=True):
+                if len(prefix) > _MAX_PREFIX:
+                    raise ChatExportError(f"{path}: JSON nested deeper than a {what} export is: refused")
+                yield prefix, event, value
+        except ijson.JSONError as exc:
+            raise json_error(path, what, exc) from None
+
+
+def json_items(path: Path, prefix: str, what: str) -> Iterator[Any]:
+    """The values at ``prefix`` (``"messages.item"``), one at a time. Call after :func:`json_events`
+    has been through the file (it checks the depth this relies on)."""
+    with open(path, "rb") as handle:
+        if handle.read(3) != b"\xef\xbb\xbf":
+            handle.seek(0)
+        try:
+            yield from ijson.items(handle, prefix, use_float=True)
+        except ijson.JSONError as exc:
+            raise json_error(path, what, exc) from None
 
 
 def load_json(path: Path, what: str):
-    """Load a whole JSON export file (JSON exports are read whole: the formats are one object)."""
+    """Load a small JSON file whole (Messenger's ``message_N.json`` are capped by Facebook)."""
     try:
         with open(path, encoding="utf-8-sig") as handle:
             return json.load(handle)
     except json.JSONDecodeError as exc:
         raise ChatExportError(f"{path}: not a valid {what} export (JSON error at line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise ChatExportError(f"{path}: JSON nested deeper than a {what} export is: refused") from None
 
 
 _KEY_RE = re.compile(r'"([A-Za-z_]+)"\s*:')
@@ -63,25 +105,3 @@ def json_keys(head: str) -> set[str]:
     if not text.startswith("{"):
         return set()
     return set(_KEY_RE.findall(text))
-
-
-def names_list(names) -> str:
-    """A sorted, quoted list of names for an error message."""
-    shown = sorted({n for n in names if n})
-    more = f" and {len(shown) - 12} more" if len(shown) > 12 else ""
-    return ", ".join(repr(n) for n in shown[:12]) + more
-
-
-def same_name(a: str | None, b: str | None) -> bool:
-    """Names compared the way a user types them: case, surrounding spaces and Unicode
-    normalisation (macOS file names are NFD) ignored."""
-    if a is None or b is None:
-        return False
-    return unicodedata.normalize("NFC", a.strip()).casefold() == unicodedata.normalize("NFC", b.strip()).casefold()
-
-
-def unknown_me(path, problem: str, names, me: str | None, label: str = "participants",
-               hint: str = "your name as it appears there") -> ChatExportError:
-    """The error for an export that does not say which of ``names`` is the owner."""
-    given = f"--me {me!r} is none of them" if me else f"pass --me with {hint}"
-    return ChatExportError(f"{path}: {problem}; {given} ({label}: {names_list(names)})")

@@ -17,6 +17,7 @@ from typing import Iterator
 from ..errors import ChatExportError
 from ..message import Message
 from ..reactions import is_tapback
+from .base import NOBODY, Chat, Reader
 
 HEADER = ["Timestamp", "Readable Time", "Sender", "Sender ID", "Message",
           "Group Chat", "Group Chat Name", "Sent by Me", "To"]
@@ -24,10 +25,37 @@ _OBJECT_REPLACEMENT = "\ufffc"
 _TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
 
 
-def sniff(path: Path, head: str) -> bool:
-    """True when the file starts with this export's header."""
-    first = head.lstrip("\ufeff").splitlines()[0] if head else ""
-    return [c.strip() for c in first.split(",")][:5] == HEADER[:5]
+class IMessageCSVReader(Reader):
+    """The whole file is one :class:`Chat` record stream; rows name their chat and say whether
+    I sent them (``Sent by Me``), so the owner needs no resolving."""
+
+    name = "imessage"
+
+    def sniff(self, path: Path, head: str) -> bool:
+        """True when the file starts with this export's header."""
+        first = head.lstrip("\ufeff").splitlines()[0] if head else ""
+        return [c.strip() for c in first.split(",")][:5] == HEADER[:5]
+
+    def chats(self, path: Path) -> Iterator[Chat]:
+        yield Chat(title=path.name, data=str(path))
+
+    def owner(self, path: Path, chat: Chat, me_ids: frozenset[str]) -> frozenset[str]:
+        return NOBODY  # each row says whether it is mine
+
+    def records(self, path: Path, chat: Chat) -> Iterator[tuple[int, dict]]:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            try:
+                missing = [c for c in HEADER if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise ChatExportError(f"{path}: not an iMessage CSV export (missing columns: {', '.join(missing)})")
+                for row in reader:
+                    yield reader.line_num, row
+            except csv.Error as exc:  # a field over csv's limit (128 KB), a NUL byte, ...
+                raise ChatExportError(f"{path}: line {reader.line_num}: {exc}: not an iMessage CSV export") from None
+
+    def message(self, row: dict, chat: Chat, mine: frozenset[str]) -> Message:
+        return _to_message(row, chat.data, chat.me)
 
 
 _TRUE = {"yes", "1", "true"}
@@ -47,26 +75,9 @@ def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def read(path: Path, me: str | None = None, skipped: list | None = None) -> Iterator[Message]:
-    """Yield the messages of one CSV file in the order the file stores them.
-
-    Rows that cannot be parsed are skipped and recorded as ``(file, line, reason)`` in
-    ``skipped`` when a list is given.
-    """
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in HEADER if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ChatExportError(f"{path}: not an iMessage CSV export (missing columns: {', '.join(missing)})")
-        for row in reader:
-            try:
-                yield _to_message(row, path, me)
-            except (ValueError, TypeError, AttributeError) as exc:
-                if skipped is not None:
-                    skipped.append((str(path), reader.line_num, str(exc)))
-
-
-def _to_message(row: dict, path: Path, me: str | None) -> Message:
+def _to_message(row: dict, source: str, me: str | None) -> Message:
+    if None in row or any(v is None for v in row.values()):
+        raise ValueError("a row with a different number of fields than the header")
     from_me = row["Sent by Me"].strip().lower() in _TRUE or row["Sender"].strip() == "Me"
     is_group = row["Group Chat"].strip().lower() in _TRUE
     sender = (me or "Me") if from_me else row["Sender"].strip()
@@ -85,4 +96,9 @@ def _to_message(row: dict, path: Path, me: str | None) -> Message:
         kind = "text"
         text = text.replace(_OBJECT_REPLACEMENT, "").strip()
     return Message(sender=sender, text=text, timestamp=_parse_time(row["Timestamp"]), chat=chat,
-                   from_me=from_me, kind=kind, is_group=is_group, source=str(path))
+                   from_me=from_me, kind=kind, is_group=is_group, source=source)
+
+
+READER = IMessageCSVReader()
+sniff = READER.sniff
+read = READER.read

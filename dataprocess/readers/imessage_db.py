@@ -33,27 +33,13 @@ from urllib.parse import quote
 
 from ..errors import ChatExportError
 from ..message import Message
-from ._common import local_from_unix, note_skip
+from ._common import local_from_unix
+from .base import NOBODY, Chat, Reader
 
 APPLE_EPOCH = 978307200  # 2001-01-01T00:00:00Z in Unix seconds
 GROUP_STYLE = 43
 _OBJECT_REPLACEMENT = "\ufffc"
 _REQUIRED = {"message", "handle"}
-
-
-def sniff(path: Path, head: str) -> bool:
-    """An SQLite database with the Messages tables ``message`` and ``handle``."""
-    if not head.startswith("SQLite format 3"):
-        return False
-    try:
-        db = _connect(Path(path))
-        try:
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        finally:
-            db.close()
-        return _REQUIRED <= tables
-    except sqlite3.Error:
-        return False
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -104,22 +90,55 @@ def _columns(db: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
 
 
-def read(path: Path, me: str | None = None, skipped: list | None = None) -> Iterator[Message]:
-    """Yield every message of the database, oldest first."""
-    path = Path(path)
-    try:
-        db = _connect(path)
-    except sqlite3.Error as exc:
-        raise ChatExportError(f"{path}: cannot open as a Messages database ({exc})") from None
-    try:
-        yield from _read(db, path, me or "Me", skipped)
-    except sqlite3.DatabaseError as exc:
-        raise ChatExportError(f"{path}: not a readable Messages database ({exc})") from None
-    finally:
-        db.close()
+class IMessageDBReader(Reader):
+    """The database is one :class:`Chat` record stream (one query over every chat); each row says
+    whether it is mine (``is_from_me``), so the owner needs no resolving."""
+
+    name = "imessage-db"
+    malformed = (TypeError, ValueError, OverflowError, OSError)
+
+    def sniff(self, path: Path, head: str) -> bool:
+        """An SQLite database with the Messages tables ``message`` and ``handle``."""
+        if not head.startswith("SQLite format 3"):
+            return False
+        try:
+            db = _connect(Path(path))
+            try:
+                tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            finally:
+                db.close()
+            return _REQUIRED <= tables
+        except sqlite3.Error:
+            return False
+
+    def chats(self, path: Path) -> Iterator[Chat]:
+        yield Chat(title=path.name, data={"source": str(path), "handles_of": {}})
+
+    def owner(self, path: Path, chat: Chat, me_ids: frozenset[str]) -> frozenset[str]:
+        return NOBODY  # each row says whether it is mine
+
+    def records(self, path: Path, chat: Chat) -> Iterator[tuple[int, tuple]]:
+        try:
+            db = _connect(path)
+        except sqlite3.Error as exc:
+            raise ChatExportError(f"{path}: cannot open as a Messages database ({exc})") from None
+        try:
+            for row in _rows(db, path, chat.data["handles_of"]):
+                yield row[0], row
+        except sqlite3.DatabaseError as exc:
+            raise ChatExportError(f"{path}: not a readable Messages database ({exc})") from None
+        finally:
+            db.close()
+
+    def where(self, chat: Chat, where: int) -> str:
+        return f"message ROWID {where}: "
+
+    def message(self, row: tuple, chat: Chat, mine: frozenset[str]) -> Message:
+        return _message(row, chat.data["handles_of"], chat.me or "Me", chat.data["source"])
 
 
-def _read(db: sqlite3.Connection, path: Path, me: str, skipped: list | None) -> Iterator[Message]:
+def _rows(db: sqlite3.Connection, path: Path, handles_of: dict[int, list[str]]) -> Iterator[tuple]:
+    """The message rows, oldest first, each joined with its handle and chat; fills ``handles_of``."""
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if not _REQUIRED <= tables:
         raise ChatExportError(f"{path}: an SQLite file without the Messages tables (message, handle)")
@@ -129,7 +148,6 @@ def _read(db: sqlite3.Connection, path: Path, me: str, skipped: list | None) -> 
         return f"m.{name}" if name in cols else default
 
     has_chats = {"chat", "chat_message_join"} <= tables
-    handles_of: dict[int, list[str]] = {}
     if has_chats and "chat_handle_join" in tables:
         for chat_id, handle in db.execute(
                 "SELECT chj.chat_id, h.id FROM chat_handle_join chj JOIN handle h ON h.ROWID = chj.handle_id "
@@ -146,13 +164,7 @@ def _read(db: sqlite3.Connection, path: Path, me: str, skipped: list | None) -> 
              f"{col('item_type', '0')}, h.id{chat_select} "
              f"FROM message m LEFT JOIN handle h ON h.ROWID = m.handle_id {chat_join}"
              f"ORDER BY {col('date', 'm.ROWID')}, m.ROWID")
-    source = str(path)
-    for row in db.execute(query):
-        rowid = row[0]
-        try:
-            yield _message(row, handles_of, me, source)
-        except (TypeError, ValueError, OverflowError, OSError) as exc:
-            note_skip(skipped, path, rowid, f"message ROWID {rowid}: {exc}")
+    yield from db.execute(query)
 
 
 def _message(row: tuple, handles_of: dict[int, list[str]], me: str, source: str) -> Message:
@@ -181,3 +193,8 @@ def _message(row: tuple, handles_of: dict[int, list[str]], me: str, source: str)
         text = text.replace(_OBJECT_REPLACEMENT, "").strip()
     return Message(sender=sender, text=text, timestamp=apple_time(date), chat=chat, from_me=from_me, kind=kind,
                    is_group=is_group, source=source)
+
+
+READER = IMessageDBReader()
+sniff = READER.sniff
+read = READER.read

@@ -1,10 +1,11 @@
 """Reader for Facebook Messenger's JSON export (``messages/inbox/<thread>/message_N.json``).
 
 Give it one ``message_N.json`` file (that file is read) or the thread's folder (every
-``message_N.json`` in it is read). Each file is one JSON document, loaded whole; a thread's
-files hold disjoint time ranges (``message_1.json`` the newest), so the folder is read from the
-highest N down, one file at a time, each file's messages sorted by time: the messages come out
-oldest first without holding more than one file in memory.
+``message_N.json`` in it is read). Each file is one JSON document, loaded whole (Facebook caps
+them at a few thousand messages); a thread's files hold disjoint time ranges (``message_1.json``
+the newest), so the folder is read from the highest N down, one file at a time, each file's
+messages sorted by time: the messages come out oldest first without holding more than one file
+in memory.
 
 * Every string is repaired from Facebook's mojibake (UTF-8 bytes written as Latin-1 code
   points, ``cafÃ©`` -> ``café``): ``s.encode("latin-1").decode("utf-8")``, kept as it was when
@@ -35,7 +36,8 @@ from typing import Iterator
 
 from ..errors import ChatExportError
 from ..message import Message
-from ._common import json_keys, load_json, local_from_unix, note_skip, same_name, unknown_me
+from ._common import json_keys, load_json, local_from_unix
+from .base import Chat, Reader, same_person
 
 _FILE_RE = re.compile(r"message_(\d+)\.json$")
 _MEDIA_KEYS = ("photos", "videos", "gifs", "sticker", "audio_files", "files")
@@ -51,20 +53,6 @@ _SYSTEM_RE = re.compile(
     r"|missed your call|missed a call|called you|ended the call|unsent a message|created the group)"
     r"|^You called |^You unsent a message")
 _SYSTEM_TYPES = {"Call", "Subscribe", "Unsubscribe"}
-
-
-def sniff(path: Path, head: str) -> bool:
-    """A ``message_N.json`` with Messenger's keys (``participants``, ``sender_name``, ...)."""
-    keys = json_keys(head)
-    if "participants" not in keys:
-        return False
-    return bool(_FILE_RE.search(Path(path).name)) or bool(
-        keys & {"sender_name", "thread_path", "thread_type", "is_still_participant"})
-
-
-def sniff_dir(path: Path) -> bool:
-    """A Messenger thread folder: holds ``message_1.json`` (or another ``message_N.json``)."""
-    return bool(_thread_files(path))
 
 
 def fix_mojibake(value):
@@ -144,61 +132,86 @@ def _in_every_thread(thread_folder: Path, limit: int = 30) -> str | None:
     return None
 
 
-def _owner(path: Path, folder: Path, data: dict, me: str | None) -> str | None:
-    participants = _participants(data)
-    if me:
-        for name in participants:
-            if same_name(name, me):
-                return name
-    profile = _profile_name(folder)
-    if profile and any(same_name(profile, n) for n in participants):
-        return next(n for n in participants if same_name(profile, n))
-    group = data.get("thread_type") == "RegularGroup" or len(participants) > 2
-    title = data.get("title")
-    if not group and title and any(same_name(title, n) for n in participants):
-        others = [n for n in participants if not same_name(title, n)]
-        if len(others) == 1:
-            return others[0]
-    common = _in_every_thread(folder)
-    if common and common in participants:
-        return common
-    raise unknown_me(path, "cannot tell which Messenger participant is you", participants, me)
+class MessengerReader(Reader):
+    name = "messenger"
+    reads_folders = True
+
+    def sniff(self, path: Path, head: str) -> bool:
+        """A ``message_N.json`` with Messenger's keys (``participants``, ``sender_name``, ...)."""
+        keys = json_keys(head)
+        if "participants" not in keys:
+            return False
+        return bool(_FILE_RE.search(Path(path).name)) or bool(
+            keys & {"sender_name", "thread_path", "thread_type", "is_still_participant"})
+
+    def sniff_dir(self, path: Path) -> bool:
+        """A Messenger thread folder: holds ``message_1.json`` (or another ``message_N.json``)."""
+        return bool(_thread_files(path))
+
+    def chats(self, path: Path) -> Iterator[Chat]:
+        if path.is_dir():
+            files = _thread_files(path)
+            if not files:
+                raise ChatExportError(f"{path}: a folder without message_N.json files (not a Messenger thread folder)")
+            folder = path
+        else:
+            files, folder = [path], path.parent
+        first = _load(files[0])
+        participants = _participants(first)
+        is_group = first.get("thread_type") == "RegularGroup" or len(participants) > 2
+        yield Chat(title=first.get("title") or "", is_group=is_group, people={n: {n} for n in participants if n},
+                   data={"files": files, "first": first, "folder": folder})
+
+    def owner(self, path: Path, chat: Chat, me_ids: frozenset[str]) -> frozenset[str] | None:
+        """``--me``; the name in ``profile_information.json``; in a one-on-one thread, the
+        participant who is not the title; the one participant of every thread of the inbox."""
+        if me_ids:
+            return me_ids
+        participants = list(chat.people)
+        profile = _profile_name(chat.data["folder"])
+        if profile:
+            found = [n for n in participants if same_person(profile, n)]
+            if found:
+                return frozenset(found[:1])
+        if not chat.is_group and chat.title and any(same_person(chat.title, n) for n in participants):
+            others = [n for n in participants if not same_person(chat.title, n)]
+            if len(others) == 1:
+                return frozenset(others)
+        common = _in_every_thread(chat.data["folder"])
+        if common and common in participants:
+            return frozenset({common})
+        return None
+
+    def owner_problem(self, chat: Chat) -> str:
+        return "cannot tell which Messenger participant is you"
+
+    def records(self, path: Path, chat: Chat) -> Iterator[tuple[int, object]]:
+        for number, file in enumerate(chat.data["files"]):
+            data = chat.data["first"] if number == 0 else _load(file)
+            chat.data["first"] = None  # one file in memory at a time
+            participants = _participants(data)
+            chat.data["file"] = file
+            chat.data["chat"] = data.get("title") or next(
+                (n for n in participants if n not in chat.mine), "") or file.parent.name
+            chat.data["is_group"] = data.get("thread_type") == "RegularGroup" or len(participants) > 2
+            yield from sorted(enumerate(data["messages"]), key=lambda item: _sort_key(item[1]))
+
+    def message(self, msg: object, chat: Chat, mine: frozenset[str]) -> Message:
+        data = chat.data
+        return _message(msg, data["chat"], data["is_group"], mine, str(data["file"].parent))
+
+    def record_file(self, path: Path, chat: Chat) -> Path:
+        return chat.data["file"]  # a skip names the message_N.json it is in, not the thread folder
 
 
-def read(path: Path, me: str | None = None, skipped: list | None = None) -> Iterator[Message]:
-    """Yield the messages of one Messenger thread file, or of every file of a thread folder."""
-    path = Path(path)
-    if path.is_dir():
-        files = _thread_files(path)
-        if not files:
-            raise ChatExportError(f"{path}: a folder without message_N.json files (not a Messenger thread folder)")
-        folder = path
-    else:
-        files, folder = [path], path.parent
-    owner = None
-    for index, file in enumerate(files):
-        data = _load(file)
-        if index == 0:
-            owner = _owner(path, folder, data, me)
-        yield from _read_file(file, data, owner, skipped)
+def _sort_key(msg: object) -> float:
+    try:
+        return float(msg["timestamp_ms"])  # type: ignore[index]
+    except (KeyError, TypeError, ValueError):
+        return float("-inf")
 
 
-def _read_file(path: Path, data: dict, owner: str | None, skipped: list | None) -> Iterator[Message]:
-    participants = _participants(data)
-    is_group = data.get("thread_type") == "RegularGroup" or len(participants) > 2
-    chat = data.get("title") or next((n for n in participants if n != owner), "") or path.parent.name
-    source = str(path.parent)  # the thread folder: all of a thread's files are one conversation
-    rows = []
-    for index, msg in enumerate(data["messages"]):
-        try:
-            rows.append(_message(msg, chat, is_group, owner, source))
-        except (KeyError, TypeError, ValueError, AttributeError, OverflowError, OSError) as exc:
-            note_skip(skipped, path, index, f"messages[{index}]: {exc!s}")
-    rows.sort(key=lambda m: m.timestamp)
-    yield from rows
-
-
-def _message(msg: dict, chat: str, is_group: bool, owner: str | None, source: str) -> Message:
+def _message(msg: dict, chat: str, is_group: bool, mine: frozenset[str], source: str) -> Message:
     if not isinstance(msg, dict):
         raise TypeError("message is not an object")
     sender = msg["sender_name"]
@@ -232,5 +245,11 @@ def _message(msg: dict, chat: str, is_group: bool, owner: str | None, source: st
         kind = "system"
     else:
         kind = "text"
-    return Message(sender=sender, text=text, timestamp=stamp, chat=chat, from_me=sender == owner, kind=kind,
+    return Message(sender=sender, text=text, timestamp=stamp, chat=chat, from_me=sender in mine, kind=kind,
                    is_group=is_group, source=source)
+
+
+READER = MessengerReader()
+sniff = READER.sniff
+sniff_dir = READER.sniff_dir
+read = READER.read

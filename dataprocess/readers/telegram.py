@@ -1,8 +1,11 @@
-"""Reader for Telegram Desktop's JSON export (``result.json``).
+"""Reader for Telegram Desktop's JSON export (``result.json``); the HTML export is ``telegram_html``.
 
-Two shapes are read: one chat (``{"name", "type", "id", "messages": [...]}``) and the whole
+Three shapes are read: one chat (``{"name", "type", "id", "messages": [...]}``), a minimal one
+(only ``messages``, each with ``type``, ``date_unixtime``, ``from``, ``text``), and the whole
 account (``{"about", "personal_information": {"user_id", ...}, "chats": {"list": [chat, ...]},
-"left_chats": {"list": [...]}}``). The file is one JSON document and is loaded whole.
+"left_chats": {"list": [...]}}``, ``personal_information`` being optional). The file is streamed
+(ijson): a first pass of parser events learns each chat's name, type, id, senders and message
+count; the second builds one message at a time. A file of any size reads in bounded memory.
 
 * ``text`` is a string or an array of strings and entity objects (``{"type": "bold", "text":
   ...}``, ``link``, ``text_link``, ``mention``, ``mention_name``, ``hashtag``, ``code``,
@@ -21,24 +24,27 @@ account (``{"about", "personal_information": {"user_id", ...}, "chats": {"list":
 * Chats: ``personal_chat`` is one-on-one (chat = the contact's name); ``private_group``,
   ``public_group``, ``private_supergroup`` and ``public_supergroup`` are groups (chat = title).
   Channels (broadcasts), ``saved_messages`` (notes to self) and ``bot_chat`` hold no
-  conversation with a person and are left out.
+  conversation with a person and are left out. A minimal export is a group when more than two
+  people wrote in it.
 
-**Who is me.** In the account export ``personal_information.user_id`` identifies me
-(``from_id == "user<id>"``). In a one-chat export, ``--me`` (a name as ``from`` shows it, or a
-``user<id>``) decides; else, in a personal chat, whose ``id`` is the contact's user id, every
-other sender is me; a group export without a matching ``--me`` raises ChatExportError listing
-the senders. A malformed message is skipped and recorded with its index in ``messages``.
+**Who is me**, in this order: ``personal_information.user_id`` (``from_id == "user<id>"``);
+``--me`` (a name as ``from`` shows it, or a ``user<id>``); in an account export without
+``personal_information``, the one ``from_id`` present in every personal chat; in a personal
+chat, whose ``id`` is the contact's user id, every other sender. A malformed message is skipped
+and recorded with its index in ``messages``.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import ChatExportError
 from ..message import Message
-from ._common import json_keys, load_json, local_from_unix, note_skip, same_name, unknown_me
+from ._common import json_events, json_items, json_keys, local_from_unix
+from .base import NOBODY, Chat, Reader, same_person
 
 PERSONAL = {"personal_chat"}
 GROUPS = {"private_group", "public_group", "private_supergroup", "public_supergroup"}
@@ -47,14 +53,6 @@ _TYPE_RE = re.compile(r'"type"\s*:\s*"(?:personal_chat|bot_chat|saved_messages|p
                       r'|private_supergroup|public_supergroup|private_channel|public_channel)"')
 _MEDIA_KEYS = ("photo", "file", "media_type", "location_information", "contact_information", "poll",
                "game_title", "place_name")
-
-
-def sniff(path: Path, head: str) -> bool:
-    """A JSON object with the one-chat keys and a Telegram chat type, or the account export's keys."""
-    keys = json_keys(head)
-    if "personal_information" in keys and ("about" in keys or "chats" in keys):
-        return True
-    return {"name", "type", "id"} <= keys and _TYPE_RE.search(head) is not None
 
 
 def text_of(value) -> str:
@@ -76,67 +74,161 @@ def text_of(value) -> str:
     raise TypeError(f"text of type {type(value).__name__}")
 
 
-def read(path: Path, me: str | None = None, skipped: list | None = None) -> Iterator[Message]:
-    """Yield the messages of a Telegram export, chat by chat, in the order the file stores them."""
-    path = Path(path)
-    data = load_json(path, "Telegram")
-    if not isinstance(data, dict):
-        raise ChatExportError(f"{path}: not a Telegram export (the JSON is not an object)")
+_SECTIONS = ("chats.list.item", "left_chats.list.item", "")  # where a chat object sits in the file
+
+
+@dataclass
+class _ChatInfo:
+    """What the first pass learns about one chat."""
+
+    section: str
+    name: str | None = None
+    type: str | None = None
+    id: object = None
+    count: int = 0
+    people: dict[str, set[str]] = field(default_factory=dict)
+
+
+def _first_pass(path: Path) -> tuple[list[_ChatInfo], str | None, bool]:
+    """The chats of the file (in order), the owner's id from ``personal_information``, and whether
+    the file is a whole-account export. Also checks the JSON is whole and not nested absurdly."""
+    table: dict[str, tuple[str, str]] = {}
+    for section in _SECTIONS:
+        dot = section + "." if section else ""
+        table[section] = (section, "chat")
+        for key in ("name", "type", "id"):
+            table[dot + key] = (section, key)
+        table[dot + "messages.item"] = (section, "message")
+        for key in ("from", "from_id", "actor", "actor_id"):
+            table[f"{dot}messages.item.{key}"] = (section, key)
+    chats: list[_ChatInfo] = []
+    current: dict[str, _ChatInfo] = {}
     my_id = None
-    if "personal_information" in data:
-        info = data.get("personal_information") or {}
-        if info.get("user_id") is not None:
-            my_id = f"user{info['user_id']}"
-        chats = []
-        for section in ("chats", "left_chats"):
-            chats.extend((data.get(section) or {}).get("list") or [])
-    elif "messages" in data:
-        chats = [data]
-    else:
-        raise ChatExportError(f"{path}: not a Telegram export (no 'messages' and no 'chats')")
-    for chat in chats:
-        if not isinstance(chat, dict) or chat.get("type") in SKIPPED_TYPES:
+    account = False
+    sender_id = sender_name = None
+    lookup = table.get
+    for prefix, event, value in json_events(path, "Telegram"):
+        found = lookup(prefix)
+        if found is None:
+            if prefix == "personal_information.user_id" and value is not None:
+                my_id = f"user{value}"
             continue
-        yield from _read_chat(path, chat, my_id, me, skipped)
+        section, what = found
+        if what == "chat":
+            if event == "map_key":
+                if section == "" and value in ("chats", "about", "personal_information"):
+                    account = True
+            elif event == "start_map":
+                current[section] = _ChatInfo(section)
+            elif event == "end_map" and section in current:
+                chats.append(current.pop(section))
+            continue
+        info = current.get(section)
+        if info is None:
+            continue
+        if what == "message":
+            if event == "start_map":
+                sender_id = sender_name = None
+            elif event == "end_map":
+                if sender_id is not None:
+                    names = info.people.setdefault(str(sender_id), set())
+                    if sender_name:
+                        names.add(str(sender_name))
+            if event not in ("end_map", "end_array", "map_key"):
+                info.count += 1
+        elif event in ("string", "number", "integer", "double"):
+            if what in ("from_id", "actor_id"):
+                sender_id = value
+            elif what in ("from", "actor"):
+                sender_name = value
+            else:
+                setattr(info, what, value)
+    if account:
+        chats = [c for c in chats if c.section != ""]
+    else:
+        chats = [c for c in chats if c.section == ""]
+        if not chats or (chats[0].count == 0 and chats[0].name is None):
+            raise ChatExportError(f"{path}: not a Telegram export (no 'messages' and no 'chats')")
+    return chats, my_id, account
 
 
-def _my_ids(path: Path, chat: dict, messages: list, my_id: str | None, me: str | None) -> set[str]:
-    if my_id:
-        return {my_id}
-    names: dict[str, str] = {}  # from_id -> name
-    for msg in messages:
-        if isinstance(msg, dict):
-            sender_id = msg.get("from_id") or msg.get("actor_id")
-            if sender_id:
-                names.setdefault(str(sender_id), msg.get("from") or msg.get("actor") or "")
-    if me:
-        wanted = me.strip()
-        mine = {i for i, n in names.items() if same_name(n, wanted) or i in (wanted, f"user{wanted}")}
-        if mine:
-            return mine
-    if chat.get("type") in PERSONAL:
-        contact = f"user{chat.get('id')}"
-        if contact in names:
-            return set(names) - {contact}
-        others = {i for i, n in names.items() if not same_name(n, chat.get("name"))}
-        if len(others) <= 1:
-            return others
-    raise unknown_me(path, f"chat {chat.get('name')!r} does not say which sender is you", names.values(), me,
-                     label="senders")
+def _account_owner(chats: list[_ChatInfo]) -> str | None:
+    """The one sender id present in every personal chat of an account export, if there is one."""
+    common: set[str] | None = None
+    for info in chats:
+        if info.type in PERSONAL and info.people:
+            ids = set(info.people)
+            common = ids if common is None else common & ids
+    if common is not None and len(common) == 1:
+        return next(iter(common))
+    return None
 
 
-def _read_chat(path: Path, chat: dict, my_id: str | None, me: str | None, skipped: list | None) -> Iterator[Message]:
-    messages = chat.get("messages") or []
-    kind_of_chat = chat.get("type")
-    is_group = kind_of_chat in GROUPS
-    title = chat.get("name") or f"Telegram chat {chat.get('id')}"
-    mine = _my_ids(path, chat, messages, my_id, me)
-    source = str(path)
-    for index, msg in enumerate(messages):
-        try:
-            yield _message(msg, title, is_group, mine, source)
-        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-            note_skip(skipped, path, index, f"chat {title!r}, messages[{index}]: {exc}")
+class TelegramReader(Reader):
+    name = "telegram"
+    people_label = "senders"
+
+    def sniff(self, path: Path, head: str) -> bool:
+        """JSON with a Telegram chat type or Telegram's message keys, or an account export's keys."""
+        keys = json_keys(head)
+        if "personal_information" in keys and ("about" in keys or "chats" in keys):
+            return True
+        if {"about", "chats"} <= keys and "list" in keys:
+            return True
+        if {"name", "type", "id"} <= keys and _TYPE_RE.search(head) is not None:
+            return True
+        return "messages" in keys and ("date_unixtime" in keys or "from_id" in keys) and "guild" not in keys
+
+    def chats(self, path: Path) -> Iterator[Chat]:
+        infos, my_id, account = _first_pass(path)
+        in_every = _account_owner(infos) if account and my_id is None else None
+        streams = {}
+        for info in infos:
+            if info.section not in streams:
+                prefix = f"{info.section}.messages.item" if info.section else "messages.item"
+                streams[info.section] = json_items(path, prefix, "Telegram")
+            items = streams[info.section]
+            if info.type in SKIPPED_TYPES:
+                for _ in range(info.count):
+                    next(items, None)
+                continue
+            is_group = info.type in GROUPS or (info.type is None and len(info.people) > 2)
+            title = info.name or (f"Telegram chat {info.id}" if info.id is not None else path.parent.name or "Telegram")
+            chat = Chat(title=title, is_group=is_group, people=info.people,
+                        data={"info": info, "items": items, "my_id": my_id, "in_every": in_every, "source": str(path)})
+            yield chat
+
+    def owner(self, path: Path, chat: Chat, me_ids: frozenset[str]) -> frozenset[str] | None:
+        data = chat.data
+        if data["my_id"]:
+            return frozenset({data["my_id"]})
+        if me_ids:
+            return me_ids
+        if data["in_every"]:
+            return frozenset({data["in_every"]} & set(chat.people))
+        info: _ChatInfo = data["info"]
+        if info.type in PERSONAL:
+            contact = f"user{info.id}"
+            if contact in chat.people:
+                return frozenset(set(chat.people) - {contact})
+            others = {i for i, names in chat.people.items() if not any(same_person(n, info.name) for n in names)}
+            if len(others) <= 1:
+                return frozenset(others)
+        return None
+
+    def owner_problem(self, chat: Chat) -> str:
+        return f"chat {chat.title!r} does not say which sender is you"
+
+    def records(self, path: Path, chat: Chat) -> Iterator[tuple[int, object]]:
+        items = chat.data["items"]
+        for index in range(chat.data["info"].count):
+            yield index, next(items)
+
+    def where(self, chat: Chat, where: int) -> str:
+        return f"chat {chat.title!r}, messages[{where}]: "
+
+    def message(self, msg: object, chat: Chat, mine: frozenset[str]) -> Message:
+        return _message(msg, chat.title, chat.is_group, mine, chat.data["source"])
 
 
 def _timestamp(msg: dict) -> datetime:
@@ -145,7 +237,7 @@ def _timestamp(msg: dict) -> datetime:
     return datetime.fromisoformat(msg["date"]).replace(tzinfo=None)
 
 
-def _message(msg: dict, chat: str, is_group: bool, mine: set[str], source: str) -> Message:
+def _message(msg: dict, chat: str, is_group: bool, mine: frozenset[str], source: str) -> Message:
     if not isinstance(msg, dict):
         raise TypeError("message is not an object")
     stamp = _timestamp(msg)
@@ -168,3 +260,8 @@ def _message(msg: dict, chat: str, is_group: bool, mine: set[str], source: str) 
         kind = "text"
     return Message(sender=sender, text=text, timestamp=stamp, chat=chat, from_me=from_me, kind=kind,
                    is_group=is_group, source=source)
+
+
+READER = TelegramReader()
+sniff = READER.sniff
+read = READER.read

@@ -1,39 +1,33 @@
 """Reader for WhatsApp chat exports: the ``.txt`` file and the ``.zip`` the phone shares.
 
-Both phone layouts are read, line by line (bounded memory; a ``.zip`` is read in place, never
-extracted to disk)::
+Every layout WhatsApp has written is read (``whatsapp_layout`` lists them: iOS ``[date, time]
+Name:``, Android ``date, time - Name:``, the 2012-2016 ``date time: Name:``, dotted times,
+Finnish ``klo``, Hungarian/Croatian ``13. 6. 2018.``, year-first, 12- or 24-hour clocks with an
+ordinary, no-break or narrow no-break space before ``PM``), as UTF-8 or UTF-16 with a BOM, with
+``\n``, ``\r\n`` or ``\r\r\n`` line ends. The file is read twice, line by line in bounded chunks
+(a ``.zip`` is read in place, never extracted; zip bombs are refused): a first pass over the
+headers decides the file's layouts and each layout's day/month order from the whole file and
+collects the participants; the second yields the messages. Timestamps are the phone's
+wall-clock time, kept naive as written.
 
-    iOS      [31/12/2024, 21:05:09] Alex: text        (U+200E marks before "[" and placeholders)
-    Android  31/12/2024, 21:05 - Alex: text
-
-Times: 24-hour or 12-hour clocks (``PM``, ``pm``, ``p. m.``, ``p.m.``, with an ordinary, a
-no-break or a narrow no-break space U+202F before them), with or without seconds. Dates: ``/``,
-``.`` or ``-`` separated; 2- or 4-digit years; year-first when the first field has 4 digits
-(``2024-12-31``). Timestamps are the phone's wall-clock time, kept naive as written.
-
-**Day-first or month-first** is decided from the whole file, in a first pass over the message
-headers (a cheap scan that also collects the participants): if any first field is above 12 the
-file is day-first; else if any second field is above 12 it is month-first; else (every date of
-the file has both fields <= 12) the order under which the message dates run forwards in time
-with fewer backward steps wins, ties going to day-first (the order of most locales).
-
-Messages: a line that does not start with a message header continues the message before it
-(multi-line messages keep their line breaks). U+200E/U+200F marks are stripped from names and
-text. A header line with no ``Name:`` part (group created, X added Y, security code changed,
-the end-to-end encryption notice, ...) is a ``system`` message; so is an iOS notice filed under
-the group's own name or starting with U+200E (``‎Missed voice call``). Media placeholders
-(``<Media omitted>``, ``image omitted``, ``<attached: 00000012-PHOTO-….jpg>``, ``sticker
-omitted``, ``… (file attached)`` and their German, Spanish, French, Italian, Portuguese, Dutch
-and Russian forms) are ``media``; ``This message was deleted`` / ``You deleted this message``
-(and translations) are ``system``; a trailing ``<This message was edited>`` is removed.
-A header with an impossible date (``31/02/2024``) is skipped with its continuation lines and
-recorded as malformed; so is text before the first header.
+Messages: a line that does not start with a header in one of the file's layouts continues the
+message before it (multi-line messages keep their line breaks). U+200E/U+200F marks are stripped
+from names and text. A header line with no ``Name:`` part (group created, X added Y, security
+code changed, the end-to-end encryption notice, ...) is a ``system`` message; so is an iOS
+notice filed under the group's own name or starting with U+200E (``‎Missed voice call``). Media
+placeholders (``<Media omitted>``, ``image omitted``, ``<attached: 00000012-PHOTO-….jpg>``,
+``sticker omitted``, ``… (file attached)`` and their German, Spanish, French, Italian,
+Portuguese, Dutch and Russian forms) are ``media``; ``This message was deleted`` / ``You deleted
+this message`` (and translations) are ``system``; a trailing ``<This message was edited>`` is
+removed. A header with an impossible date (``31/02/2024``) is skipped with its continuation lines
+and recorded as malformed; so is text before the first header, and a message over 64 K characters.
 
 **Who is me.** The export does not say. ``me`` (``--me``) names the owner when it matches a
-participant (case-insensitive); otherwise the owner is inferred only when unambiguous: the one
-sender of ``You deleted this message`` lines, or, in a one-on-one chat whose file is named
-after the contact (``WhatsApp Chat with Alex.txt``, ``WhatsApp Chat - Alex.zip``), the other
-participant. Failing that, ChatExportError asks for ``--me`` and lists the participants.
+participant (see ``base.same_person``); otherwise the owner is inferred only when unambiguous:
+the one sender of ``You deleted this message`` lines, or, in a one-on-one chat whose file is
+named after the contact (``WhatsApp Chat with Alex.txt``, ``WhatsApp Chat - Alex.zip``), the
+other participant. Failing that, no message is mine (``from_me`` False), and ``twin process``
+asks for ``--me`` with the list of participants.
 
 **Chat and group.** The chat is the name in the file name when there is one, else the other
 participant (one-on-one) or the file's name (group). A chat is a group when it has more than two
@@ -42,7 +36,6 @@ a group (created group, added, removed, left, ...). ``sender`` is the name as th
 """
 from __future__ import annotations
 
-import io
 import re
 import unicodedata
 import zipfile
@@ -50,11 +43,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from pathlib import Path
-from typing import Callable, ContextManager, Iterator, TextIO
+from typing import BinaryIO, Callable, ContextManager, Iterator
 
 from ..errors import ChatExportError
 from ..message import Message
-from ._common import note_skip, same_name, unknown_me
+from .base import MAX_MESSAGE_CHARS, NOBODY, Chat, Reader, decode_head, same_person, text_lines, zip_member_guard
+from .whatsapp_layout import HEADER_RE, Layout, LayoutScan, date_fields, date_pad, hour_pad, layout_key, time_of
 
 if [f.name for f in fields(Message)][:8] != ["sender", "text", "timestamp", "chat", "from_me", "kind",
                                              "is_group", "source"]:  # pragma: no cover
@@ -62,13 +56,6 @@ if [f.name for f in fields(Message)][:8] != ["sender", "text", "timestamp", "cha
 
 _MARKS = "\ufeff\u200e\u200f"
 _MARK_START = frozenset(_MARKS)
-
-# "[date, time] " (iOS) or "date, time - " (Android): group 1 the date, group 2 the time.
-_HEADER_RE = re.compile(
-    r"\[?(\d{1,4}[./-]\d{1,2}[./-]\d{1,4})\.?,?\s(\d{1,2}:\d{2}(?::\d{2})?(?:\s?[AaPp]\.?\s?[Mm]\.?)?)"
-    r"(?:\]\s|\s[-–]\s)")
-_TIME_RE = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s?([AaPp]))?")
-_SEPARATORS = "./-"
 
 # Placeholders and markers WhatsApp writes as the whole message, by language; their usual
 # spellings go into one dict, so the common path costs one lookup and no regex.
@@ -134,81 +121,65 @@ _TITLE_RE = re.compile(
     re.IGNORECASE)
 
 
-def sniff(path: Path, head: str) -> bool:
-    """A text file whose first line is a WhatsApp message header, or a .zip holding one."""
-    if head.startswith("PK\x03\x04"):
-        try:
-            return _zip_member(Path(path)) is not None
-        except (OSError, zipfile.BadZipFile, RuntimeError):
-            return False
-    return _looks_like_chat(head)
-
-
 def _looks_like_chat(head: str) -> bool:
     for line in head.splitlines()[:5]:
         line = line.lstrip(_MARKS + " ")
         if line:
-            return _HEADER_RE.match(line) is not None
+            return HEADER_RE.match(line) is not None
     return False
 
 
-def _zip_member(path: Path) -> str | None:
-    """Name of the chat .txt inside a WhatsApp .zip (``_chat.txt`` on iOS), else None."""
+def _zip_member(path: Path) -> zipfile.ZipInfo | None:
+    """The chat .txt inside a WhatsApp .zip (``_chat.txt`` on iOS), else None."""
     with zipfile.ZipFile(path) as archive:
-        texts = [n for n in archive.namelist() if n.lower().endswith(".txt") and not n.startswith("__MACOSX")]
-        texts.sort(key=lambda n: (Path(n).name != "_chat.txt", "whatsapp" not in n.lower(), n))
-        for name in texts[:5]:
-            with archive.open(name) as member:
-                head = member.read(4096).decode("utf-8", errors="replace")
+        texts = [i for i in archive.infolist()
+                 if i.filename.lower().endswith(".txt") and not i.filename.startswith("__MACOSX")]
+        texts.sort(key=lambda i: (Path(i.filename).name != "_chat.txt", "whatsapp" not in i.filename.lower(),
+                                  i.filename))
+        for info in texts[:5]:
+            with archive.open(info) as member:
+                head = decode_head(member.read(4096))
             if _looks_like_chat(head):
-                return name
+                return info
     return None
 
 
-def _opener(path: Path) -> tuple[Callable[[], ContextManager[TextIO]], list[str]]:
-    """A function opening the chat text afresh (it is read twice), and names that may carry the title."""
+def _opener(path: Path) -> tuple[Callable[[], ContextManager[BinaryIO]], list[str]]:
+    """A function opening the chat's bytes afresh (it is read twice), and names that may carry the title."""
     if zipfile.is_zipfile(path):
-        member = _zip_member(path)
-        if member is None:
+        info = _zip_member(path)
+        if info is None:
             raise ChatExportError(f"{path}: a .zip without a WhatsApp chat .txt inside")
+        zip_member_guard(path, info)
 
         @contextmanager
-        def open_member() -> Iterator[TextIO]:
-            with zipfile.ZipFile(path) as archive, archive.open(member) as raw:
-                yield io.TextIOWrapper(raw, encoding="utf-8-sig", newline=None)
-        return open_member, [Path(member).stem, path.stem]
-    return (lambda: open(path, encoding="utf-8-sig", newline=None)), [path.stem]
+        def open_member() -> Iterator[BinaryIO]:
+            with zipfile.ZipFile(path) as archive, archive.open(info) as raw:
+                yield raw
+        return open_member, [Path(info.filename).stem, path.stem]
+    return (lambda: open(path, "rb")), [path.stem]
 
 
 @dataclass
 class _Scan:
-    """What the first pass learns: date order, participants, hints about the chat."""
+    """What the first pass learns: layouts and date order, participants, hints about the chat."""
 
     headers: int = 0
-    max_first: int = 0
-    max_second: int = 0
-    year_first: int = 0
-    back_dayfirst: int = 0
-    back_monthfirst: int = 0
-    senders: dict[str, bool] = field(default_factory=dict)  # name -> wrote a real message
+    layouts: LayoutScan = field(default_factory=LayoutScan)
+    senders: dict[str, list] = field(default_factory=dict)  # name -> [wrote a real message, layout keys]
     deleted_by: set[str] = field(default_factory=set)
     group_hint: bool = False
 
+    def _accepted(self, keys: set) -> bool:
+        return any(self.layouts.layouts[key].accepted for key in keys)
+
     @property
     def participants(self) -> list[str]:
-        return [name for name, real in self.senders.items() if real]
+        return [name for name, (real, keys) in self.senders.items() if real and self._accepted(keys)]
 
     @property
     def pseudo_senders(self) -> list[str]:
-        return [name for name, real in self.senders.items() if not real]
-
-    @property
-    def dayfirst(self) -> bool:
-        if self.max_first > 12:
-            return True
-        if self.max_second > 12:
-            return False
-        return self.back_dayfirst <= self.back_monthfirst
+        return [name for name, (real, keys) in self.senders.items() if not real and self._accepted(keys)]
 
 
 def _classify(text: str) -> str | None:
@@ -224,32 +195,6 @@ def _classify(text: str) -> str | None:
     if last == " " or last == "\n":
         return _classify(text.rstrip()) if text.rstrip() != text else None
     return None
-
-
-def _date_fields(text: str) -> list[str]:
-    """["13", "02", "2024"] from "13/02/2024" (any of the separators ./-)."""
-    for sep in _SEPARATORS:
-        if sep in text:
-            return text.split(sep)
-    raise ValueError(text)
-
-
-def _time_of(text: str) -> tuple[int, int, int] | None:
-    """(hour, minute, second) of a header's time, 12-hour clocks converted; None when impossible."""
-    found = _TIME_RE.match(text)
-    hour, minute, second = int(found.group(1)), int(found.group(2)), int(found.group(3) or 0)
-    half = found.group(4)
-    if half is not None:
-        if hour > 12 or hour == 0:
-            return None
-        if half in "pP":
-            if hour < 12:
-                hour += 12
-        elif hour == 12:
-            hour = 0
-    if hour > 23 or minute > 59 or second > 59:
-        return None
-    return hour, minute, second
 
 
 def _name_or_none(candidate: str) -> str | None:
@@ -282,61 +227,75 @@ def _split_sender(rest: str, cache: dict[str, str | None]) -> tuple[str | None, 
     return name, rest[cut + 2:]
 
 
-def _scan(handle: TextIO) -> _Scan:
-    """First pass: only the headers are looked at (date fields, sender, a few markers)."""
+# A header with every digit but 0 made 9: its layout and padding, in one cheap string (a cache key).
+_SHAPE = str.maketrans("123456789", "999999999")
+
+
+def _shape_of(found: re.Match) -> tuple[str, str, str]:
+    """(layout key, date padding, hour padding) of a header (computed once per distinct shape)."""
+    return layout_key(found.group(0)), date_pad(found.group(1)), hour_pad(found.group(2))
+
+
+def _scan(lines: Iterator[str]) -> _Scan:
+    """First pass: only the headers are looked at (layout, date fields, sender, a few markers)."""
     scan = _Scan()
     senders = scan.senders
+    layouts = scan.layouts.layouts
+    shapes: dict[str, tuple[str, str, str]] = {}
+    counts: dict[str, int] = {}
     names: dict[str, str | None] = {}
-    match = _HEADER_RE.match
-    previous_date = None
-    last_dm = last_md = (0, 0, 0)
+    match = HEADER_RE.match
+    previous = None
     headers = 0
-    for line in handle:
+    for line in lines:
         if line[:1] in _MARK_START:
             line = line.lstrip(_MARKS)
         found = match(line)
         if found is None:
             continue
         headers += 1
-        stamp = found.group(1)
-        if stamp != previous_date:
-            previous_date = stamp
-            fields = _date_fields(stamp)
-            first, second, year = int(fields[0]), int(fields[1]), int(fields[2])
-            if len(fields[0]) == 4:
-                scan.year_first += 1
-            else:
-                if first > scan.max_first:
-                    scan.max_first = first
-                if second > scan.max_second:
-                    scan.max_second = second
-                key_dm, key_md = (year, second, first), (year, first, second)
-                if key_dm < last_dm:
-                    scan.back_dayfirst += 1
-                if key_md < last_md:
-                    scan.back_monthfirst += 1
-                last_dm, last_md = key_dm, key_md
         end = found.end()
+        shape = line[:end].translate(_SHAPE)
+        seen = counts.get(shape)
+        if seen is None:
+            counts[shape] = 1
+            shapes[shape] = _shape_of(found)
+            if shapes[shape][0] not in layouts:
+                layouts[shapes[shape][0]] = Layout()
+        else:
+            counts[shape] = seen + 1
+        key = shapes[shape][0]
+        stamp = found.group(1)
+        if stamp != previous:
+            previous = stamp
+            layouts[key].add_date(stamp)
         cut = line.find(": ", end, end + 82)
         if cut > end:
-            known = names.get(line[end:cut], "")
-            if senders.get(known):  # the common case: a known participant's message
-                if len(line) - cut <= _EXACT_MAX + 6 and \
-                        _EXACT.get(line[cut + 2:].strip(_MARKS + "\n")) == "you-deleted":
-                    scan.deleted_by.add(known)
+            entry = senders.get(names.get(line[end:cut], ""))
+            if entry is not None and entry[0] and key in entry[1]:  # a known participant (the common case)
+                if len(line) - cut <= _EXACT_MAX + 6 and _EXACT.get(line[cut + 2:].strip(_MARKS)) == "you-deleted":
+                    scan.deleted_by.add(names[line[end:cut]])
                 continue
-        sender, text = _split_sender(line[end:].rstrip("\n"), names)
+        sender, text = _split_sender(line[end:], names)
         if sender is None:
             if not scan.group_hint and _GROUP_HINT_RE.search(text):
                 scan.group_hint = True
             continue
-        real = senders.get(sender)
         kind = _classify(text.lstrip(_MARKS))
         if kind == "you-deleted":
             scan.deleted_by.add(sender)
-        if not real:
-            senders[sender] = not (text[:1] == "\u200e" and kind != "media")
+        entry = senders.setdefault(sender, [False, set()])
+        entry[1].add(key)
+        if not entry[0]:
+            entry[0] = not (text[:1] == "\u200e" and kind != "media")
+    for shape, count in counts.items():
+        key, dpad, hpad = shapes[shape]
+        layout = layouts[key]
+        layout.count += count
+        layout.date_pads[dpad] += count
+        layout.hour_pads[hpad] += count
     scan.headers = headers
+    scan.layouts.decide()
     return scan
 
 
@@ -348,63 +307,124 @@ def _title(names: list[str]) -> str | None:
     return None
 
 
-def _resolve_me(path: Path, me: str | None, scan: _Scan, title: str | None, is_group: bool) -> str | None:
-    participants = scan.participants
-    if me:
-        for name in participants:
-            if same_name(name, me):
-                return name
-    deleters = [n for n in scan.deleted_by if n in participants]
-    if len(deleters) == 1:
-        return deleters[0]
-    if not is_group and title is not None:
-        others = [n for n in participants if not same_name(n, title)]
-        if len(others) < len(participants):  # the contact named in the file name is here
-            if len(others) == 1:
-                return others[0]
-            if not others:
-                return None  # only the contact wrote: none of the messages is mine
-    if not participants:
+@dataclass
+class _File:
+    """One export being read: how to open it, what the first pass learned, what the chat is."""
+
+    open_bytes: Callable[[], ContextManager[BinaryIO]]
+    scan: _Scan
+    names: list[str]
+    title: str | None
+    participants: frozenset[str]
+    source: str
+
+
+class WhatsAppReader(Reader):
+    name = "whatsapp"
+
+    def sniff(self, path: Path, head: str) -> bool:
+        """A text file whose first line is a WhatsApp message header, or a .zip holding one."""
+        if head.startswith("PK\x03\x04"):
+            try:
+                return _zip_member(Path(path)) is not None
+            except (OSError, zipfile.BadZipFile, RuntimeError, UnicodeDecodeError):
+                return False
+        return _looks_like_chat(head)
+
+    def chats(self, path: Path) -> Iterator[Chat]:
+        open_bytes, names = _opener(path)
+        with open_bytes() as raw:
+            scan = _scan(text_lines(raw, str(path)))
+        if scan.headers == 0:
+            raise ChatExportError(f"{path}: no WhatsApp message lines found (expected '[date, time] Name: text' "
+                                  "or 'date, time - Name: text')")
+        participants = scan.participants
+        is_group = len(participants) > 2 or bool(scan.pseudo_senders) or scan.group_hint
+        chat = Chat(title="", is_group=is_group, people={name: {name} for name in participants})
+        chat.data = _File(open_bytes, scan, names, _title(names), frozenset(participants), str(path))
+        yield chat
+
+    def owner(self, path: Path, chat: Chat, me_ids: frozenset[str]) -> frozenset[str] | None:
+        """``--me``; else the one sender of "You deleted this message"; else, in a one-on-one chat
+        whose file is named after the contact, the other participant."""
+        if me_ids:
+            return me_ids
+        file: _File = chat.data
+        deleters = [n for n in file.scan.deleted_by if n in file.participants]
+        if len(deleters) == 1:
+            return frozenset(deleters)
+        if not chat.is_group and file.title is not None:
+            others = [n for n in file.participants if not same_person(n, file.title)]
+            if len(others) < len(file.participants):  # the contact named in the file name is here
+                if len(others) == 1:
+                    return frozenset(others)
+                if not others:
+                    return NOBODY  # only the contact wrote: none of the messages is mine
         return None
-    raise unknown_me(path, "a WhatsApp export does not say which participant is you", participants, me)
+
+    def owner_problem(self, chat: Chat) -> str:
+        return "a WhatsApp export does not say which participant is you"
+
+    def records(self, path: Path, chat: Chat) -> Iterator[tuple[int, tuple]]:
+        file: _File = chat.data
+        pseudo = file.scan.pseudo_senders
+        if file.title:
+            chat.title = file.title
+        elif chat.is_group:
+            chat.title = pseudo[0] if len(pseudo) == 1 else file.names[-1]
+        else:
+            others = [n for n in file.participants if n not in chat.mine]
+            chat.title = others[0] if len(others) == 1 else file.names[-1]
+        with file.open_bytes() as raw:
+            yield from _parse(text_lines(raw, str(path)), file.scan)
+
+    def message(self, record: tuple, chat: Chat, mine: frozenset[str]) -> Message:
+        stamp, sender, text, extra = record
+        if stamp is None:
+            raise ValueError(text)
+        file: _File = chat.data
+        return _build(stamp, sender, text, extra, chat.title, chat.is_group, file.participants, mine, file.source)
 
 
-def read(path: Path, me: str | None = None, skipped: list | None = None) -> Iterator[Message]:
-    """Yield the messages of one WhatsApp export (.txt or .zip), oldest first as the file stores them."""
-    path = Path(path)
-    open_text, names = _opener(path)
-    with open_text() as handle:
-        scan = _scan(handle)
-    if scan.headers == 0:
-        raise ChatExportError(f"{path}: no WhatsApp message lines found (expected '[date, time] Name: text' "
-                          "or 'date, time - Name: text')")
-    title = _title(names)
-    participants = scan.participants
-    pseudo = scan.pseudo_senders
-    is_group = len(participants) > 2 or bool(pseudo) or scan.group_hint
-    owner = _resolve_me(path, me, scan, title, is_group)
-    if title:
-        chat = title
-    elif is_group:
-        chat = pseudo[0] if len(pseudo) == 1 else names[-1]
+def _build(stamp: datetime, sender: str | None, text: str, extra: list[str] | None, chat: str, is_group: bool,
+           participants: frozenset[str], mine: frozenset[str], source: str) -> Message:
+    if extra is not None:
+        text = text + "\n" + "\n".join(extra) if text else "\n".join(extra)
+    notice = False
+    if "\u200e" in text or "\u200f" in text:
+        notice = text[:1] == "\u200e"
+        text = text.replace("\u200e", "").replace("\u200f", "")
+    if sender is None:
+        return Message("", text.strip(), stamp, chat, False, "system", is_group, source)
+    kind = "text"
+    if sender not in participants:
+        kind = "system"  # an iOS notice filed under the group's name
     else:
-        others = [n for n in participants if n != owner]
-        chat = others[0] if len(others) == 1 else names[-1]
-    with open_text() as handle:
-        yield from _parse(handle, path, scan, set(participants), owner, chat, is_group, skipped)
+        if text[-1:] == ">" and _EDITED_RE.search(text):
+            text = _EDITED_RE.sub("", text)
+        head = None
+        if extra is not None:
+            head, _, caption = text.partition("\n")
+        if head is not None and head[-1:] == ")" and _FILE_ATTACHED_RE.fullmatch(head):
+            caption = caption.strip()  # the caption under an attachment
+            kind, text = ("text", caption) if caption else ("media", text)
+        else:
+            special = None
+            if extra is None:
+                special = _EXACT.get(text)
+                if special is None and text[-1:] in ">) ":
+                    special = _classify(text)
+            if special is not None:
+                kind = "media" if special == "media" else "system"
+            elif notice:
+                kind = "system"
+    # positional: measurably faster than keywords on millions of lines (order checked at import)
+    return Message(sender, text, stamp, chat, sender in mine, kind, is_group, source)
 
 
-def _parse(handle: TextIO, path: Path, scan: _Scan, participants: set[str], owner: str | None,
-           chat: str, is_group: bool, skipped: list | None) -> Iterator[Message]:
-    source = str(path)
-    dayfirst = scan.dayfirst
-    days: dict[str, tuple[int, int, int] | None] = {}
-    times: dict[str, tuple[int, int, int] | None] = {}
-    names: dict[str, str | None] = {}
-    match = _HEADER_RE.match
-
+def _day_reader(dayfirst: bool) -> Callable[[str], tuple[int, int, int] | None]:
     def day_of(text: str) -> tuple[int, int, int] | None:
-        first, second, third = _date_fields(text)
+        first, second, third = date_fields(text)
         if len(first) == 4:
             year, month, day = int(first), int(second), int(third)
         else:
@@ -417,85 +437,87 @@ def _parse(handle: TextIO, path: Path, scan: _Scan, participants: set[str], owne
         except ValueError:
             return None
         return year, month, day
+    return day_of
 
-    def build(stamp: datetime, sender: str | None, text: str, extra: list[str] | None) -> Message:
-        if extra is not None:
-            text = text + "\n" + "\n".join(extra) if text else "\n".join(extra)
-        notice = False
-        if "\u200e" in text or "\u200f" in text:
-            notice = text[:1] == "\u200e"
-            text = text.replace("\u200e", "").replace("\u200f", "")
-        if sender is None:
-            return Message(sender="", text=text.strip(), timestamp=stamp, chat=chat, from_me=False,
-                           kind="system", is_group=is_group, source=source)
-        kind = "text"
-        if sender not in participants:
-            kind = "system"  # an iOS notice filed under the group's name
-        else:
-            if text[-1:] == ">" and _EDITED_RE.search(text):
-                text = _EDITED_RE.sub("", text)
-            head = None
-            if extra is not None:
-                head, _, caption = text.partition("\n")
-            if head is not None and head[-1:] == ")" and _FILE_ATTACHED_RE.fullmatch(head):
-                caption = caption.strip()  # the caption under an attachment
-                kind, text = ("text", caption) if caption else ("media", text)
-            else:
-                special = None
-                if extra is None:
-                    special = _EXACT.get(text)
-                    if special is None and text[-1:] in ">) ":
-                        special = _classify(text)
-                if special is not None:
-                    kind = "media" if special == "media" else "system"
-                elif notice:
-                    kind = "system"
-        # positional: measurably faster than keywords on millions of lines (order checked at import)
-        return Message(sender, text, stamp, chat, sender == owner, kind, is_group, source)
+
+def _parse(lines: Iterator[str], scan: _Scan) -> Iterator[tuple[int, tuple]]:
+    """Second pass: ``(line number, (time, sender, first line, continuation lines))`` per message;
+    ``(line number, (None, reason, None, None))`` for a malformed one."""
+    layouts = scan.layouts
+    main = layouts.main()
+    single = layouts.single
+    readers = {key: (layout, {}, _day_reader(layout.dayfirst)) for key, layout in layouts.layouts.items()}
+    shapes: dict[str, tuple[str, str, str]] = {}
+    main_days: dict[str, tuple[int, int, int] | None] = {}
+    main_day_of = _day_reader(main.dayfirst)
+    times: dict[str, tuple[int, int, int] | None] = {}
+    names: dict[str, str | None] = {}
+    match = HEADER_RE.match
 
     # The message being read: its time, sender, first line and continuation lines.
     stamp: datetime | None = None
+    start = 0
     sender: str | None = None
     first = ""
     extra: list[str] | None = None
+    size = 0
     dropping = False  # inside a malformed message: its continuation lines go with it
-    for lineno, line in enumerate(handle, 1):
+    for lineno, line in enumerate(lines, 1):
         if line[:1] in _MARK_START:
             stripped = line.lstrip(_MARKS)
         else:
             stripped = line
         found = match(stripped)
+        days, day_of = main_days, main_day_of
+        if found is not None and not single:
+            shape = stripped[:found.end()].translate(_SHAPE)
+            if shape not in shapes:
+                shapes[shape] = _shape_of(found)
+            key, dpad, hpad = shapes[shape]
+            layout, days, day_of = readers[key]
+            if not layout.accepted or not layout.fits(dpad, hpad):
+                found = None  # a header in a layout that is not this file's: part of the message
+            elif layout is not main and stamp is not None:
+                day, clock = day_of(found.group(1)), time_of(found.group(2, 3, 4, 5))
+                if day is None or clock is None or datetime(*day, *clock) < stamp:
+                    found = None  # a minority layout going back in time: a quoted header
         if found is None:
             if stamp is not None:
-                if extra is None:
-                    extra = [line.rstrip("\n")]
-                else:
-                    extra.append(line.rstrip("\n"))
-            elif not dropping and line.strip(_MARKS + " \n"):
-                note_skip(skipped, path, lineno, "text before the first message header")
+                if size <= MAX_MESSAGE_CHARS:
+                    size += len(line) + 1
+                    if extra is None:
+                        extra = [line]
+                    else:
+                        extra.append(line)
+            elif not dropping and line.strip(_MARKS + " "):
+                yield lineno, (None, "text before the first message header", None, None)
                 dropping = True
             continue
         if stamp is not None:
-            yield build(stamp, sender, first, extra)
+            if size > MAX_MESSAGE_CHARS:
+                yield start, (None, f"a message over {MAX_MESSAGE_CHARS:,} characters", None, None)
+            else:
+                yield start, (stamp, sender, first, extra)
             stamp = None
-        day_text, time_text = found.groups()
+        fields = found.group(1, 2, 3, 4, 5)
+        day_text = fields[0]
         try:
             day = days[day_text]
         except KeyError:
             day = days[day_text] = day_of(day_text)
+        time_text = fields[1:]
         try:
             clock = times[time_text]
         except KeyError:
-            clock = times[time_text] = _time_of(time_text)
+            clock = times[time_text] = time_of(time_text)
         if day is None or clock is None:
-            note_skip(skipped, path, lineno, f"impossible date or time {stripped[:found.end()].strip()!r}")
+            yield lineno, (None, f"impossible date or time {stripped[:found.end()].strip()!r}", None, None)
             dropping = True
             continue
         dropping = False
         stamp = datetime(day[0], day[1], day[2], clock[0], clock[1], clock[2])
+        start = lineno
         rest = stripped[found.end():]
-        if rest[-1:] == "\n":
-            rest = rest[:-1]
         cut = rest.find(": ")
         sender = names.get(rest[:cut]) if 0 < cut <= 80 else None
         if sender is not None:  # a name seen before (the common case)
@@ -503,5 +525,14 @@ def _parse(handle: TextIO, path: Path, scan: _Scan, participants: set[str], owne
         else:
             sender, first = _split_sender(rest, names)
         extra = None
+        size = len(first)
     if stamp is not None:
-        yield build(stamp, sender, first, extra)
+        if size > MAX_MESSAGE_CHARS:
+            yield start, (None, f"a message over {MAX_MESSAGE_CHARS:,} characters", None, None)
+        else:
+            yield start, (stamp, sender, first, extra)
+
+
+READER = WhatsAppReader()
+sniff = READER.sniff
+read = READER.read

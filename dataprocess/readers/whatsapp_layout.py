@@ -1,0 +1,164 @@
+"""WhatsApp header layouts: which lines start a message, decided from the whole file.
+
+One regular expression finds every header WhatsApp has written since 2012::
+
+    [31/12/2024, 21:05:09] Name: text          iOS
+    31/12/2024, 21:05 - Name: text             Android
+    09/12/2012 17:02:35: Name: text            2012-2016, neither brackets nor " - "
+    7/8/12, 3:20:08 PM: Name: text             old iOS (often a BOM and \\r\\r\\n line ends)
+    13.06.18 21.25.15: Name: text              dotted time
+    13.6.2018 klo 21.25.15 - Name: text        Finnish
+    13. 6. 2018. 21:25:15 Name: text           Hungarian / Croatian (no separator at all)
+    [2018/06/13, 21:25:15] Name: text          year first
+    15/12/2025, 10:34:00 AM Name: text         iOS copied by some tools
+
+The *layout* of a header is its shape: brackets, date separator, comma, ``klo``, time separator,
+seconds or not, 12- or 24-hour clock, what closes it, year digits, and whether the hour and the
+day/month are zero-padded. :class:`LayoutScan` counts the layouts of a whole file in the first
+pass; :meth:`LayoutScan.decide` keeps the file's own layouts (the most frequent one and any
+other at least 1/20 as frequent, as in a file that mixes Android and iOS lines), and a line in
+another layout (``[1.2.2019, 00:00:00] Name: …`` quoted inside a non-padded iOS file) is part of
+the message before it. Day-first or month-first is decided per layout from all its dates: a
+first field above 12 means day-first, a second above 12 month-first, else the order under which
+the dates run forwards with fewer backward steps (ties: day-first, as in most locales).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+HEADER_RE = re.compile(
+    r"\[?(\d{1,4}(?:[./-]|\. )\d{1,2}(?:[./-]|\. )\d{1,4})\.?,?\s(?:klo\s)?"  # 1 date
+    r"(\d{1,2})[:.](\d{2})(?:[:.](\d{2}))?"                                 # 2 hour, 3 minute, 4 second
+    r"(\s?[AaPp]\.?\s?[Mm]\.?)?"                                           # 5 AM/PM
+    r"(?:\]\s|\s[-–]\s|:\s|\s)")                                            # what closes the header
+PADDED, UNPADDED, EITHER = "P", "N", "?"
+_DIGITS_RE = re.compile(r"\d+")
+_HALF_RE = re.compile(r"[AaPp](?=\.?\s?[Mm])")
+
+
+def layout_key(header: str) -> str:
+    """The shape of a header, without its digits ("[#/#/#, #:#:# xM] "): brackets, separators,
+    seconds, clock, what closes it. Padding is not part of it (:func:`date_pad`, :func:`hour_pad`)."""
+    return _DIGITS_RE.sub("#", _HALF_RE.sub("x", header))
+
+
+def date_fields(text: str) -> list[str]:
+    """["13", "02", "2024"] from "13/02/2024", "13.02.2024", "13. 2. 2024" (any of ./- and ". ")."""
+    for sep in ("/", "-", ". ", "."):
+        if sep in text:
+            return [f.strip() for f in text.split(sep)]
+    raise ValueError(text)
+
+
+def _pad(fields: list[str]) -> str:
+    if any(len(f) == 1 for f in fields):
+        return UNPADDED
+    if any(f[0] == "0" for f in fields):
+        return PADDED
+    return EITHER
+
+
+def date_pad(date_text: str) -> str:
+    """Whether the day and month are zero-padded (P), not (N), or cannot tell (both >= 10)."""
+    fields = date_fields(date_text)
+    return _pad(fields[1:] if len(fields[0]) == 4 else fields[:2])
+
+
+def hour_pad(hour: str) -> str:
+    return UNPADDED if len(hour) == 1 else PADDED if hour[0] == "0" else EITHER
+
+
+@dataclass
+class Layout:
+    """What the first pass learns about one layout: its count, padding and date order."""
+
+    count: int = 0
+    date_pads: dict[str, int] = field(default_factory=lambda: {PADDED: 0, UNPADDED: 0, EITHER: 0})
+    hour_pads: dict[str, int] = field(default_factory=lambda: {PADDED: 0, UNPADDED: 0, EITHER: 0})
+    max_first: int = 0
+    max_second: int = 0
+    back_dayfirst: int = 0
+    back_monthfirst: int = 0
+    last_dm: tuple = (0, 0, 0)
+    last_md: tuple = (0, 0, 0)
+    accepted: bool = False
+    date_style: str = EITHER  # the padding a line must have to belong here (EITHER: any)
+    hour_style: str = EITHER
+
+    def add_date(self, date_text: str) -> None:
+        fields = date_fields(date_text)
+        if len(fields[0]) == 4:
+            return
+        first, second, year = int(fields[0]), int(fields[1]), int(fields[2])
+        self.max_first = max(self.max_first, first)
+        self.max_second = max(self.max_second, second)
+        key_dm, key_md = (year, second, first), (year, first, second)
+        if key_dm < self.last_dm:
+            self.back_dayfirst += 1
+        if key_md < self.last_md:
+            self.back_monthfirst += 1
+        self.last_dm, self.last_md = key_dm, key_md
+
+    @property
+    def dayfirst(self) -> bool:
+        if self.max_first > 12:
+            return True
+        if self.max_second > 12:
+            return False
+        return self.back_dayfirst <= self.back_monthfirst
+
+    def fits(self, date_p: str, hour_p: str) -> bool:
+        return (self.date_style == EITHER or date_p in (EITHER, self.date_style)) and \
+            (self.hour_style == EITHER or hour_p in (EITHER, self.hour_style))
+
+
+def _style(pads: dict[str, int]) -> str:
+    """The padding a layout keeps to, when one kind dominates (a stray other kind is a quote)."""
+    padded, unpadded = pads[PADDED], pads[UNPADDED]
+    if padded and unpadded * 20 < padded:
+        return PADDED
+    if unpadded and padded * 20 < unpadded:
+        return UNPADDED
+    return EITHER
+
+
+@dataclass
+class LayoutScan:
+    """The layouts of one file (first pass), and after :meth:`decide` which of them are its own."""
+
+    layouts: dict[str, Layout] = field(default_factory=dict)
+    single: bool = True  # one layout and no stray padding: every header match is a header
+
+    def decide(self) -> None:
+        if not self.layouts:
+            return
+        top = max(layout.count for layout in self.layouts.values())
+        for layout in self.layouts.values():
+            layout.accepted = layout.count * 20 >= top
+            layout.date_style, layout.hour_style = _style(layout.date_pads), _style(layout.hour_pads)
+        strays = any(
+            (lay.date_style != EITHER and lay.date_pads[PADDED if lay.date_style == UNPADDED else UNPADDED]) or
+            (lay.hour_style != EITHER and lay.hour_pads[PADDED if lay.hour_style == UNPADDED else UNPADDED])
+            for lay in self.layouts.values())
+        self.single = len(self.layouts) == 1 and not strays
+
+    def main(self) -> Layout:
+        return max(self.layouts.values(), key=lambda layout: layout.count)
+
+
+def time_of(parts: tuple) -> tuple[int, int, int] | None:
+    """(hour, minute, second) of a header's groups 2-5, 12-hour clocks converted; None when impossible."""
+    hour, minute, second = int(parts[0]), int(parts[1]), int(parts[2] or 0)
+    half = parts[3]
+    if half is not None:
+        if hour > 12 or hour == 0:
+            return None
+        if "p" in half or "P" in half:
+            if hour < 12:
+                hour += 12
+        elif hour == 12:
+            hour = 0
+    if hour > 23 or minute > 59 or second > 59:
+        return None
+    return hour, minute, second
