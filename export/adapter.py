@@ -128,12 +128,15 @@ class LoraAdapter:
         module = weight_name[: -len(".weight")]
         return module if module in self.pairs else None
 
-    def delta(self, module: str):
-        """``scale * B @ A`` in float32, shaped like the module's weight (torch tensor)."""
+    def delta(self, module: str, rows: slice | None = None):
+        """``scale * B @ A`` in float32, shaped like the module's weight (torch tensor), or
+        the given slice of its rows."""
         a, b = self.pairs[module]["A"], self.pairs[module]["B"]
-        product = b @ a
+        rows = rows if rows is not None else slice(None)
         if module in self.embedding_modules:  # nn.Embedding's weight is (num, dim): (B @ A).T
-            product = product.T
+            product = a[:, rows].T @ b.T
+        else:
+            product = b[rows] @ a
         return product * self.scale(module)
 
 

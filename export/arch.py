@@ -203,6 +203,10 @@ class ModelSpec:
             data = data + np.float32(self.rule.norm_offset)
         return self.permute_rows(hf_name, data)
 
+    def rows_independent(self, hf_name: str) -> bool:
+        """Whether ``transform`` treats each row alone (so a big tensor can go by slices)."""
+        return not (self.rule.permute_qk and hf_name.rsplit(".", 1)[0].endswith(("q_proj", "k_proj")))
+
     def permute_rows(self, hf_name: str, data: np.ndarray) -> np.ndarray:
         """llama's Q/K row permutation (also applied to a LoRA's B matrix of q/k)."""
         if self.rule.permute_qk:

@@ -6,7 +6,8 @@ way llama.cpp's own converter does (``gguf.GGUFWriter``, ``gguf.get_tensor_name_
 ``gguf.quants``), in its streaming mode: every tensor's name, shape and type is declared first
 (``add_tensor_info``, from the checkpoint headers), the header is written, and then each
 tensor is read, merged, converted and written (``write_tensor_data``) before the next one
-is read. Memory is bounded by the largest tensor, not the model.
+is read. Memory is bounded by the largest tensor, not the model (and a vocabulary-sized
+tensor is read, merged and quantized a slice of rows at a time).
 
 Output types written directly: F32, F16, BF16, Q8_0 (1-D tensors such as norms and biases
 always stay F32, as llama.cpp expects; Q8_0 tensors whose rows are not a multiple of 32 stay
@@ -47,12 +48,45 @@ def _outtype(outtype: str):
     return table[name]
 
 
+# A tensor bigger than this in float32 (the vocabulary-sized embeddings) is read, merged and
+# quantized a slice of rows at a time into its output buffer.
+SLICE_BYTES = 128 << 20
+
+
 @dataclass
 class _Planned:
     gguf_name: str
     shape: tuple[int, ...]
     qtype: Any
-    read: Callable[[], np.ndarray]     # the float32 data, computed when it is written
+    read: Callable[[slice | None], np.ndarray]   # float32 data (all rows, or a slice), computed when written
+    sliceable: bool = False
+
+    def packed(self) -> np.ndarray:
+        """The tensor as the GGUF stores it, ``SLICE_BYTES`` of float32 at a time if it may."""
+        import gguf
+
+        n_rows = self.shape[0] if self.shape else 1
+        row_bytes = 4 * int(np.prod(self.shape[1:], dtype=np.int64)) if len(self.shape) > 1 else 4
+        step = max(1, SLICE_BYTES // row_bytes)
+        if not self.sliceable or n_rows <= step:
+            return gguf.quants.quantize(_checked(self.read(None), self), self.qtype)
+        out = None
+        for start in range(0, n_rows, step):
+            rows = slice(start, min(n_rows, start + step))
+            part = gguf.quants.quantize(_checked(self.read(rows), self, rows), self.qtype)
+            if out is None:
+                out = np.empty((n_rows, *part.shape[1:]), dtype=part.dtype)
+            out[rows] = part
+            del part
+        return out
+
+
+def _checked(data, item: _Planned, rows: slice | None = None) -> np.ndarray:
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    want = item.shape if rows is None else (rows.stop - rows.start, *item.shape[1:])
+    if tuple(data.shape) != tuple(want):
+        raise ExportInputError(f"{item.gguf_name}: shape {data.shape}, the checkpoint header said {want}")
+    return data
 
 
 def _qtype_for(gguf_name: str, shape: tuple[int, ...], default_qtype):
@@ -72,14 +106,14 @@ def _plan(source: ModelSource, default_qtype) -> list[_Planned]:
     tensor_map = spec.tensor_map()
     planned: list[_Planned] = []
 
-    def add(gguf_name: str, shape: tuple[int, ...], read: Callable[[], np.ndarray]) -> None:
-        planned.append(_Planned(gguf_name, shape, _qtype_for(gguf_name, shape, default_qtype), read))
+    def add(gguf_name: str, shape: tuple[int, ...], read, sliceable: bool = False) -> None:
+        planned.append(_Planned(gguf_name, shape, _qtype_for(gguf_name, shape, default_qtype), read, sliceable))
 
     for gguf_name, data in spec.extra_tensors().items():
-        add(gguf_name, tuple(data.shape), lambda data=data: data)
+        add(gguf_name, tuple(data.shape), lambda rows, data=data: data)
 
-    def reader(hf_name: str) -> Callable[[], np.ndarray]:
-        return lambda: spec.transform(hf_name, source.tensor(hf_name).numpy())
+    def reader(hf_name: str):
+        return lambda rows: spec.transform(hf_name, source.tensor(hf_name, rows).numpy())
 
     names = [n for n in source.names() if spec.hf_tensor_name(n) is not None]
     embed = None
@@ -92,11 +126,11 @@ def _plan(source: ModelSource, default_qtype) -> list[_Planned]:
             seen_output = True
         if gguf_name == "token_embd.weight":
             embed = hf_name
-        add(gguf_name, source.shape(hf_name), reader(hf_name))
+        add(gguf_name, source.shape(hf_name), reader(hf_name), spec.rows_independent(hf_name))
     if not spec.tied and not seen_output:
         raise ExportInputError(f"{source.base_dir} has untied embeddings but no lm_head.weight")
     if spec.tied and spec.rule.needs_output and embed is not None:
-        add("output.weight", source.shape(embed), reader(embed))  # llama.cpp wants it written out
+        add("output.weight", source.shape(embed), reader(embed), True)  # llama.cpp wants it written out
     return planned
 
 
@@ -142,11 +176,7 @@ def write_gguf(model: Path | str | ModelSource, out_path: Path | str, outtype: s
             writer.write_kv_data_to_file()
             writer.write_ti_data_to_file()
             for i, item in enumerate(planned):
-                data = np.ascontiguousarray(item.read(), dtype=np.float32)
-                if tuple(data.shape) != tuple(item.shape):
-                    raise ExportInputError(f"{item.gguf_name}: shape {data.shape}, header said {item.shape}")
-                writer.write_tensor_data(gguf.quants.quantize(data, item.qtype))
-                del data
+                writer.write_tensor_data(item.packed())
                 if progress is not None:
                     progress(i + 1, len(planned))
         finally:

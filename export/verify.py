@@ -114,9 +114,14 @@ def prompt_ids(tokenizer, prompts=None) -> list[list[int]]:
     return batches
 
 
+_CHUNK_BYTES = 64 << 20   # a Linear whose float32 weight is bigger is upcast a slice of rows at a time
+
+
 def _upcast_while_computing(model) -> list:
     """Hooks that give each module float32 weights only while it runs (then its own dtype
     again), so a 16-bit model computes in float32 holding one layer's float32 copy at a time.
+    An embedding looks its rows up in 16 bits (exact) and returns them as float32; a big
+    Linear (the vocabulary-sized output layer) multiplies slice by slice of its rows.
     (transformers has no such mode; accelerate's offload hooks move devices, not dtypes.)"""
     import torch
 
@@ -124,6 +129,12 @@ def _upcast_while_computing(model) -> list:
     for module in model.modules():
         params = [p for p in module.parameters(recurse=False) if p.is_floating_point() and p.dtype != torch.float32]
         if not params:
+            continue
+        if isinstance(module, torch.nn.Embedding):
+            handles.append(module.register_forward_hook(lambda mod, args, output: output.float()))
+            continue
+        if isinstance(module, torch.nn.Linear) and module.weight.numel() * 4 > _CHUNK_BYTES:
+            module.forward = _chunked_linear(module)
             continue
         dtype = params[0].dtype
 
@@ -138,6 +149,20 @@ def _upcast_while_computing(model) -> list:
         handles.append(module.register_forward_pre_hook(before))
         handles.append(module.register_forward_hook(after))
     return handles
+
+
+def _chunked_linear(module):
+    import torch
+
+    rows = max(1, _CHUNK_BYTES // (4 * module.in_features))
+
+    def forward(x):
+        x = x.float()
+        parts = [x @ module.weight[i:i + rows].float().T for i in range(0, module.out_features, rows)]
+        out = torch.cat(parts, dim=-1)
+        return out + module.bias.float() if module.bias is not None else out
+
+    return forward
 
 
 def load_reference_model(base_dir: Path | str, adapter_dir: Path | str | None = None):

@@ -77,17 +77,20 @@ class CheckpointWeights:
     def dtype(self, name: str):
         return self._dtype[name]
 
-    def load(self, name: str):
-        """Tensor ``name`` as a float32 torch tensor (its own memory, the file closed again)."""
+    def load(self, name: str, rows: slice | None = None):
+        """Tensor ``name`` (or a slice of its rows) as a float32 torch tensor of its own
+        memory, the file closed again."""
         import torch
 
         path = self._file[name]
         if path in self._bin:
-            return self._bin[path][name].to(torch.float32, copy=True)
+            tensor = self._bin[path][name]
+            return (tensor if rows is None else tensor[rows]).to(torch.float32, copy=True)
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as handle:
-            return handle.get_tensor(name).to(torch.float32, copy=True)
+            tensor = handle.get_tensor(name) if rows is None else handle.get_slice(name)[rows]
+            return tensor.to(torch.float32, copy=True)
 
 
 class ModelSource:
@@ -147,15 +150,16 @@ class ModelSource:
             return tuple(self.adapter.replacements[name].shape)
         return self.weights.shape(name)
 
-    def tensor(self, name: str):
-        """Tensor ``name`` of the merged model, float32 (torch)."""
+    def tensor(self, name: str, rows: slice | None = None):
+        """Tensor ``name`` of the merged model (or a slice of its rows), float32 (torch)."""
         if self.adapter is not None and name in self.adapter.replacements:
-            base = self.adapter.replacements[name].clone()
+            whole = self.adapter.replacements[name]
+            base = (whole if rows is None else whole[rows]).clone()
         else:
-            base = self.weights.load(name)
+            base = self.weights.load(name, rows)
         module = self.adapter.module_of(name) if self.adapter is not None else None
         if module is not None:
-            base += self.adapter.delta(module)
+            base += self.adapter.delta(module, rows)
         return base
 
     def tensors(self) -> Iterator[tuple[str, Any]]:

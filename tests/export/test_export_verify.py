@@ -45,3 +45,22 @@ def test_compare_logits_counts_near_ties():
     assert result.agreement == 2 / 3             # position 2 is a real disagreement
     assert result.max_abs_diff == 3.0
     assert not result.tokenizer_checked
+
+
+def test_big_output_layer_is_upcast_a_slice_at_a_time(tiny, tmp_path, monkeypatch):
+    """With a small slice size, the tied output layer and embeddings take the sliced paths:
+    same logits as the fp32 model."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    import export.verify as verify
+
+    bf16 = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(tiny["llama"], dtype=torch.bfloat16).save_pretrained(bf16)
+    monkeypatch.setattr(verify, "_CHUNK_BYTES", 4 * 64 * 100)  # 100 rows of the 64-wide output layer
+    model = verify.load_reference_model(bf16)
+    assert "forward" in vars(model.lm_head)  # replaced by the sliced multiplication
+    got = verify.reference_logits(model, [[1, 40, 41, 42, 43]])[0]
+    want = verify.reference_logits(AutoModelForCausalLM.from_pretrained(bf16, dtype=torch.float32).eval(),
+                                   [[1, 40, 41, 42, 43]])[0]
+    assert np.abs(got - want).max() < 1e-4
