@@ -64,7 +64,7 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     if facts:
         splits["train"].extend(examples_from_facts(facts, persona, rules))
     if feedback_path is not None:
-        rated = good_replies(feedback_path)
+        rated = good_replies(feedback_path, rules, persona)
         stats["feedback_examples"] = len(rated)
         splits["train"].extend(rated)
 

@@ -1,14 +1,19 @@
-"""`twin eval` on a tiny model trained a few steps: report keys and ranges, chart, errors."""
+"""`twin eval` on a tiny model trained a few steps: the report's figures and ranges, the decoding
+defaults chosen and saved, the charts, no empty replies, the CLI's table and errors."""
 import json
 import shutil
 
 import pytest
 from click.testing import CliRunner
 
+from core.settings import Sampling
 from core.workspace import Workspace
-from trainer.evaluate import EvalOptions, run_eval, style, vocabulary_overlap
+from trainer.evaluate import EvalOptions, run_eval
+from trainer.generation import Decoding, first_token_bans, generate_replies, stop_token_ids
 from trainer.train import TrainOptions, run_training
 from twin_cli import main
+
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -16,46 +21,153 @@ def trained_workspace(sample_workspace, tiny_llama, tmp_path_factory):
     """The sample data cut to a few examples, with a tiny model trained to overfit them."""
     root = tmp_path_factory.mktemp("eval") / "ws"
     shutil.copytree(sample_workspace, root)
-    test_rows = (root / "data" / "test.jsonl").read_text(encoding="utf-8").splitlines()[:4]
+    test_rows = (root / "data" / "test.jsonl").read_text(encoding="utf-8").splitlines()[:6]
+    valid_rows = (root / "data" / "valid.jsonl").read_text(encoding="utf-8").splitlines()[:4]
     (root / "data" / "test.jsonl").write_text("\n".join(test_rows) + "\n", encoding="utf-8")
+    (root / "data" / "valid.jsonl").write_text("\n".join(valid_rows) + "\n", encoding="utf-8")
     # train on the test rows themselves (8 copies) so a few steps visibly lower their perplexity
     (root / "data" / "train.jsonl").write_text("\n".join(test_rows * 8) + "\n", encoding="utf-8")
-    (root / "data" / "valid.jsonl").unlink()
-    run_training(Workspace(root), TrainOptions(base=str(tiny_llama), max_steps=12, learning_rate=5e-3),
+    run_training(Workspace(root), TrainOptions(base=str(tiny_llama), max_steps=12, learning_rate=5e-3,
+                                               track_replies=False, tensorboard=False),
                  log=lambda *_: None)
     return root
 
 
 def test_eval_report(trained_workspace):
-    report = run_eval(Workspace(trained_workspace), EvalOptions(limit=3, max_new_tokens=8), log=lambda *_: None)
+    ws = Workspace(trained_workspace)
+    said = []
+    report = run_eval(ws, EvalOptions(limit=5, max_new_tokens=8, choice_limit=4), log=said.append)
     saved = json.loads((trained_workspace / "eval" / "report.json").read_text())
     assert saved == report
-    assert report["test_examples"] == 4 and report["generated"] == 3
+    assert report["test_examples"] == 6 and report["generated"] == 5
     ppl = report["perplexity"]
     assert 1 < ppl["twin"] < ppl["base"]  # a few steps on these replies lowered their perplexity
     for who in ("twin", "base"):
         assert 0 <= report["termination_rate"][who] <= 1
+        assert 0 <= report["loop_rate"][who] <= 1
+        assert report["empty_rate"][who] == 0  # never empty: first-token bans and retries
+        assert 0 <= report["classifier_accuracy"][who] <= 1
+        assert len(report["classifier"][who]["folds"]) == 5
         figures = report["style"][who]
         assert all(0 <= figures[k] <= 1 for k in ("lowercase_rate", "separator_rate", "emoji_rate",
-                                                   "vocabulary_overlap"))
-    assert report["style"]["real"]["lowercase_rate"] == 1.0
-    assert len(report["examples"]) == 3 and all("DONE" not in ex["twin"] for ex in report["examples"])
-    assert (trained_workspace / "eval" / "style.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+                                                   "punctuation_rate", "vocabulary_overlap"))
+        assert set(report["ratios"][who]) == {"mean_chars", "separator_rate", "lowercase_rate", "emoji_rate",
+                                              "punctuation_rate", "vocabulary_richness"}
+    assert report["style"]["real"]["lowercase_rate"] == 1.0 and report["loop_rate"]["real"] == 0.0
+    headline = report["sounds_like_you"]
+    assert 0 <= headline["score"] <= 100 and "chance" in headline["meaning"]
+    assert headline["score"] == round(100 * min(1, 2 * (1 - report["classifier_accuracy"]["twin"])))
+    # the decoding defaults were chosen on the valid split and saved in twin.toml
+    choice = report["sampling"]
+    assert choice["chosen_from"] == "valid split" and len(choice["candidates"]) >= 4
+    best = min(choice["candidates"], key=lambda c: c["penalty"])
+    assert choice["used"] == best["sampling"]
+    assert ws.settings().sampling == Sampling.from_dict(choice["used"])
+    assert any("decoding defaults saved" in line for line in said)
+    assert report["can_you_tell"] is None  # nobody played yet
+    assert len(report["examples"]) == 5 and all(ex["twin"] and "DONE" not in ex["twin"] for ex in report["examples"])
+    for chart in ("style.png", "fidelity.png"):
+        assert (trained_workspace / "eval" / chart).read_bytes()[:8] == PNG
 
 
-def test_style_figures():
-    figures = style(["yeah | bartaco?", "Sure.", "lol 😂"])
-    assert figures["lowercase_rate"] == pytest.approx(2 / 3, abs=1e-3)
-    assert figures["separator_rate"] == pytest.approx(1 / 3, abs=1e-3)
-    assert figures["emoji_rate"] == pytest.approx(1 / 3, abs=1e-3)
-    assert vocabulary_overlap(["omg tacos", "hello"], ["omg", "tacos tonight"]) == pytest.approx(2 / 3, abs=1e-3)
+def test_eval_keeps_sampling_and_reads_can_you_tell_results(trained_workspace, tmp_path):
+    from core import artifacts
+    from trainer.judgements import JudgementStore
+
+    ws_root = tmp_path / "ws"
+    shutil.copytree(trained_workspace, ws_root)
+    ws = Workspace(ws_root)
+    settings = ws.settings()
+    settings.sampling = Sampling(temperature=0.6, top_p=0.8, repeat_penalty=1.2, presence_penalty=0.4)
+    ws.save_settings(settings)
+    store = JudgementStore(ws_root / artifacts.JUDGEMENTS_FILE)
+    for i in range(3):
+        shown = store.open_round(i, "hi", "real one", "twin one")
+        store.answer(shown["id"], shown["replies"].index("twin one") if i < 2 else shown["replies"].index("real one"))
+    report = run_eval(ws, EvalOptions(limit=4, max_new_tokens=6, choose_sampling=False, base=False),
+                      log=lambda *_: None)
+    assert report["sampling"]["chosen_from"] == "twin.toml" and report["sampling"]["candidates"] == []
+    assert report["sampling"]["used"]["presence_penalty"] == 0.4
+    assert ws.settings().sampling == settings.sampling
+    assert "base" not in report["termination_rate"]
+    judged = report["can_you_tell"]
+    assert judged["answered"] == 3 and judged["fooled"] == 2 and len(judged["ci95"]) == 2
+
+
+def _always_stop_first(model, tokenizer):
+    """Make the model want to end its reply at once: end-of-turn gets +100 and DONE's first piece
+    +50. Returns the hook and the favoured token ids."""
+    import torch
+
+    stops, d = stop_token_ids(tokenizer, model), tokenizer("D", add_special_tokens=False)["input_ids"]
+    favoured = torch.zeros(model.config.vocab_size)
+    favoured[d] = 50.0
+    favoured[stops] = 100.0
+    tokens = stops + d
+    return model.get_output_embeddings().register_forward_hook(lambda _m, _i, out: out + favoured), tokens
+
+
+def test_generation_never_returns_an_empty_reply(tiny_llama):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    prompts = [[{"role": "user", "content": text}] for text in ("hello, how are you?", "tacos tonight?")]
+    bans = first_token_bans(tokenizer, model)
+    assert tokenizer.eos_token_id in bans and tokenizer.convert_tokens_to_ids("<|im_end|>") in bans
+    assert set(tokenizer("D", add_special_tokens=False)["input_ids"]) <= set(bans)
+    hook, favoured = _always_stop_first(model, tokenizer)
+    try:
+        # without the bans the model would end at once or start saying DONE: this test can fail
+        ids = tokenizer.apply_chat_template(prompts[0], add_generation_prompt=True, return_tensors="pt",
+                                            return_dict=True)
+        raw = model.generate(**ids, max_new_tokens=4, do_sample=False)
+        assert raw[0, ids["input_ids"].shape[1]].item() in favoured
+        for decoding in (Decoding.greedy(6), Decoding.from_sampling(Sampling(), 6)):
+            torch.manual_seed(0)
+            replies = generate_replies(model, tokenizer, prompts, decoding)
+            assert all(r.text.strip() for r in replies)
+            assert all(r.terminated for r in replies)  # it still stops right after the first token
+    finally:
+        hook.remove()
+
+
+def test_penalties_change_the_sampled_replies(tiny_llama):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    prompts = [[{"role": "user", "content": "hello, how are you?"}]] * 3
+    out = {}
+    for name, sampling in (("plain", Sampling(temperature=0.7)),
+                           ("penalised", Sampling(temperature=0.7, presence_penalty=2.0, frequency_penalty=1.0,
+                                                  repeat_penalty=1.3))):
+        torch.manual_seed(0)
+        out[name] = [r.text for r in generate_replies(model, tokenizer, prompts, Decoding.from_sampling(sampling, 12))]
+    assert out["plain"] != out["penalised"]
+
+
+def test_eval_cli_prints_the_headline_and_table(trained_workspace, tmp_path):
+    ws = tmp_path / "ws"
+    shutil.copytree(trained_workspace, ws)
+    result = CliRunner().invoke(main, ["eval", "--workspace", str(ws), "--limit", "4", "--max-new-tokens", "6",
+                                       "--keep-sampling", "--no-base"])
+    assert result.exit_code == 0, result.output
+    assert "sounds like you:" in result.output and "classifier accuracy" in result.output
+    assert "loop rate" in result.output and "ratio to real" in result.output
+    assert "sampling (twin.toml)" in result.output
 
 
 def test_eval_cli_errors(tmp_path, sample_workspace):
     result = CliRunner().invoke(main, ["eval", "--workspace", str(tmp_path)])
-    assert result.exit_code == 1 and "twin process" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and "twin process" in result.output and "Traceback" not in result.output
     ws = tmp_path / "ws"
     shutil.copytree(sample_workspace, ws)
     result = CliRunner().invoke(main, ["eval", "--workspace", str(ws)])
-    assert result.exit_code == 1 and "no trained adapter" in result.output
+    assert result.exit_code == 2 and "no trained adapter" in result.output
     assert not (ws / "eval").exists()
+    (ws / "data" / "test.jsonl").write_text("not json\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["eval", "--workspace", str(ws)])
+    assert result.exit_code == 2 and "test.jsonl:1" in result.output and "Traceback" not in result.output

@@ -1,35 +1,71 @@
-"""The ``twin eval`` command: the test split -> WORKSPACE/eval/report.json + style.png."""
+"""The ``twin eval`` command: the held-out splits -> WORKSPACE/eval/report.json + charts, and the
+decoding defaults chosen on the valid split -> twin.toml [sampling]."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
+from core.errors import cli_errors
 from core.workspace import Workspace
 
-from .evaluate import STYLE_KEYS, EvalError, EvalOptions, run_eval
+from .evaluate import EvalOptions, run_eval
+from .fidelity import STYLE_KEYS
 
 
 @click.command("eval")
 @click.option("--workspace", "-w", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Workspace with data (twin process) and an adapter (twin train).")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+@click.option("--limit", type=click.IntRange(min=1), default=60, show_default=True,
               help="Test prompts to generate replies for (perplexity uses the whole split).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=48, show_default=True)
-def eval_command(workspace, limit, max_new_tokens):
-    """Compare the twin with the base model and the real replies on the test split."""
-    try:
-        report = run_eval(Workspace(workspace), EvalOptions(limit=limit, max_new_tokens=max_new_tokens),
-                          log=click.echo)
-    except EvalError as exc:
-        raise click.ClickException(str(exc)) from None
-    ppl, term = report["perplexity"], report["termination_rate"]
-    click.echo(f"\n{'':22}{'real':>10}{'twin':>10}{'base':>10}")
-    click.echo(f"{'perplexity':22}{'':>10}{ppl['twin']:>10.2f}{ppl['base']:>10.2f}")
-    click.echo(f"{'termination rate':22}{'':>10}{term['twin']:>10.2f}{term['base']:>10.2f}")
-    for key in (*STYLE_KEYS, "length_ratio", "vocabulary_overlap"):
-        real = report["style"]["real"].get(key)
-        cells = [f"{real:>10.2f}" if real is not None else f"{'':>10}"]
-        cells += [f"{report['style'][who][key]:>10.2f}" for who in ("twin", "base")]
-        click.echo(f"{key.replace('_', ' '):22}" + "".join(cells))
-    click.echo(f"\nreport: {Path(workspace) / 'eval' / 'report.json'} (+ chart: style.png)")
+@click.option("--choose-sampling/--keep-sampling", default=True, show_default=True,
+              help="Choose the decoding defaults (temperature, top-p, penalties) on the valid split and save "
+                   "them in twin.toml [sampling], or keep the ones there.")
+@click.option("--base/--no-base", default=True, show_default=True,
+              help="Also generate with the base model, for comparison.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def eval_command(workspace, limit, max_new_tokens, choose_sampling, base, seed):
+    """Can the twin be told apart from you? Classifier, style, loops and perplexity on the test split."""
+    options = EvalOptions(limit=limit, max_new_tokens=max_new_tokens, seed=seed, choose_sampling=choose_sampling,
+                          base=base)
+    with cli_errors():
+        report = run_eval(Workspace(workspace), options, log=click.echo)
+    click.echo(summary_table(report))
+    click.echo(f"\nreport: {Path(workspace) / 'eval' / 'report.json'} (+ charts: style.png, fidelity.png)")
+
+
+def _cell(value, fmt: str = ".2f") -> str:
+    return f"{value:>10{fmt}}" if isinstance(value, (int, float)) else f"{'':>10}"
+
+
+def summary_table(report: dict) -> str:
+    """The printed summary: the headline first, then each figure for real / twin / base."""
+    who = [w for w in ("twin", "base") if w in report["style"]]
+    score = report["sounds_like_you"]["score"]
+    lines = [f"\nsounds like you: {score if score is not None else 'n/a'}/100  "
+             f"({report['sounds_like_you']['meaning']})",
+             f"\n{'':24}{'real':>10}" + "".join(f"{w:>10}" for w in who)]
+
+    def row(name, real, values, fmt=".2f"):
+        lines.append(f"{name:24}{_cell(real, fmt)}" + "".join(_cell(v, fmt) for v in values))
+
+    row("classifier accuracy", None, [report["classifier_accuracy"].get(w) for w in who])
+    row("perplexity", None, [report["perplexity"].get(w) for w in who])
+    row("termination rate", None, [report["termination_rate"].get(w) for w in who])
+    row("loop rate", report["loop_rate"].get("real"), [report["loop_rate"].get(w) for w in who])
+    row("empty rate", None, [report["empty_rate"].get(w) for w in who])
+    for key in STYLE_KEYS:
+        row(key.replace("_", " "), report["style"]["real"][key], [report["style"][w][key] for w in who])
+        row(f"  ratio to real", None, [report["ratios"][w][key] for w in who])
+    row("vocabulary overlap", None, [report["style"][w]["vocabulary_overlap"] for w in who])
+    judged = report.get("can_you_tell")
+    if judged and judged["answered"]:
+        low, high = judged["ci95"]
+        lines.append(f"\ncan you tell? friends fooled in {judged['fooled']} of {judged['answered']} rounds: "
+                     f"{judged['share_fooled']:.0%} (95% CI {low:.0%}-{high:.0%}; 50% means they cannot tell)")
+    used = report["sampling"]["used"]
+    lines.append(f"\nsampling ({report['sampling']['chosen_from']}): temperature {used['temperature']}, "
+                 f"top-p {used['top_p']}, repeat penalty {used['repeat_penalty']}, "
+                 f"presence penalty {used['presence_penalty']}")
+    return "\n".join(lines)

@@ -1,80 +1,90 @@
-"""``twin eval``: how well the twin fits the person, measured on the held-out test split.
+"""``twin eval``: can the twin be told apart from the person? Measured on the held-out splits.
 
-Two kinds of figures, for the base model and for the twin (base + adapter, the same weights
-with the adapter switched off or on):
+For the base model and the twin (base + adapter, the same weights with the adapter off or on):
 
-* perplexity on the real replies (the completion tokens only, like the training loss);
-* replies generated to the test prompts, compared with the real ones: mean length ratio,
-  lowercase rate, `` | `` rate, emoji rate, vocabulary overlap, and the termination rate (share
-  of generations that end with DONE or the end-of-turn token before the token limit).
+* perplexity on the real test replies (the completion tokens only, like the training loss);
+* replies to the test prompts, sampled the way the server samples (``trainer.generation``, with
+  the workspace's [sampling] defaults; never empty), compared with the person's real replies
+  (``trainer.fidelity``): a cross-validated character n-gram classifier's accuracy at telling
+  them apart (0.5 is the goal), the style rates as twin/real, the loop, empty and termination
+  rates, and the headline "sounds like you" score;
+* first, unless asked not to, the decoding defaults are chosen on the valid split
+  (``trainer.decoding_choice``) and written to ``twin.toml`` [sampling];
+* the "Can you tell?" page's results, when friends have played (``trainer.judgements``).
 
-Written to WORKSPACE/eval/report.json and a PNG chart, WORKSPACE/eval/style.png.
+Written to WORKSPACE/eval/report.json and charts in WORKSPACE/eval/ (style.png, fidelity.png).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import artifacts
 from core.atomic import atomic_file
-from dataprocess.clean import EMOJI_RE
-from core.terminator import DONE, MESSAGE_SEPARATOR, strip_terminator
+from core.errors import InputError
+from core.terminator import strip_terminator
 from core.workspace import Workspace
 
-_WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
-STYLE_KEYS = ("mean_chars", "lowercase_rate", "separator_rate", "emoji_rate")
+from . import fidelity, judgements
+from .fidelity import STYLE_KEYS, style, vocabulary_overlap  # noqa: F401 - re-exported for callers
 
 
-class EvalError(RuntimeError):
-    """Evaluation cannot run (no adapter, no test split)."""
+class EvalError(InputError):
+    """Evaluation cannot run (no adapter, no test split): the user runs the missing stage."""
 
 
 @dataclass
 class EvalOptions:
-    limit: int = 50            # prompts to generate replies for
+    limit: int = 60               # test prompts to generate replies for
     max_new_tokens: int = 48
     seed: int = 0
+    choose_sampling: bool = True  # pick [sampling] on the valid split first and save it in twin.toml
+    choice_limit: int = 24        # valid prompts each candidate setting answers
+    base: bool = True             # also generate with the base model (for comparison)
 
 
-def style(texts: list[str]) -> dict:
-    """Style figures of a list of replies."""
-    n = max(len(texts), 1)
-    return {
-        "mean_chars": round(sum(len(t) for t in texts) / n, 2),
-        "lowercase_rate": round(sum(t == t.lower() for t in texts) / n, 4),
-        "separator_rate": round(sum(MESSAGE_SEPARATOR.strip() in t for t in texts) / n, 4),
-        "emoji_rate": round(sum(bool(EMOJI_RE.search(t)) for t in texts) / n, 4),
-    }
-
-
-def vocabulary_overlap(generated: list[str], real: list[str]) -> float:
-    """Share of the generated words that the person also uses in the real replies."""
-    vocab = {w for t in real for w in _WORD_RE.findall(t.lower())}
-    words = [w for t in generated for w in _WORD_RE.findall(t.lower())]
-    return round(sum(w in vocab for w in words) / len(words), 4) if words else 0.0
-
-
-def _load_test(workspace: Workspace) -> list[dict]:
-    path = workspace.split_path("test")
+def _load_split(workspace: Workspace, split: str, required: bool) -> list[dict]:
+    path = workspace.split_path(split)
     if not path.is_file():
-        raise EvalError(f"{path} not found: run `twin process` first")
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not rows:
+        if required:
+            raise EvalError(f"{path} not found: run `twin process ... --workspace {workspace.root}` first")
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            rows.append({"prompt": list(record["prompt"]), "completion": list(record["completion"])})
+        except (ValueError, KeyError, TypeError):
+            raise EvalError(f"{path}:{number}: not a prompt/completion record") from None
+    if required and not rows:
         raise EvalError(f"{path} holds no examples")
     return rows
 
 
-def _load_models(workspace: Workspace):
+def real_reply(row: dict) -> str:
+    return strip_terminator(row["completion"][0]["content"])
+
+
+def _load_models(workspace: Workspace, log=print):
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from .base_model import locate_base
+
     adapter = workspace.adapter_dir
-    if not (adapter / "adapter_config.json").is_file():
+    if not (adapter / artifacts.ADAPTER_CONFIG).is_file():
         raise EvalError(f"no trained adapter in {adapter}: run `twin train --workspace {workspace.root}` first")
-    base_path = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
+    record = workspace.settings().train
+    if record is not None and record.base:
+        base_path = locate_base(record, log=log)  # by name and fingerprint, on this machine
+    else:  # a workspace trained before twin.toml recorded the base
+        base_path = json.loads((adapter / artifacts.ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
     tokenizer = AutoTokenizer.from_pretrained(adapter)
     base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
     if base.get_input_embeddings().num_embeddings < len(tokenizer):
@@ -108,92 +118,153 @@ def perplexity(model, tokenizer, rows: list[dict]) -> float:
     return math.exp(total_loss / total_tokens) if total_tokens else float("nan")
 
 
-def generate_replies(model, tokenizer, rows: list[dict], options: EvalOptions) -> tuple[list[str], float]:
-    """Replies to the prompts of ``rows`` (greedy) and the share that terminated on their own."""
-    import torch
-
-    replies, terminated = [], 0
-    eos = tokenizer.eos_token_id
-    with torch.no_grad():
-        for row in rows:
-            ids = torch.tensor([_render(tokenizer, row["prompt"], True)])
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                 max_new_tokens=options.max_new_tokens, stop_strings=[DONE], tokenizer=tokenizer,
-                                 eos_token_id=eos, pad_token_id=tokenizer.pad_token_id)
-            new = out[0, ids.shape[1]:].tolist()
-            text = tokenizer.decode(new, skip_special_tokens=True)
-            if DONE in text or (new and new[-1] == eos):
-                terminated += 1
-            replies.append(strip_terminator(text))
-    return replies, terminated / max(len(rows), 1)
+def compare(replies, real: list[str], all_real: list[str], seed: int = 0) -> dict:
+    """Every figure of one model's generated replies against the person's real ones."""
+    texts = [r.text for r in replies]
+    own, theirs = style(texts), style(real)
+    figures = dict(own)
+    figures["length_ratio"] = round(own["mean_chars"] / theirs["mean_chars"], 4) if theirs["mean_chars"] else None
+    figures["vocabulary_overlap"] = vocabulary_overlap(texts, all_real)
+    classifier = fidelity.classifier_accuracy(real, texts, seed=seed)
+    return {
+        "style": figures,
+        "ratios": fidelity.style_ratios(own, theirs),
+        "termination_rate": round(sum(r.terminated for r in replies) / max(len(replies), 1), 4),
+        "loop_rate": fidelity.loop_rate(texts),
+        "empty_rate": fidelity.empty_rate(texts),
+        "retried": sum(r.attempts > 1 for r in replies),
+        "classifier": classifier,
+    }
 
 
 def run_eval(workspace: Workspace, options: EvalOptions, log=print) -> dict:
     import torch
 
-    torch.manual_seed(options.seed)
-    rows = _load_test(workspace)
-    model, tokenizer = _load_models(workspace)
-    real = [strip_terminator(r["completion"][0]["content"]) for r in rows]
-    sample = rows[: options.limit]
-    real_sample = real[: options.limit]
+    from .decoding_choice import choose_sampling
+    from .generation import Decoding, generate_replies
+
+    rows = _load_split(workspace, "test", required=True)
+    valid = _load_split(workspace, "valid", required=False)
+    model, tokenizer = _load_models(workspace, log)
+    settings = workspace.settings()
+    real = [real_reply(r) for r in rows]
+    sample, real_sample = rows[: options.limit], real[: options.limit]
 
     log(f"perplexity on {len(rows)} test replies...")
     with model.disable_adapter():
         base_ppl = perplexity(model, tokenizer, rows)
     twin_ppl = perplexity(model, tokenizer, rows)
-    log(f"generating replies to {len(sample)} test prompts (twin and base)...")
-    twin_replies, twin_term = generate_replies(model, tokenizer, sample, options)
-    with model.disable_adapter():
-        base_replies, base_term = generate_replies(model, tokenizer, sample, options)
 
-    real_style = style(real_sample)
+    sampling, chosen_from, table = settings.sampling, "twin.toml", []
+    if options.choose_sampling and valid:
+        choice_rows = valid[: options.choice_limit]
+        log(f"choosing decoding defaults on {len(choice_rows)} valid prompts...")
+        sampling, table = choose_sampling(model, tokenizer, choice_rows, [real_reply(r) for r in choice_rows],
+                                          settings.sampling, options.max_new_tokens, log=log)
+        chosen_from = "valid split"
+        latest = workspace.settings()  # re-read: only [sampling] changes
+        latest.sampling = sampling
+        workspace.save_settings(latest)
+        log(f"decoding defaults saved in {workspace.settings_path} [sampling]: temperature {sampling.temperature}, "
+            f"top-p {sampling.top_p}, repeat penalty {sampling.repeat_penalty}, "
+            f"presence penalty {sampling.presence_penalty}")
 
-    def compared(replies):
-        figures = style(replies)
-        figures["length_ratio"] = round(figures["mean_chars"] / real_style["mean_chars"], 4) \
-            if real_style["mean_chars"] else None
-        figures["vocabulary_overlap"] = vocabulary_overlap(replies, real)
-        return figures
+    decoding = Decoding.from_sampling(sampling, options.max_new_tokens)
+    prompts = [r["prompt"] for r in sample]
+    log(f"generating replies to {len(sample)} test prompts (sampled like the server)...")
+    torch.manual_seed(options.seed)
+    twin_replies = generate_replies(model, tokenizer, prompts, decoding)
+    results = {"twin": compare(twin_replies, real_sample, real, options.seed)}
+    base_replies = None
+    if options.base:
+        torch.manual_seed(options.seed)
+        with model.disable_adapter():
+            base_replies = generate_replies(model, tokenizer, prompts, decoding)
+        results["base"] = compare(base_replies, real_sample, real, options.seed)
 
+    accuracy = results["twin"]["classifier"]["accuracy"]
     report = {
         "test_examples": len(rows),
         "generated": len(sample),
         "max_new_tokens": options.max_new_tokens,
+        "sounds_like_you": {"score": fidelity.sounds_like_you(accuracy), "meaning": fidelity.HEADLINE_MEANING},
+        "sampling": {"used": dataclasses.asdict(sampling), "chosen_from": chosen_from, "candidates": table},
         "perplexity": {"base": round(base_ppl, 3), "twin": round(twin_ppl, 3),
                        "ratio_twin_to_base": round(twin_ppl / base_ppl, 4)},
-        "termination_rate": {"base": round(base_term, 4), "twin": round(twin_term, 4)},
-        "style": {"real": real_style, "twin": compared(twin_replies), "base": compared(base_replies)},
-        "examples": [{"prompt": r["prompt"][-1]["content"], "real": real_sample[i],
-                      "twin": twin_replies[i], "base": base_replies[i]} for i, r in enumerate(sample[:10])],
+        "classifier_accuracy": {who: r["classifier"]["accuracy"] for who, r in results.items()},
+        "termination_rate": {who: r["termination_rate"] for who, r in results.items()},
+        "loop_rate": {"real": fidelity.loop_rate(real_sample), **{who: r["loop_rate"] for who, r in results.items()}},
+        "empty_rate": {who: r["empty_rate"] for who, r in results.items()},
+        "retried": {who: r["retried"] for who, r in results.items()},
+        "style": {"real": style(real_sample), **{who: r["style"] for who, r in results.items()}},
+        "ratios": {who: r["ratios"] for who, r in results.items()},
+        "classifier": {who: r["classifier"] for who, r in results.items()},
+        "can_you_tell": judgements.summary(workspace.root / artifacts.JUDGEMENTS_FILE),
+        "examples": [{"prompt": r["prompt"][-1]["content"], "real": real_sample[i], "twin": twin_replies[i].text,
+                      **({"base": base_replies[i].text} if base_replies else {})}
+                     for i, r in enumerate(sample[:10])],
     }
     out_dir = workspace.eval_dir
-    with atomic_file(out_dir / "report.json") as tmp:
+    with atomic_file(out_dir / artifacts.REPORT_FILE) as tmp:
         tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    write_chart(report, out_dir / "style.png")
+    write_charts(report, out_dir)
     return report
 
 
-def write_chart(report: dict, path: Path) -> Path:
-    """Bar chart of the style figures: real replies vs twin vs base."""
+def write_charts(report: dict, out_dir: Path) -> list[Path]:
+    """``style.png``: the style rates of real vs twin vs base; ``fidelity.png``: each style rate as
+    twin/real (1 is the person) and the classifier, termination, loop and empty rates."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = ["lowercase_rate", "separator_rate", "emoji_rate", "termination_rate"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-    width = 0.27
-    for offset, who, colour in ((-width, "real", "#5aa469"), (0, "twin", "#4a7bd0"), (width, "base", "#aaaaaa")):
-        values = [report["termination_rate"].get(who, 1.0 if who == "real" else 0.0) if k == "termination_rate"
-                  else report["style"][who][k] for k in keys]
-        left.bar([i + offset for i in range(len(keys))], values, width, label=who, color=colour)
-        right.bar(who, report["style"][who]["mean_chars"], color=colour)
-    left.set_xticks(range(len(keys)), [k.replace("_", " ") for k in keys])
+    colours = {"real": "#5aa469", "twin": "#4a7bd0", "base": "#aaaaaa"}
+    present = [who for who in ("real", "twin", "base") if who in report["style"]]
+    keys = ["lowercase_rate", "separator_rate", "emoji_rate", "punctuation_rate", "termination_rate"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
+    width = 0.8 / len(present)
+    for n, who in enumerate(present):
+        values = [report["termination_rate"].get(who, 1.0) if k == "termination_rate" else report["style"][who][k]
+                  for k in keys]
+        left.bar([i + (n - (len(present) - 1) / 2) * width for i in range(len(keys))], values, width, label=who,
+                 color=colours[who])
+        right.bar(who, report["style"][who]["mean_chars"], color=colours[who])
+    left.set_xticks(range(len(keys)), [k.replace("_rate", "").replace("_", " ") for k in keys])
     left.set_ylim(0, 1.05)
     left.legend()
     left.set_title("style of replies (share of replies)")
     right.set_title("mean reply length (characters)")
+    paths = [_save(fig, out_dir / "style.png", plt)]
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
+    models = [who for who in ("twin", "base") if who in report["ratios"]]
+    width = 0.8 / len(models)
+    for n, who in enumerate(models):
+        values = [report["ratios"][who][k] or 0.0 for k in STYLE_KEYS]
+        left.bar([i + (n - (len(models) - 1) / 2) * width for i in range(len(STYLE_KEYS))], values, width,
+                 label=who, color=colours[who])
+    left.axhspan(0.9, 1.1, color="#5aa469", alpha=0.2, label="within 10% of the person")
+    left.axhline(1.0, color="#5aa469")
+    left.set_xticks(range(len(STYLE_KEYS)), [k.replace("_rate", "").replace("_", " ") for k in STYLE_KEYS])
+    left.set_title("style as twin / real (1 = the person)")
+    left.legend()
+    measures = ["classifier_accuracy", "termination_rate", "loop_rate", "empty_rate"]
+    for n, who in enumerate(models):
+        values = [report[m].get(who) or 0.0 for m in measures]
+        right.bar([i + (n - (len(models) - 1) / 2) * width for i in range(len(measures))], values, width,
+                  label=who, color=colours[who])
+    right.axhline(0.5, color="#d0704a", linestyle="--", label="chance (classifier)")
+    right.set_xticks(range(len(measures)), [m.replace("_", " ") for m in measures])
+    right.set_ylim(0, 1.05)
+    score = report["sounds_like_you"]["score"]
+    right.set_title(f"can the twin be told apart? sounds like you: {score if score is not None else 'n/a'}/100")
+    right.legend()
+    paths.append(_save(fig, out_dir / "fidelity.png", plt))
+    return paths
+
+
+def _save(fig, path: Path, plt) -> Path:
     with atomic_file(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
