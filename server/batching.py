@@ -17,9 +17,18 @@ goes to the worker with the fewest requests.
 
 Requests are admitted in arrival order up to ``parallel`` at a time; at most
 ``gate.max_waiting`` more may wait (503 beyond), none longer than ``gate.wait_timeout`` (503).
-Sampling per request: temperature (0 = greedy), top-k 40, top-p 0.95, min-p 0.05, as
-llama-cpp-python's chat completion defaults. A request stops at an end-of-generation token, at
-``DONE`` or at ``max_tokens``.
+Sampling per request (server.decoding.Decoding, defaults from twin.toml or the GGUF): the
+repeat / presence / frequency penalties over the last 64 tokens, then temperature (0 =
+greedy), top-k 40, top-p, min-p 0.05 (llama-cpp-python's chat defaults for the last two), and
+a seed. The first token cannot be an end-of-generation or control token or the start of
+``DONE``: a reply is never over before it has begun. A request stops at an end-of-generation
+or control token (``<|im_start|>`` would begin another turn), at ``DONE`` or at ``max_tokens``.
+
+The prompt is tokenized in pieces (server.backend_base.prompt_segments): the chat template's
+markup with special tokens, each message as plain text, so a message cannot forge a turn.
+
+:class:`LlamaCppBackend` is the same with one context and one slot: one reply at a time
+(``twin chat``, ``twin serve --parallel 1 --workers 1``).
 
 The context is made as ``llama_cpp.Llama`` makes its own (flash attention off), so a request
 that runs alone gets exactly the reply the one-at-a-time backend gives; requests decoded
@@ -28,7 +37,9 @@ logits can differ in the last bits, so greedy replies under load may differ slig
 """
 from __future__ import annotations
 
+import codecs
 import ctypes
+import math
 import queue
 import threading
 import time
@@ -38,17 +49,21 @@ from typing import Iterator
 
 from dataprocess.template import FALLBACK_CHAT_TEMPLATE
 
-from core.terminator import DONE
+from core.terminator import is_terminated
 
-from .backends import Backend, BackendError, PromptTooLong
+from .backend_base import Backend, BackendError, PromptTooLong, new_stats, prompt_segments, terminator_start_ids
+from .decoding import Decoding
 from .queueing import Deadline, Gate, Overloaded
+
+PENALTY_LAST_N = 64
+TOP_K, MIN_P = 40, 0.05
 
 _END = object()
 
 
 class _Request:
-    def __init__(self, tokens: list[int], temperature: float, max_tokens: int, seed: int):
-        self.tokens, self.temperature, self.max_tokens, self.seed = tokens, temperature, max_tokens, seed
+    def __init__(self, tokens: list[int], decoding: Decoding, seed: int):
+        self.tokens, self.decoding, self.max_tokens, self.seed = tokens, decoding, decoding.max_tokens, seed
         self.out: queue.Queue = queue.Queue()
         self.cancelled = False
         self.admitted = threading.Event()
@@ -57,7 +72,8 @@ class _Request:
         self.fed = 0            # prompt tokens already in the slot's cache
         self.generated = 0
         self.sampler = None
-        self.pending = b""      # bytes of an incomplete UTF-8 character
+        # bytes -> text; keeps an incomplete UTF-8 character for the next token, replaces invalid bytes
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.text = ""
         self.finish = "length"
 
@@ -97,19 +113,39 @@ class BatchedLlamaBackend(Backend):
             template=self.metadata.get("tokenizer.chat_template") or FALLBACK_CHAT_TEMPLATE,
             eos_token=self.llm._model.token_get_text(eos) if eos != -1 else "",
             bos_token=self.llm._model.token_get_text(bos) if bos != -1 else "")
+        vocab = llama_cpp.llama_model_get_vocab(self.llm._model.model)
+        eog = [t for t in range(llama_cpp.llama_vocab_n_tokens(vocab))
+               if llama_cpp.llama_vocab_is_eog(vocab, t) or llama_cpp.llama_vocab_is_control(vocab, t)]
+        self.first_banned = sorted(terminator_start_ids(
+            lambda text: self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False),
+            lambda token: self.llm.detokenize([token]).decode("utf-8", "replace"), eog))
         self._lock = threading.Lock()  # admission: choosing a worker, counting the queue
         self._count = 0
-        self.workers = [_Worker(llama_cpp, self.llm._model.model, parallel, context, threads, n)
+        self.workers = [_Worker(llama_cpp, self.llm._model.model, parallel, context, threads, n, self.first_banned)
                         for n in range(max(1, workers))]
 
     # -- the caller's side (waitress threads) ----------------------------------------------
 
-    def stream(self, messages: list[dict], *, temperature: float = 0.7, max_tokens: int = 64,
-               stats: dict | None = None) -> Iterator[str]:
-        stats = {} if stats is None else stats
-        stats.update(finish_reason="stop", prompt_tokens=0, completion_tokens=0)
-        prompt = self.formatter(messages=messages)
-        tokens = self.llm.tokenize(prompt.prompt.encode("utf-8"), add_bos=not prompt.added_special, special=True)
+    def tokenize_prompt(self, messages: list[dict]) -> list[int]:
+        """The prompt's tokens: template markup with special tokens, message contents as plain text."""
+        rendered = {}
+
+        def render(marked):
+            rendered["out"] = self.formatter(messages=marked)
+            return rendered["out"].prompt
+
+        tokens: list[int] = []
+        for text, content in prompt_segments(render, messages):
+            tokens += self.llm.tokenize(text.encode("utf-8"), add_bos=not tokens and not rendered["out"].added_special,
+                                        special=not content)
+        return tokens
+
+    def stream(self, messages: list[dict], decoding: Decoding | None = None, *, stats: dict | None = None,
+               **changes) -> Iterator[str]:
+        decoding = (decoding or Decoding()).with_changes(**changes)
+        max_tokens = decoding.max_tokens
+        stats = new_stats(stats)
+        tokens = self.tokenize_prompt(messages)
         if len(tokens) + max_tokens > self.context:
             raise PromptTooLong(f"the conversation ({len(tokens)} tokens) is too long for the model's "
                                 f"context of {self.context}")
@@ -120,7 +156,7 @@ class BatchedLlamaBackend(Backend):
             if min(loads)[0] >= self.parallel and waiting >= self.gate.max_waiting:
                 raise Overloaded(f"server busy: {waiting} requests already queued; retry shortly")
             self._count += 1
-            request = _Request(tokens, temperature, max_tokens, self.seed + self._count)
+            request = _Request(tokens, decoding, self.seed + self._count if decoding.seed is None else decoding.seed)
             self.workers[min(loads)[1]].submit(request)
         return self._drain(request, stats)
 
@@ -147,6 +183,9 @@ class BatchedLlamaBackend(Backend):
             stats["completion_tokens"] = request.generated
             stats["finish_reason"] = request.finish
 
+    def queue_depth(self) -> int:
+        return sum(len(w.waiting) for w in self.workers)
+
     def close(self) -> None:
         for worker in self.workers:
             worker.close()
@@ -155,8 +194,9 @@ class BatchedLlamaBackend(Backend):
 class _Worker:
     """One llama.cpp context and the scheduler thread that alone uses it."""
 
-    def __init__(self, L, model, parallel: int, context: int, threads: int, number: int):
+    def __init__(self, L, model, parallel: int, context: int, threads: int, number: int, first_banned=()):
         self.L = L
+        self.first_banned = list(first_banned)
         params = L.llama_context_default_params()
         params.n_ctx, params.n_batch, params.n_ubatch = context * parallel, 512, 512
         params.n_seq_max, params.kv_unified, params.no_perf = parallel, True, True
@@ -236,15 +276,20 @@ class _Worker:
                 request.admitted.set()
 
     def _sampler(self, request: _Request):
-        L = self.L
+        L, d = self.L, request.decoding
         chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
-        if request.temperature <= 0:
-            L.llama_sampler_chain_add(chain, L.llama_sampler_init_greedy())
+        samplers = []
+        if d.repeat_penalty != 1 or d.frequency_penalty or d.presence_penalty:
+            samplers.append(L.llama_sampler_init_penalties(L.llama_vocab_n_tokens(self.vocab), PENALTY_LAST_N,
+                                                           d.repeat_penalty, d.frequency_penalty, d.presence_penalty))
+        if d.temperature <= 0:
+            samplers.append(L.llama_sampler_init_greedy())
         else:
-            for sampler in (L.llama_sampler_init_top_k(40), L.llama_sampler_init_top_p(0.95, 1),
-                            L.llama_sampler_init_min_p(0.05, 1), L.llama_sampler_init_temp(request.temperature),
-                            L.llama_sampler_init_dist(request.seed & 0xFFFFFFFF)):
-                L.llama_sampler_chain_add(chain, sampler)
+            samplers += [L.llama_sampler_init_top_k(TOP_K), L.llama_sampler_init_top_p(d.top_p, 1),
+                         L.llama_sampler_init_min_p(MIN_P, 1), L.llama_sampler_init_temp(d.temperature),
+                         L.llama_sampler_init_dist(request.seed & 0xFFFFFFFF)]
+        for sampler in samplers:
+            L.llama_sampler_chain_add(chain, sampler)
         return chain
 
     def _step(self) -> None:
@@ -294,23 +339,24 @@ class _Worker:
 
     def _sample(self, slot: _Slot, index: int) -> None:
         L, request = self.L, slot.request
+        if request.generated == 0 and self.first_banned:  # no reply may end before it begins
+            logits = L.llama_get_logits_ith(self.ctx, index)
+            for banned in self.first_banned:
+                logits[banned] = -math.inf
         token = L.llama_sampler_sample(request.sampler, self.ctx, index)
-        if L.llama_vocab_is_eog(self.vocab, token):
+        if L.llama_vocab_is_eog(self.vocab, token) or L.llama_vocab_is_control(self.vocab, token):
+            # the end of the turn, or a control token that would start another one (<|im_start|>)
             request.finish = "stop"
             return self._finish(slot)
         slot.tokens.append(token)  # evaluated in the next step
         request.generated += 1
         buf = ctypes.create_string_buffer(64)
         size = L.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
-        data = request.pending + buf.raw[:max(size, 0)]
-        try:
-            piece, request.pending = data.decode("utf-8"), b""
-        except UnicodeDecodeError:
-            piece, request.pending = "", data  # wait for the rest of the character
+        piece = request.decoder.decode(buf.raw[:max(size, 0)])
         if piece:
             request.text += piece
             request.out.put(piece)
-        if DONE in request.text:
+        if is_terminated(request.text):
             request.finish = "stop"
             return self._finish(slot)
         if request.generated >= request.max_tokens:
@@ -328,3 +374,12 @@ class _Worker:
             self.L.llama_sampler_free(request.sampler)
             request.sampler = None
         slot.request = None
+
+
+class LlamaCppBackend(BatchedLlamaBackend):
+    """A GGUF served one reply at a time: one context, one slot (``twin chat``, ``--parallel 1``)."""
+
+    def __init__(self, model_path: Path, *, gpu_layers: int = 0, threads: int | None = None, context: int = 2048,
+                 seed: int = 0, gate: Gate | None = None, timeout: float | None = 120.0):
+        super().__init__(model_path, parallel=1, workers=1, gpu_layers=gpu_layers, threads=threads,
+                         context=context, seed=seed, gate=gate, timeout=timeout)

@@ -1,8 +1,11 @@
 """The ``twin chat`` command: talk to the twin in the terminal, with the model loaded locally (no HTTP).
 
-The conversation is kept (its last ``--turns`` messages) and sent along with each new text,
-as the server does; each message of a reply (the parts between `` | ``) is printed on its own
-line. ``/reset`` starts over, ``/quit`` (or Ctrl-D, Ctrl-C) leaves.
+The conversation is kept (its last ``--turns`` messages) and sent along with each new text;
+the prompt is built as the server builds it (dataprocess.live_prompt: the training rules),
+and decoding defaults come from twin.toml or the GGUF (``--temperature`` / ``--max-tokens``
+change them). Each message of a reply (the parts between `` | ``) is printed on its own line;
+an empty reply is generated again, as in the server. ``/reset`` starts over, ``/quit`` (or
+Ctrl-D, Ctrl-C) leaves.
 """
 from __future__ import annotations
 
@@ -11,8 +14,13 @@ from collections import deque
 
 import click
 
-from .backends import PromptTooLong
+from dataprocess.live_prompt import LivePrompt
+
+from core.errors import cli_errors
+
+from .backend_base import PromptTooLong
 from .cli import load, model_options
+from .decoding import Decoding
 from .queueing import Overloaded
 from .replies import complete
 from .schema import MAX_TEXT_CHARS
@@ -22,20 +30,19 @@ HELP = "type a message; /reset starts over, /quit (or Ctrl-D) leaves"
 
 @click.command("chat")
 @model_options
-@click.option("--temperature", type=click.FloatRange(0, 2), default=0.7, show_default=True)
-@click.option("--max-tokens", type=click.IntRange(1, 1024), default=64, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature [default: the twin's].")
+@click.option("--max-tokens", type=click.IntRange(1, 1024), help="Longest reply in tokens [default: the twin's].")
 @click.option("--turns", type=click.IntRange(0, 200), default=16, show_default=True,
               help="Earlier messages of the conversation kept as context.")
 def chat_command(workspace, model_path, backend, persona, gpu_layers, threads, context, temperature,
                  max_tokens, turns):
     """Chat with the twin in the terminal (the model runs here, no server needed)."""
-    from .app import TwinState
-
-    loaded, persona, settings = load(workspace, model_path, backend, persona, gpu_layers, threads, context,
-                                     timeout=None)
-    twin = TwinState(loaded, persona, settings.get("data", {}).get("lowercase", True))
+    with cli_errors():
+        served = load(workspace, model_path, backend, persona, gpu_layers, threads, context, timeout=None)
+    prompts = LivePrompt(served.persona, served.rules)
+    decoding = Decoding.from_sampling(served.sampling).with_changes(temperature=temperature, max_tokens=max_tokens)
     history: deque[tuple[str, str]] = deque(maxlen=turns)
-    click.echo(f"chatting with {persona} ({loaded.name}): {HELP}")
+    click.echo(f"chatting with {served.persona} ({served.backend.name}): {HELP}")
     prompt = "you> " if sys.stdin.isatty() else ""  # piped input: replies only, one per line
     while True:
         try:
@@ -57,8 +64,7 @@ def chat_command(workspace, model_path, backend, persona, gpu_layers, threads, c
             continue
         text = text[:MAX_TEXT_CHARS]
         try:
-            reply = complete(loaded, twin.prompt(list(history), text), temperature=temperature,
-                             max_tokens=max_tokens)
+            reply = complete(served.backend, prompts.messages(list(history), text), decoding)
         except KeyboardInterrupt:
             click.echo()
             break
@@ -66,12 +72,11 @@ def chat_command(workspace, model_path, backend, persona, gpu_layers, threads, c
             history.clear()
             click.echo("(the conversation got too long for the model: reset; send that again)")
             continue
-        except Overloaded as exc:  # pragma: no cover - no timeout in the terminal
+        except Overloaded as exc:  # the twin said nothing in every try
             click.echo(f"({exc})")
             continue
-        for part in reply.messages or ["(no reply)"]:
-            click.echo(f"{persona}> {part}")
-        history.append(("user", twin.clean(text)))
-        if reply.text:
-            history.append(("assistant", reply.text))
+        for part in reply.messages:
+            click.echo(f"{served.persona}> {part}")
+        history.append(("user", text))
+        history.append(("assistant", reply.text))
     click.echo("bye")

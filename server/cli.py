@@ -1,28 +1,53 @@
 """The ``twin serve`` command: the twin's HTTP API on waitress (a production WSGI server).
 
-Loads the backend (llama.cpp over the workspace's newest GGUF by default, or the adapter
-through transformers), builds the app with its protections, optionally opens the public ngrok
-URL, and serves. waitress runs enough threads for the bounded queue in front of the model.
+Loads the backend (llama.cpp over the workspace's newest model GGUF by default, or the adapter
+through transformers) with what the twin was trained with: persona, data rules and decoding
+defaults from ``twin.toml``, or from the GGUF's metadata when a model file is served alone.
+Then it builds the app with its protections, optionally opens the public ngrok URL, and serves
+with waitress's own limits set to the app's: body size (checked while reading, chunked bodies
+too), idle-connection timeout, connection count, header size.
+
+Authentication: ``--api-key`` (one key) or ``--api-key-file`` (named keys, one a line). An
+empty key is refused; serving beyond this machine (``--host`` not loopback, or ``--public``)
+without a key generates one; the start-up line says whether authentication is on.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from core.artifacts import persona_from_gguf_name
+from dataprocess.live_prompt import rules_from_metadata
+
+from core.artifacts import GGUF_KEY_PERSONA, persona_from_gguf_name
+from core.errors import InputError, cli_errors
+from core.settings import DEFAULT_PERSONA, Rules, Sampling
 from core.workspace import Workspace
 
-from .app import MAX_TOKENS_CAP, create_app
-from .backends import BACKENDS, BackendError, auto_workers, open_backend
+from .app import MAX_BODY_BYTES, MAX_TOKENS_CAP, create_app
+from .backends import BACKENDS, auto_workers, open_backend
 from .conversations import ConversationStore
-from .feedback import FEEDBACK_FILE
+from .decoding import sampling_from_metadata
+from .keys import KeyRing, check_key
 from .queueing import Gate
 from .ratelimit import RateLimiter
 from .tunnel import TunnelError, open_tunnel
+
+MAX_HEADER_BYTES = 16 * 1024
+IDLE_TIMEOUT_S = 30
+
+
+def waitress_limits(connections: int = 100) -> dict:
+    """waitress's own limits, set to the app's: a body over the app's limit is refused while it
+    is read (a chunked one too, never buffered whole), idle connections are closed, and at most
+    ``connections`` are open at once."""
+    return {"max_request_body_size": MAX_BODY_BYTES, "max_request_header_size": MAX_HEADER_BYTES,
+            "channel_timeout": IDLE_TIMEOUT_S, "connection_limit": connections}
 
 
 def _rate(ctx, param, value):
@@ -54,31 +79,64 @@ def model_options(func):
     return func
 
 
+@dataclass
+class Served:
+    """A loaded backend and what the twin was trained with."""
+
+    backend: object
+    persona: str
+    rules: Rules
+    sampling: Sampling
+
+
 def load(workspace, model_path, backend, persona, gpu_layers, threads, context, gate=None, timeout=None,
-         parallel=1, workers=1):
-    """(backend, persona, settings) for a command's options; one-line errors."""
+         parallel=1, workers=1) -> Served:
+    """The backend for a command's options, with persona, data rules and decoding defaults
+    from the workspace's twin.toml, or from the GGUF's metadata for a model file alone."""
     if bool(workspace) == bool(model_path):
         raise click.UsageError("give exactly one of --workspace or --model")
     if backend == "transformers" and not workspace:
         raise click.UsageError("--backend transformers needs --workspace (it loads WORKSPACE/adapter)")
-    settings = Workspace(workspace).load_settings() if workspace else {}
+    loaded = open_backend(backend, workspace=workspace, model_path=model_path, gpu_layers=gpu_layers,
+                          threads=threads, context=context, parallel=parallel, workers=workers, gate=gate,
+                          timeout=timeout)
+    if workspace:
+        settings = Workspace(workspace).settings()
+        return Served(loaded, persona or settings.persona.name, settings.data, settings.sampling)
+    metadata = getattr(loaded, "metadata", {}) or {}
+    persona = (persona or metadata.get(GGUF_KEY_PERSONA) or persona_from_gguf_name(metadata.get("general.name"))
+               or DEFAULT_PERSONA)
+    return Served(loaded, persona, rules_from_metadata(metadata), sampling_from_metadata(metadata))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
     try:
-        loaded = open_backend(backend, workspace=workspace, model_path=model_path, gpu_layers=gpu_layers,
-                              threads=threads, context=context, parallel=parallel, workers=workers, gate=gate,
-                              timeout=timeout)
-    except BackendError as exc:
-        raise click.ClickException(str(exc)) from None
-    persona = (persona or settings.get("persona", {}).get("name")
-               or persona_from_gguf_name(getattr(loaded, "metadata", {}).get("general.name")) or "me")
-    return loaded, persona, settings
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _keys(api_key: str | None, key_file: Path | None) -> KeyRing | None:
+    if api_key is not None and key_file is not None:
+        raise click.UsageError("give --api-key or --api-key-file, not both")
+    if key_file is not None:
+        return KeyRing.from_file(key_file)
+    if api_key is not None:
+        return KeyRing.single(check_key(api_key))
+    return None
 
 
 @click.command("serve")
 @model_options
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0: every interface).")
+              help="Address to listen on (0.0.0.0: every interface; an API key is then required, "
+                   "and generated if none is given).")
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
 @click.option("--api-key", envvar="TWIN_API_KEY", help="Require 'Authorization: Bearer KEY' (env TWIN_API_KEY).")
+@click.option("--api-key-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Named keys, one 'NAME KEY' a line: each name gets its own rate limit and conversations.")
 @click.option("--public", is_flag=True, help="Also open a public ngrok URL (an API key is then required; "
               "one is generated if none is given).")
 @click.option("--ngrok-token", envvar="NGROK_AUTHTOKEN", help="ngrok auth token (env NGROK_AUTHTOKEN).")
@@ -99,47 +157,60 @@ def load(workspace, model_path, backend, persona, gpu_layers, threads, context, 
               help="Requests that may wait for the model; more get 503.")
 @click.option("--timeout", type=click.FloatRange(1, 3600), default=60.0, show_default=True,
               help="Seconds a request may wait for the model (then 503) and a generation may run (then 504).")
+@click.option("--connections", type=click.IntRange(1, 10000), default=100, show_default=True,
+              help="Open connections accepted at once (more wait in the listen backlog).")
 @click.option("--feedback-db", type=click.Path(dir_okay=False, path_type=Path),
-              help=f"SQLite file for POST /feedback (default with --workspace: WORKSPACE/{FEEDBACK_FILE}).")
+              help="SQLite file for POST /feedback (default with --workspace: WORKSPACE/feedback.sqlite).")
 @click.option("--conversations", type=click.IntRange(1), default=1000, show_default=True,
               help="Conversations the server remembers (least recently used dropped).")
 @click.option("--conversation-ttl", type=click.FloatRange(1), default=60.0, show_default=True,
               help="Minutes an unused conversation is kept.")
 @click.option("--log-requests", is_flag=True, help="Log message text (off by default: logs hold no message text).")
 def serve_command(workspace, model_path, backend, persona, gpu_layers, threads, context, host, port, api_key,
-                  public, ngrok_token, ngrok_path, rate_limit, cors, max_tokens_cap, parallel, workers, max_queue, timeout,
-                  feedback_db, conversations, conversation_ttl, log_requests):
-    """Serve the twin over HTTP: POST /generate, /v1/chat/completions, /feedback; GET /, /health, /v1/models."""
-    if public and not api_key:
-        api_key = secrets.token_urlsafe(24)
-        click.echo(f"--public needs an API key; generated one: {api_key}")
-    gate = Gate(max_waiting=max_queue, wait_timeout=timeout)
-    workers = workers or (auto_workers(threads, gpu_layers) if backend == "llama" else 1)
-    loaded, persona, settings = load(workspace, model_path, backend, persona, gpu_layers, threads, context,
-                                     gate=gate, timeout=timeout, parallel=parallel, workers=workers)
-    if feedback_db is None and workspace:
-        feedback_db = Workspace(workspace).root / FEEDBACK_FILE
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    try:
-        app = create_app(loaded, persona=persona, api_key=api_key, log_requests=log_requests,
-                         lowercase=settings.get("data", {}).get("lowercase", True), rate_limit=rate_limit,
-                         cors_origins=cors, feedback_db=feedback_db, max_tokens_cap=max_tokens_cap,
-                         conversations=ConversationStore(conversations, ttl=conversation_ttl * 60))
-    except (OSError, sqlite3.Error) as exc:
-        raise click.ClickException(f"cannot open the feedback database {feedback_db}: {exc}") from None
+                  api_key_file, public, ngrok_token, ngrok_path, rate_limit, cors, max_tokens_cap, parallel, workers,
+                  max_queue, timeout, connections, feedback_db, conversations, conversation_ttl, log_requests):
+    """Serve the twin over HTTP: POST /generate, /v1/chat/completions, /feedback; GET /, /health, /v1/models, /metrics."""
+    with cli_errors():
+        keys = _keys(api_key, api_key_file)
+        exposed = "--public" if public else (f"--host {host}" if not _is_loopback(host) else None)
+        if exposed and keys is None:
+            api_key = secrets.token_urlsafe(24)
+            keys = KeyRing.single(api_key)
+            click.echo(f"{exposed} needs an API key; generated one: {api_key}")
+        gate = Gate(max_waiting=max_queue, wait_timeout=timeout)
+        workers = workers or (auto_workers(threads, gpu_layers) if backend == "llama" else 1)
+        served = load(workspace, model_path, backend, persona, gpu_layers, threads, context,
+                      gate=gate, timeout=timeout, parallel=parallel, workers=workers)
+        if feedback_db is None and workspace:
+            feedback_db = Workspace(workspace).feedback_path
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        try:
+            app = create_app(served.backend, persona=served.persona, api_key=keys, log_requests=log_requests,
+                             rules=served.rules, sampling=served.sampling, rate_limit=rate_limit, cors_origins=cors,
+                             feedback_db=feedback_db, max_tokens_cap=max_tokens_cap,
+                             conversations=ConversationStore(conversations, ttl=conversation_ttl * 60))
+        except (OSError, sqlite3.Error) as exc:
+            raise InputError(f"cannot open the feedback database {feedback_db}: {exc}") from None
     local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     batching = f", {workers} x {parallel} replies at once" if backend == "llama" and parallel * workers > 1 else ""
-    click.echo(f"serving {loaded.name} as {persona!r}{batching} on {local} (chat page: {local}/)")
+    click.echo(f"serving {served.backend.name} as {served.persona!r}{batching} on {local} (chat page: {local}/)")
+    if keys is not None:
+        click.echo(f"authentication: on ({len(keys)} key{'s' if len(keys) > 1 else ''}); every route but /health "
+                   "and the page needs 'Authorization: Bearer KEY'")
+    else:
+        click.echo(f"authentication: OFF: anyone who can reach {local} can use the twin (local only)")
     if public:
         try:
             url = open_tunnel(port, authtoken=ngrok_token, ngrok_path=ngrok_path)
         except TunnelError as exc:
             click.echo(f"warning: {exc}; serving locally only", err=True)
         else:
+            shown = api_key if api_key else "KEY"
             click.echo(f"public URL: {url}  (chat page: {url}/)")
-            click.echo(f"try: curl -X POST {url}/generate -H 'Authorization: Bearer {api_key}' "
+            click.echo(f"try: curl -X POST {url}/generate -H 'Authorization: Bearer {shown}' "
                        "-H 'Content-Type: application/json' -d '{\"text\": \"hello, how are you?\"}'")
     from waitress import serve
 
     # A thread per generating and per queued request, plus a few for /health and quick errors.
-    serve(app, host=host, port=port, threads=parallel * workers + max_queue + 4, ident="twin", channel_timeout=max(120, int(timeout) * 2))
+    serve(app, host=host, port=port, threads=parallel * workers + max_queue + 4, ident="twin",
+          **waitress_limits(connections))

@@ -3,85 +3,110 @@
 Any OpenAI client or chat bot can talk to the twin with ``base_url=URL/v1`` and the API key.
 
 System messages: the twin always speaks with its own system line (the one it was trained
-with, dataprocess.template.prompt_messages), and a client's ``system``/``developer`` messages
-are ignored: a generic "You are a helpful assistant" would pull the small model away from the
-voice it learned. The other messages are the conversation (the last must be the user's);
-``max_tokens`` / ``max_completion_tokens`` above the server's cap are lowered to it (clients
-often send large defaults); ``n`` must be 1. Streaming sends ``data: {chunk}`` server-sent
-events and ends with ``data: [DONE]``; the terminator ``DONE`` never reaches the client, even
-split over tokens (server.replies). An error after the stream has started is sent as a last
-``data: {"error": ...}`` event.
+with), and a client's ``system``/``developer`` messages are ignored: a generic "You are a
+helpful assistant" would pull the small model away from the voice it learned. ``tools`` and
+``tool_choice`` are accepted and ignored (the twin cannot call tools), and so are ``tool``
+messages and assistant messages that carry only tool calls. The other messages are the
+conversation (the last must be the user's). Honoured: ``temperature``, ``top_p``, ``seed``,
+``stop``, ``presence_penalty``, ``frequency_penalty``; ``max_tokens`` /
+``max_completion_tokens`` above the server's cap are lowered to it (clients often send large
+defaults); ``n`` must be 1. Streaming sends ``data: {chunk}`` server-sent events and ends with
+``data: [DONE]``; with ``stream_options.include_usage`` a last chunk carries the usage. The
+terminator ``DONE`` never reaches the client, even split over tokens (server.replies). An error
+after the stream has started is sent as a last ``data: {"error": ...}`` event. The completion's
+``id`` is what ``POST /feedback`` rates.
 """
 from __future__ import annotations
 
 import json
 import logging
-import secrets
 import time
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, g, jsonify
 
 from .queueing import Overloaded
 from .replies import Reply, stream_visible
-from .schema import BadRequest, json_body, number, turns
+from .reply_log import new_reply_id
+from .schema import BadRequest, decoding_changes, json_body, number, turns
+from .state import current
 
 log = logging.getLogger("twin.server")
 blueprint = Blueprint("openai", __name__, url_prefix="/v1")
 CREATED = int(time.time())
 _EXAMPLE = '{"model": "twin", "messages": [{"role": "user", "content": "hey"}]}'
-
-
-def _state():
-    from .app import state
-
-    return state()
-
-
-def _model_name(twin) -> str:
-    return getattr(twin.backend, "name", "twin")
+_IGNORED_ROLES = ("system", "developer", "tool", "function")
 
 
 @blueprint.get("/models")
 def models():
-    twin = _state()
-    return jsonify(object="list", data=[{"id": _model_name(twin), "object": "model", "created": CREATED,
+    twin = current()
+    return jsonify(object="list", data=[{"id": twin.model_name, "object": "model", "created": CREATED,
                                          "owned_by": "twin"}])
+
+
+def _conversation(items) -> list[tuple[str, str]]:
+    """The user/assistant turns of OpenAI ``messages`` (system, tool and tool-call-only ones left out)."""
+    if not isinstance(items, list):
+        raise BadRequest("'messages' must be a list of {\"role\", \"content\"} objects")
+    kept = [m for m in items if not (isinstance(m, dict) and (
+        m.get("role") in _IGNORED_ROLES or (m.get("role") == "assistant" and m.get("content") is None)))]
+    return turns(kept, "messages")
+
+
+def _include_usage(body: dict) -> bool:
+    options = body.get("stream_options")
+    if options is None:
+        return False
+    if not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool):
+        raise BadRequest("'stream_options' must be an object like {\"include_usage\": true}")
+    return options.get("include_usage", False)
 
 
 @blueprint.post("/chat/completions")
 def chat_completions():
-    twin = _state()
+    twin = current()
     body = json_body(_EXAMPLE)
     if "messages" not in body:
         raise BadRequest("'messages' is required: a list of {\"role\", \"content\"} objects")
-    said = turns(body["messages"], "messages", roles=("system", "developer", "user", "assistant"))
-    said = [(role, text) for role, text in said if role in ("user", "assistant")]
+    said = _conversation(body["messages"])
     if not said or said[-1][0] != "user" or not said[-1][1].strip():
         raise BadRequest("'messages' must end with a non-empty user message")
-    temperature = number(body, "temperature", 0.7, float, 0.0, 2.0)
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
-    max_tokens = number({"max_tokens": limit}, "max_tokens", 64, int, 1, 1 << 30)
-    max_tokens = min(max_tokens, twin.max_tokens_cap)
+    max_tokens = number({"max_tokens": limit}, "max_tokens", None, int, 1, 1 << 30)
+    decoding = twin.decoding().with_changes(**decoding_changes(body))
+    decoding = decoding.with_changes(max_tokens=min(max_tokens or decoding.max_tokens, twin.max_tokens_cap))
     number(body, "n", 1, int, 1, 1)  # one choice only
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise BadRequest("'stream' must be true or false")
-    messages = twin.prompt(said[:-1], said[-1][1])
+    usage = _include_usage(body)
+    history, incoming = said[:-1], said[-1][1]
     stats: dict = {}
-    pieces = stream_visible(twin.backend, messages, temperature=temperature, max_tokens=max_tokens, stats=stats)
-    ident = "chatcmpl-" + secrets.token_hex(12)
+    pieces = stream_visible(twin.backend, twin.prompts.messages(history, incoming), decoding, stats=stats)
+    ident = new_reply_id("chatcmpl-")
+    caller = g.caller
+
+    def done(text: str) -> Reply:
+        reply = Reply(text.strip(), stats.get("finish_reason", "stop"), stats.get("prompt_tokens", 0),
+                      stats.get("completion_tokens", 0))
+        twin.remember(caller, ident, history, incoming, reply)
+        return reply
+
     if stream:
-        return _sse(twin, ident, said[-1][1], pieces, stats)
-    reply = Reply("".join(pieces), stats.get("finish_reason", "stop"), stats.get("prompt_tokens", 0),
-                  stats.get("completion_tokens", 0))
-    twin.note("chat.completions", said[-1][1], reply)
+        return _sse(twin, ident, incoming, pieces, stats, done, usage)
+    reply = done("".join(pieces))
+    twin.note("chat.completions", incoming, reply)
     return jsonify({
-        "id": ident, "object": "chat.completion", "created": int(time.time()), "model": _model_name(twin),
+        "id": ident, "object": "chat.completion", "created": int(time.time()), "model": twin.model_name,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
                      "finish_reason": reply.finish_reason, "logprobs": None}],
-        "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
-                  "total_tokens": reply.prompt_tokens + reply.completion_tokens},
+        "usage": _usage(reply),
     })
+
+
+def _usage(reply: Reply) -> dict:
+    return {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
+            "total_tokens": reply.prompt_tokens + reply.completion_tokens}
 
 
 class _Events:
@@ -98,18 +123,21 @@ class _Events:
         self.pieces.close()
 
 
-def _sse(twin, ident: str, incoming: str, pieces, stats: dict) -> Response:
+def _sse(twin, ident: str, incoming: str, pieces, stats: dict, done, include_usage: bool) -> Response:
     # Wait for the model now, while a 503 can still be an ordinary JSON response.
     try:
         first = next(pieces)
     except StopIteration:
         first = None
 
-    created, model = int(time.time()), _model_name(twin)
+    created, model = int(time.time()), twin.model_name
 
-    def chunk(delta: dict, finish=None) -> str:
+    def chunk(delta: dict | None, finish=None, usage=None) -> str:
         data = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+                "choices": [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish,
+                                                      "logprobs": None}]}
+        if include_usage:
+            data["usage"] = usage
         return "data: " + json.dumps(data, ensure_ascii=False) + "\n\n"
 
     def events():
@@ -132,10 +160,12 @@ def _sse(twin, ident: str, incoming: str, pieces, stats: dict) -> Response:
             yield "data: " + json.dumps({"error": {"message": "internal error while generating", "code": 500}}) + "\n\n"
             yield "data: [DONE]\n\n"
             return
-        yield chunk({}, stats.get("finish_reason", "stop"))
+        reply = done("".join(text))
+        yield chunk({}, reply.finish_reason)
+        if include_usage:
+            yield chunk(None, usage=_usage(reply))
         yield "data: [DONE]\n\n"
-        twin.note("chat.completions stream", incoming,
-                  Reply("".join(text), stats.get("finish_reason", "stop"), 0, stats.get("completion_tokens", 0)))
+        twin.note("chat.completions stream", incoming, reply)
 
     return Response(_Events(events(), pieces), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

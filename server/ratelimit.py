@@ -53,6 +53,14 @@ class RateLimiter:
                 self._buckets.popitem(last=False)
         return wait
 
+    def peek(self, caller: str) -> float:
+        """Like :meth:`check` without taking a token: 0 when ``caller`` has one left."""
+        now = self._clock()
+        with self._lock:
+            tokens, last = self._buckets.get(caller, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
     @staticmethod
     def retry_after(wait: float) -> int:
         return max(1, math.ceil(wait))

@@ -1,11 +1,16 @@
-"""From raw generated text to what the user sees: the terminator cut off, streamed or whole.
+"""From raw generated text to what the user sees: the terminator and stop strings cut off,
+streamed or whole, and never an empty reply (no Flask here).
 
-The model ends a reply with `` DONE`` (dataprocess.template). llama.cpp stops on it, but a
-stream can still carry it split over tokens (``" DO"`` + ``"NE"``), and the transformers
-backend stops only after it has appeared. :class:`TerminatorFilter` holds back the tail of a
-stream for as long as it could still be the start of the terminator (or whitespace before it),
-so no client ever sees ``DONE`` or a piece of it, and what it emits adds up to exactly
-``strip_terminator(full_text)``.
+The model ends a reply with `` DONE`` (core.terminator). A stream can carry it split over
+tokens (``" DO"`` + ``"NE"``); :class:`TerminatorFilter` holds back the tail of a stream for as
+long as it could still be the start of the terminator (or whitespace before it), so no client
+ever sees ``DONE`` or a piece of it, and what it emits adds up to exactly
+``strip_terminator(full_text)``. :class:`StopFilter` does the same for a request's ``stop``
+strings (OpenAI's semantics: the reply ends before the first one, which is not shown).
+
+A reply that is empty once cleaned is generated again with another seed, at most
+``EMPTY_REPLY_TRIES`` times in all (nothing has been sent yet, so a stream retries too); the
+backends already forbid the terminator and end-of-turn tokens as the first token.
 """
 from __future__ import annotations
 
@@ -13,10 +18,19 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
-from core.terminator import DONE, split_messages, strip_terminator
+from core.terminator import DONE, find_terminator, split_messages, strip_terminator
+
+from .decoding import EMPTY_REPLY_TRIES, Decoding
+from .queueing import Overloaded
 
 _WORD = re.compile(r"\w")
-_CONFIRMED = re.compile(r"\bDONE(?=\W)")  # DONE followed by a non-word character: surely the terminator
+
+
+class EmptyReply(Overloaded):
+    """Every try produced an empty reply (503: the client may ask again)."""
+
+    def __init__(self, tries: int):
+        super().__init__(f"the twin produced no reply in {tries} tries; send the message again", 503, 1)
 
 
 class TerminatorFilter:
@@ -31,10 +45,10 @@ class TerminatorFilter:
         if self.done:
             return ""
         self.raw += piece
-        found = _CONFIRMED.search(self.raw)
-        if found:
+        found = find_terminator(self.raw, final=False)
+        if found is not None:
             self.done = True
-            return self._emit(len(self.raw[:found.start()].rstrip()))
+            return self._emit(len(self.raw[:found].rstrip()))
         end = len(self.raw)
         for k in range(min(len(DONE), len(self.raw)), 0, -1):
             before = self.raw[-k - 1] if len(self.raw) > k else ""
@@ -59,6 +73,35 @@ class TerminatorFilter:
         return self.raw[start:end]
 
 
+class StopFilter:
+    """Visible text in, text out up to (not including) the first of ``stops``."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.stops = tuple(s for s in stops if s)
+        self.text = ""
+        self.sent = 0
+        self.done = False
+
+    def feed(self, piece: str) -> str:
+        if self.done:
+            return ""
+        self.text += piece
+        found = [at for at in (self.text.find(s) for s in self.stops) if at >= 0]
+        if found:
+            self.done = True
+            return self._emit(min(found))
+        hold = max((k for s in self.stops for k in range(1, len(s)) if self.text.endswith(s[:k])), default=0)
+        return self._emit(len(self.text) - hold)
+
+    def finish(self) -> str:
+        return "" if self.done else self._emit(len(self.text))
+
+    def _emit(self, end: int) -> str:
+        out = self.text[self.sent:end] if end > self.sent else ""
+        self.sent = max(self.sent, end)
+        return out
+
+
 @dataclass
 class Reply:
     text: str
@@ -71,29 +114,50 @@ class Reply:
         return split_messages(self.text)
 
 
-def stream_visible(backend, messages: list[dict], *, temperature: float, max_tokens: int,
-                   stats: dict) -> Iterator[str]:
-    """The visible reply as it is generated (empty pieces dropped)."""
-    filt = TerminatorFilter()
-    raw = backend.stream(messages, temperature=temperature, max_tokens=max_tokens, stats=stats)
+def _one_try(backend, messages: list[dict], decoding: Decoding, stats: dict) -> Iterator[str]:
+    terminator, stop = TerminatorFilter(), StopFilter(decoding.stop)
+    raw = backend.stream(messages, decoding, stats=stats)
     try:
         for piece in raw:
-            out = filt.feed(piece)
+            out = stop.feed(terminator.feed(piece))
             if out:
                 yield out
-            if filt.done:
+            if terminator.done or stop.done:
                 stats["finish_reason"] = "stop"
                 break
     finally:
         raw.close()
-    rest = filt.finish()
+    rest = stop.feed(terminator.finish()) + stop.finish()
     if rest:
         yield rest
 
 
-def complete(backend, messages: list[dict], *, temperature: float = 0.7, max_tokens: int = 64) -> Reply:
+def stream_visible(backend, messages: list[dict], decoding: Decoding | None = None, *, stats: dict,
+                   tries: int = EMPTY_REPLY_TRIES, **changes) -> Iterator[str]:
+    """The visible reply as it is generated (empty pieces dropped; never empty as a whole).
+
+    ``stats`` gets the ``finish_reason`` and token counts of the try that was sent, and
+    ``tries``.
+    """
+    decoding = (decoding or Decoding()).with_changes(**changes)
+    for attempt in range(tries):
+        shown, held = False, ""
+        for piece in _one_try(backend, messages, decoding.retry(attempt), stats):
+            if not shown:  # hold the start back until it holds a message (not just " | ")
+                held += piece
+                shown = bool(split_messages(held))
+                piece = held if shown else ""
+            if piece:
+                yield piece
+        stats["tries"] = attempt + 1
+        if shown:
+            return
+    raise EmptyReply(tries)
+
+
+def complete(backend, messages: list[dict], decoding: Decoding | None = None, **changes) -> Reply:
     """The whole visible reply."""
     stats: dict = {}
-    text = "".join(stream_visible(backend, messages, temperature=temperature, max_tokens=max_tokens, stats=stats))
-    return Reply(text, stats.get("finish_reason", "stop"), stats.get("prompt_tokens", 0),
+    text = "".join(stream_visible(backend, messages, decoding, stats=stats, **changes))
+    return Reply(text.strip(), stats.get("finish_reason", "stop"), stats.get("prompt_tokens", 0),
                  stats.get("completion_tokens", 0))

@@ -5,6 +5,8 @@ that names the field and what it must be, so a client can fix its request withou
 """
 from __future__ import annotations
 
+import json
+import math
 import re
 
 from flask import request
@@ -12,6 +14,7 @@ from flask import request
 MAX_TEXT_CHARS = 4000        # one incoming message
 MAX_HISTORY_ITEMS = 64       # turns a client may send along
 MAX_HISTORY_CHARS = 16000    # all of them together
+MAX_JSON_DEPTH = 16          # arrays / objects inside each other (the API needs 4)
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
@@ -19,11 +22,50 @@ class BadRequest(ValueError):
     """A request body the API cannot use; becomes a 400 JSON reply."""
 
 
+class _NotFinite(ValueError):
+    pass
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as inf
+        raise _NotFinite(text)
+    return value
+
+
+def _constant(name: str):
+    raise _NotFinite(name)  # NaN, Infinity, -Infinity: Python's json accepts them, JSON does not
+
+
+def _too_deep(value) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                return True
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def json_body(example: str) -> dict:
-    """The request's JSON object, or a 400 naming what to send instead."""
-    body = request.get_json(silent=True)
+    """The request's JSON object (strict JSON: finite numbers, bounded nesting), or a 400
+    naming what to send instead."""
+    hint = f"send a JSON object like {example} with Content-Type: application/json"
+    if not request.is_json:
+        raise BadRequest(hint)
+    try:
+        body = json.loads(request.get_data(cache=True), parse_constant=_constant, parse_float=_finite)
+    except _NotFinite:
+        raise BadRequest("numbers must be finite: NaN and Infinity are not JSON") from None
+    except RecursionError:
+        raise BadRequest(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep") from None
+    except ValueError:  # also UnicodeDecodeError
+        raise BadRequest(hint) from None
+    if _too_deep(body):
+        raise BadRequest(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep")
     if not isinstance(body, dict):
-        raise BadRequest(f"send a JSON object like {example} with Content-Type: application/json")
+        raise BadRequest(hint)
     return body
 
 
@@ -32,7 +74,7 @@ def number(body: dict, key: str, default, kind, low, high):
     value = body.get(key)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise BadRequest(f"'{key}' must be a number")
     if kind is int and value != int(value):
         raise BadRequest(f"'{key}' must be a whole number")
@@ -92,3 +134,27 @@ def conversation_id(body: dict) -> str | None:
     if not isinstance(value, str) or not _ID_RE.match(value):
         raise BadRequest("'conversation_id' must be 1-128 letters, digits or _.:- characters")
     return value
+
+
+def stop_strings(body: dict) -> tuple[str, ...] | None:
+    """OpenAI's ``stop``: a string or a list of at most 4 non-empty strings (64 characters each)."""
+    value = body.get("stop")
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or len(items) > 4 or \
+            not all(isinstance(s, str) and 0 < len(s) <= 64 for s in items):
+        raise BadRequest("'stop' must be a string or a list of at most 4 strings of 1-64 characters")
+    return tuple(items)
+
+
+def decoding_changes(body: dict) -> dict:
+    """The sampling fields a request may set (absent ones are None: the twin's defaults stay)."""
+    return {
+        "temperature": number(body, "temperature", None, float, 0.0, 2.0),
+        "top_p": number(body, "top_p", None, float, 0.0, 1.0),
+        "presence_penalty": number(body, "presence_penalty", None, float, -2.0, 2.0),
+        "frequency_penalty": number(body, "frequency_penalty", None, float, -2.0, 2.0),
+        "seed": number(body, "seed", None, int, -(2 ** 63), 2 ** 63 - 1),
+        "stop": stop_strings(body),
+    }

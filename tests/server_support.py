@@ -5,35 +5,51 @@ import contextlib
 import threading
 import time
 
-from server.backends import Backend
+from server.backend_base import Backend
 
 
 class ScriptedBackend(Backend):
-    """Streams a fixed reply in fixed pieces (DONE may be split across them); records the prompts."""
+    """Streams fixed replies in fixed pieces (DONE may be split across them); records the prompts.
+
+    ``pieces`` is one reply's pieces, or with ``replies`` a list of such lists used in turn
+    (the last one repeats): for replies that differ from one try to the next.
+    """
 
     name = "scripted"
 
-    def __init__(self, pieces=("yeah | bar", "taco? D", "ONE and then junk"), delay: float = 0.0, **kwargs):
+    def __init__(self, pieces=("yeah | bar", "taco? D", "ONE and then junk"), delay: float = 0.0,
+                 replies=None, **kwargs):
         super().__init__(**kwargs)
-        self.pieces, self.delay, self.calls = list(pieces), delay, []
+        self.replies = [list(r) for r in replies] if replies else [list(pieces)]
+        self.delay, self.calls = delay, []
 
-    def _pieces(self, messages, temperature, max_tokens, stats):
-        self.calls.append((messages, {"temperature": temperature, "max_tokens": max_tokens}))
+    @property
+    def pieces(self):
+        return self.replies[-1]
+
+    @pieces.setter
+    def pieces(self, value):
+        self.replies = [list(value)]
+
+    def _pieces(self, messages, decoding, stats):
+        self.calls.append((messages, {"temperature": decoding.temperature, "max_tokens": decoding.max_tokens}))
+        self.decodings = getattr(self, "decodings", []) + [decoding]
+        pieces = self.replies[min(len(self.calls), len(self.replies)) - 1]
         stats["prompt_tokens"] = sum(len(m["content"].split()) for m in messages)
-        for piece in self.pieces[:max_tokens]:
+        for piece in pieces[:decoding.max_tokens]:
             if self.delay:
                 time.sleep(self.delay)
             stats["completion_tokens"] += 1
             yield piece
-        stats["finish_reason"] = "stop" if len(self.pieces) <= max_tokens else "length"
+        stats["finish_reason"] = "stop" if len(pieces) <= decoding.max_tokens else "length"
 
 
 @contextlib.contextmanager
-def running(app, threads: int = 8):
+def running(app, threads: int = 8, **options):
     """Serve ``app`` with waitress on 127.0.0.1 (a free port) in a thread; yields the base URL."""
     from waitress.server import create_server
 
-    server = create_server(app, host="127.0.0.1", port=0, threads=threads, ident="twin-test")
+    server = create_server(app, host="127.0.0.1", port=0, threads=threads, ident="twin-test", **options)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

@@ -28,9 +28,10 @@ def test_greedy_replies_match_the_one_at_a_time_backend(batched, tiny_gguf):
     serial = LlamaCppBackend(tiny_gguf, threads=1, context=512)
     for text in PROMPTS:  # one after another: slots reuse the cached system-line prefix
         messages = prompt_messages("maya", text)
-        want = complete(serial, messages, temperature=0, max_tokens=12)
-        got = complete(batched, messages, temperature=0, max_tokens=12)
+        want = serial.generate(messages, temperature=0, max_tokens=12)
+        got = batched.generate(messages, temperature=0, max_tokens=12)
         assert got.text == want.text and got.completion_tokens <= 12
+    serial.close()
 
 
 def test_many_requests_at_once_all_complete(batched):
@@ -59,7 +60,7 @@ def test_closing_a_stream_frees_its_slot_and_timeouts_stop(tiny_gguf):
         with pytest.raises(Overloaded, match="already queued"):  # the one slot is busy, no queue
             backend.stream(prompt_messages("maya", "hi"), max_tokens=4)
         stream.close()  # the client went away
-        assert complete(backend, prompt_messages("maya", "hey"), max_tokens=4).completion_tokens <= 4
+        assert backend.generate(prompt_messages("maya", "hey"), max_tokens=4).completion_tokens <= 4
         backend.timeout = 0.000001
         with pytest.raises(GenerationTimeout):
             backend.generate(prompt_messages("maya", "hey"), max_tokens=50)
@@ -88,8 +89,24 @@ def test_two_workers_share_the_load(tiny_gguf):
         assert sorted(sent) == [0, 0, 1, 1]  # spread over both, not queued on one
         for stream in streams:
             assert DONE not in "".join(stream)
-        alone = complete(backend, prompt_messages("maya", PROMPTS[0]), temperature=0, max_tokens=12)
+        alone = backend.generate(prompt_messages("maya", PROMPTS[0]), temperature=0, max_tokens=12)
         serial = LlamaCppBackend(tiny_gguf, threads=1, context=512)
-        assert alone.text == complete(serial, prompt_messages("maya", PROMPTS[0]), temperature=0, max_tokens=12).text
+        assert alone.text == serial.generate(prompt_messages("maya", PROMPTS[0]), temperature=0, max_tokens=12).text
+        serial.close()
+    finally:
+        backend.close()
+
+
+def test_greedy_reply_matches_llama_cpp_python_called_directly(tiny_gguf):
+    from export.llama_runtime import open_llama
+
+    backend = LlamaCppBackend(tiny_gguf, threads=1, context=512)
+    direct = open_llama(tiny_gguf, n_ctx=512, n_threads=1, verbose=False)
+    try:
+        for text in PROMPTS[:3]:
+            messages = prompt_messages("maya", text)
+            tokens = backend.tokenize_prompt(messages)
+            want = direct.create_completion(tokens, max_tokens=12, temperature=0)["choices"][0]["text"]
+            assert backend.generate(messages, temperature=0, max_tokens=12).text == want
     finally:
         backend.close()

@@ -6,7 +6,7 @@ import pytest
 from server.app import create_app
 from server.backends import LlamaCppBackend
 from server.batching import BatchedLlamaBackend
-from test_server_support import ScriptedBackend, running
+from server_support import ScriptedBackend, running
 
 KEY = "test-key"
 
@@ -97,3 +97,38 @@ def test_rate_limit_is_openai_rate_limit_error(tiny_gguf):
         with pytest.raises(openai.RateLimitError) as caught:
             api.chat.completions.create(model="twin", messages=[{"role": "user", "content": "hi"}])
         assert int(caught.value.response.headers["retry-after"]) >= 1
+
+
+def test_what_bots_send_tools_stop_seed_penalties_and_usage(scripted):
+    backend, url = scripted
+    api = client(url)
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    out = api.chat.completions.create(
+        model="twin", tools=tools, tool_choice="auto", stop=["taco"], seed=42, top_p=0.9,
+        presence_penalty=0.3, frequency_penalty=0.2,
+        messages=[{"role": "user", "content": "weather?"},
+                  {"role": "assistant", "content": None,
+                   "tool_calls": [{"id": "c1", "type": "function",
+                                   "function": {"name": "get_weather", "arguments": "{}"}}]},
+                  {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+                  {"role": "user", "content": "Tacos?"}])
+    assert out.choices[0].message.content == "yeah | bar" and out.choices[0].message.tool_calls is None
+    decoding = backend.decodings[-1]
+    assert (decoding.stop, decoding.seed, decoding.top_p) == (("taco",), 42, 0.9)
+    assert (decoding.presence_penalty, decoding.frequency_penalty) == (0.3, 0.2)
+    assert [m["content"] for m in backend.calls[-1][0][1:]] == ["weather? | tacos?"]  # tool turns left out
+    stream = api.chat.completions.create(model="twin", stream=True, stream_options={"include_usage": True},
+                                         messages=[{"role": "user", "content": "Tacos?"}])
+    chunks = list(stream)
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
+    assert all(c.usage is None for c in chunks[:-1])
+    assert "".join(c.choices[0].delta.content or "" for c in chunks[:-1]) == "yeah | bartaco?"
+    assert chunks[0].id.startswith("chatcmpl-") and len({c.id for c in chunks}) == 1
+
+
+def test_seed_makes_sampling_repeatable_on_tiny_gguf(tiny_url):
+    api = client(tiny_url)
+    ask = lambda seed: api.chat.completions.create(  # noqa: E731
+        model="twin", max_tokens=8, temperature=1.0, seed=seed,
+        messages=[{"role": "user", "content": "hello, how are you?"}]).choices[0].message.content
+    assert ask(11) == ask(11)

@@ -15,7 +15,7 @@ import pytest
 from server.app import create_app
 from server.backends import LlamaCppBackend
 from server.feedback import good_replies
-from test_server_support import ScriptedBackend, running
+from server_support import ScriptedBackend, running
 
 CHROMIUM = os.environ.get("TWIN_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("TWIN_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -93,15 +93,34 @@ def test_page_shows_reply_parts_as_bubbles_with_key_and_feedback(browser, tmp_pa
         assert browser.execute_script("return localStorage.getItem('twin-api-key')") == KEY
         browser.find_element(By.ID, "remember").click()
         assert browser.execute_script("return localStorage.getItem('twin-api-key')") is None
-        # Thumbs up on the reply lands in the feedback database.
+        # Thumbs up on the reply lands in the feedback database: the page sends the reply's id only,
+        # the server stores its own record of the exchange.
         browser.find_element(By.CSS_SELECTOR, ".rate button").click()
         wait_for(lambda: browser.find_element(By.ID, "status").text == "thanks")
-        records = good_replies(tmp_path / "f.sqlite")
+        records = good_replies(tmp_path / "f.sqlite", persona="maya")
         assert [r["completion"][0]["content"] for r in records] == ["omg hiii | im good DONE"]
+        assert records[0]["prompt"][-1]["content"] == "hello again"
         # The second message went out with the conversation: the server kept the history.
         send(browser, "and u?")
         wait_for(lambda: len(bubbles(browser, "twin")) == 4)
         assert [m["content"] for m in backend.calls[-1][0][1:]] == ["hello again", "omg hiii | im good", "and u?"]
+
+
+def test_page_cannot_be_framed_by_another_site(browser, tmp_path):
+    """A page on another origin that frames the chat page gets nothing (X-Frame-Options / frame-ancestors)."""
+    from selenium.webdriver.common.by import By
+
+    app = create_app(ScriptedBackend(["hi"]), persona="maya")
+    with running(app) as url:
+        evil = tmp_path / "evil.html"
+        evil.write_text(f'<html><body><iframe id="f" src="{url}/"></iframe></body></html>')
+        browser.get(evil.as_uri())
+        time.sleep(1.5)
+        browser.switch_to.frame(browser.find_element(By.ID, "f"))
+        try:
+            assert browser.find_elements(By.ID, "text") == []  # the chat page did not load in the frame
+        finally:
+            browser.switch_to.default_content()
 
 
 def test_page_against_the_tiny_gguf(browser, tiny_gguf):

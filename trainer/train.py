@@ -29,7 +29,7 @@ from .tokens import prepare_tokenizer
 class TrainOptions:
     base: str | None = None
     quant: str = "auto"
-    epochs: float = 3.0
+    epochs: float | None = None        # None: from the dataset's size (trainer.schedule)
     max_steps: int = -1
     batch_size: int = 8
     grad_accum: int = 1
@@ -42,12 +42,16 @@ class TrainOptions:
     max_length: int = 512
     save_steps: int = 50
     eval_steps: int | None = None      # validate every N steps; None: at the end of each epoch
-    patience: int = 1                  # evaluations without improvement before stopping; 0: never
+    patience: int | None = None        # evaluations without improvement before stopping; 0: never; None: by schedule
     resume: bool = False
     padding_free: bool = True
     reply_logits_only: bool = True     # CPU: LM head on reply positions only (trainer.reply_logits; process-wide once on)
     group_by_length: bool = False
     tensorboard: bool | None = None    # None: when the tensorboard package is installed
+    # greedy valid replies at each validation (trainer.valid_replies), their termination and loop
+    # rates part of choosing the adapter; None: with per-epoch validation only (validating every
+    # few --eval-steps, generating replies each time would cost more than the training)
+    track_replies: bool | None = None
     seed: int = 0
 
 
@@ -169,6 +173,7 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
         raise TrainingInputError(f"no training example fits in --max-length {options.max_length} tokens")
     if valid_rows is not None:
         valid_rows, _ = fit_to_length(valid_rows, tokenizer, options.max_length)
+    epochs, patience = _schedule(options, len(train_rows), log)
     train_data = Dataset.from_list(train_rows)
     valid_data = Dataset.from_list(valid_rows) if valid_rows else None
 
@@ -197,7 +202,7 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
     evaluate = "no" if valid_data is None else "steps" if options.eval_steps else "epoch"
     config = SFTConfig(
         output_dir=str(checkpoints),
-        num_train_epochs=options.epochs,
+        num_train_epochs=epochs,
         max_steps=options.max_steps,
         per_device_train_batch_size=options.batch_size,
         per_device_eval_batch_size=options.batch_size,
@@ -232,8 +237,13 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
     )
     lora = LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
                       target_modules="all-linear", task_type="CAUSAL_LM")
-    callbacks = [JsonlLogCallback(workspace.adapter_dir / "train_log.jsonl"),
-                 BestAdapterCallback(str(checkpoints / "best"), patience=options.patience)]
+    callbacks = [JsonlLogCallback(workspace.adapter_dir / "train_log.jsonl")]
+    if valid_rows and (options.track_replies if options.track_replies is not None else not options.eval_steps):
+        from .valid_replies import ValidRepliesCallback
+
+        callbacks.append(ValidRepliesCallback(valid_rows, tokenizer, log_path=workspace.adapter_dir / "train_log.jsonl",
+                                              write=log))
+    callbacks.append(BestAdapterCallback(str(checkpoints / "best"), patience=patience))
     if tensorboard and is_main_process():
         from torch.utils.tensorboard import SummaryWriter
         from transformers.integrations import TensorBoardCallback
@@ -266,6 +276,21 @@ def _main_process_first(cuda: bool):
     from accelerate import PartialState
 
     return PartialState(cpu=not cuda).main_process_first()
+
+
+def _schedule(options: TrainOptions, examples: int, log) -> tuple[float, int]:
+    """Epochs and patience: as given, or fitted to the dataset's size (trainer.schedule)."""
+    from .schedule import patience_for, plan
+
+    epochs = options.epochs
+    if epochs is None:
+        chosen = plan(examples, options.batch_size, options.grad_accum, int(os.environ.get("WORLD_SIZE", "1")))
+        epochs = chosen.epochs
+        if options.max_steps <= 0:
+            log(f"schedule: {examples} training examples, {chosen.epochs} epochs of {chosen.steps_per_epoch} steps "
+                "at most (validated after each; early stopping ends it sooner)")
+    patience = options.patience if options.patience is not None else patience_for(epochs)
+    return epochs, patience
 
 
 def _tensorboard_available() -> bool:
