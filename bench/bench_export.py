@@ -151,7 +151,8 @@ def main() -> None:
 
     from core.workspace import Workspace
     from export.gguf_writer import DIRECT_OUTTYPES, write_gguf
-    from export.merge import adapter_base, merge_adapter
+    from export.merge import merge_adapter
+    from export.pipeline import resolve_base_dir
     from export.quantize import quantize_gguf
     from export.verify import verify_gguf
 
@@ -161,10 +162,11 @@ def main() -> None:
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT')}")
     tmp = Path(tempfile.mkdtemp(prefix="twin-bench-export-"))
     try:
-        hf_dir = ws.model_dir / "hf"
+        base_dir = resolve_base_dir(ws, ws.adapter_dir, None, ws.settings())
+        hf_dir = ws.merged_dir
         if not (hf_dir / "config.json").is_file():
-            print(f"merging {ws.adapter_dir} (no {hf_dir})...")
-            hf_dir = merge_adapter(ws.adapter_dir, tmp / "hf")
+            print(f"merging {ws.adapter_dir} into {base_dir} (no {hf_dir})...")
+            hf_dir = merge_adapter(ws.adapter_dir, tmp / "hf", base_dir)
         tokenizer = AutoTokenizer.from_pretrained(hf_dir)
         model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
         prompts = _prompt_ids(tokenizer, ws.persona())
@@ -204,7 +206,6 @@ def main() -> None:
         if not args.no_lora and (ws.adapter_dir / "adapter_config.json").is_file():
             from export.lora_gguf import write_lora_gguf
 
-            base_dir = Path(adapter_base(ws.adapter_dir))
             base_f16 = write_gguf(base_dir, tmp / "base-F16.gguf", "F16")
             t0 = time.perf_counter()
             lora = write_lora_gguf(ws.adapter_dir, base_dir, tmp / "twin-lora-F16.gguf", "F16")

@@ -3,8 +3,8 @@
 Builds (once, then reused) a synthetic Llama of ~1.2B parameters shaped like Llama-3.2-1B
 (hidden 2048, 16 layers, 32 heads / 8 KV heads, MLP 8192, vocabulary 128,256, tied
 embeddings): random bfloat16 weights from a config with transformers, saved as safetensors
-shards with the embedded model's tokenizer, in ``$TWIN_CACHE/bench/synthetic-llama-1.2b``
-(the model bench/bench_train_memory.py trains). Then a LoRA adapter (r 16 on every linear
+shards with the embedded model's tokenizer, in ``$TWIN_CACHE/bench/synthetic-llama-1.2b-tied``
+(the shape bench/bench_train_memory.py trains). Then a LoRA adapter (r 16 on every linear
 layer, random B so that it changes the model) in a fresh workspace, and for each run
 
     twin export -w WS --quant Q [--verify MODE]
@@ -66,6 +66,9 @@ def synthetic_llama(target: Path) -> Path:
                 param.fill_(1.0)
             else:
                 param.normal_(0.0, 0.02)
+    # to_empty() gave lm_head storage of its own: tie it again, or the checkpoint holds two
+    # different 128k x 2048 matrices (1.5B parameters) that transformers then leaves untied.
+    model.tie_weights()
     with atomic_dir(target) as tmp:
         model.save_pretrained(tmp, max_shard_size="1GB")
         tokenizer.save_pretrained(tmp)
@@ -114,7 +117,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from core.base_ref import user_cache_dir
 
-    base = synthetic_llama(user_cache_dir() / "bench" / "synthetic-llama-1.2b")
+    base = synthetic_llama(user_cache_dir() / "bench" / "synthetic-llama-1.2b-tied")
     weights = sum(p.stat().st_size for p in base.glob("*.safetensors"))
     n_params = weights // 2
     work = Path(tempfile.mkdtemp(prefix="twin-export-mem-"))

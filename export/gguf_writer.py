@@ -120,16 +120,16 @@ def _plan(source: ModelSource, default_qtype) -> list[_Planned]:
     seen_output = False
     for hf_name in names:
         gguf_name = spec.gguf_name(hf_name, tensor_map)
-        if gguf_name == "output.weight":
-            if spec.tied:
-                continue  # llama.cpp reuses token_embd when output.weight is absent
-            seen_output = True
+        # An output layer in the checkpoint is written even when the config says "tied":
+        # transformers unties what a checkpoint stores twice with different values, and writing
+        # it is right either way. Without it, llama.cpp reuses token_embd.
+        seen_output |= gguf_name == "output.weight"
         if gguf_name == "token_embd.weight":
             embed = hf_name
         add(gguf_name, source.shape(hf_name), reader(hf_name), spec.rows_independent(hf_name))
     if not spec.tied and not seen_output:
         raise ExportInputError(f"{source.base_dir} has untied embeddings but no lm_head.weight")
-    if spec.tied and spec.rule.needs_output and embed is not None:
+    if not seen_output and spec.rule.needs_output and embed is not None:
         add("output.weight", source.shape(embed), reader(embed), True)  # llama.cpp wants it written out
     return planned
 

@@ -66,8 +66,11 @@ def chat_format(tokenizer: Any) -> ChatFormat:
         if prefix.startswith(head) and prefix.endswith("<|eot_id|>"):
             fmt.default_system = prefix[len(head):-len("<|eot_id|>")]
         return fmt
-    eos = getattr(tokenizer, "eos_token", None)
-    return ChatFormat("unknown", None, eos, notes=[
+    from export.vocab import end_of_turn_token
+
+    # Gemma's <end_of_turn>, Phi-3's <|end|>, ...: the marker that closes a turn, else EOS
+    eot = end_of_turn_token(template, set(tokenizer.get_vocab())) or getattr(tokenizer, "eos_token", None)
+    return ChatFormat("unknown", None, eot, notes=[
         "chat template not recognised as ChatML or Llama 3; Ollama will use the GGUF's own"])
 
 

@@ -225,3 +225,22 @@ def test_big_tensors_by_slices_give_the_same_file(tiny, tmp_path, monkeypatch, o
     monkeypatch.setattr(writer, "SLICE_BYTES", 4 * 64 * 7)  # 7 rows at a time: uneven last slice
     sliced = writer.write_gguf(source, tmp_path / "sliced.gguf", outtype)
     assert sliced.read_bytes() == whole.read_bytes()
+
+
+def test_an_output_layer_stored_despite_a_tied_config_is_written(tiny, tmp_path):
+    """transformers unties what the checkpoint stores twice with different values: so does the GGUF."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from export.gguf_writer import write_gguf
+    from export.verify import verify_gguf
+
+    model = copy_model(tiny["llama"], tmp_path / "m")
+    state = load_file(str(model / "model.safetensors"))
+    assert "lm_head.weight" not in state
+    state["lm_head.weight"] = torch.randn(state["model.embed_tokens.weight"].shape) * 0.02
+    save_file(state, str(model / "model.safetensors"), metadata={"format": "pt"})
+    out = write_gguf(model, tmp_path / "m.gguf", "F32")
+    assert "output.weight" in {t.name for t in gguf_reader(out).tensors}
+    result = verify_gguf(out, model)
+    assert result.top1_agreement == 1.0 and result.max_abs_diff < 1e-3

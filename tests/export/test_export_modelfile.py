@@ -33,3 +33,4 @@ def test_unknown_template_falls_back_to_the_gguf_one(tiny):
     assert fmt.name == "unknown" and fmt.template is None
     text = render_modelfile("twin-F16.gguf", fmt, "DONE", system="you are maya.")
     assert "TEMPLATE" not in text and "# note:" in text and 'SYSTEM """you are maya."""' in text
+    assert 'PARAMETER stop "<end_of_turn>"' in text  # Gemma's end of turn, not its <eos>
