@@ -39,7 +39,7 @@ def install(app: Flask, twin: TwinState) -> None:
         g.started = time.perf_counter()
         if request.method == "OPTIONS" and twin.cors_origins:
             return _preflight(twin.cors_origins)
-        if request.path in OPEN_ROUTES or (request.path in PUBLIC_PAGES and request.method == "GET"):
+        if request.path in OPEN_ROUTES or (request.path in PUBLIC_PAGES and request.method in ("GET", "HEAD")):
             return None
         address = "ip:" + (request.remote_addr or "?")
         if twin.keys is not None:

@@ -211,6 +211,7 @@ def test_api_key_protects_everything_but_health_and_the_page():
     client = client_for(ScriptedBackend(), api_key="s3cret-key")
     assert client.get("/health").status_code == 200
     assert client.get("/").status_code == 200  # static page, no data: the browser must load it to ask for the key
+    assert client.head("/").status_code == 200
     for n, (method, path) in enumerate([("post", "/generate"), ("get", "/v1/models"),
                                         ("post", "/v1/chat/completions"), ("post", "/feedback"), ("get", "/nope"),
                                         ("get", "/metrics")]):
