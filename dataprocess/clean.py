@@ -33,6 +33,7 @@ EMOJI_RE = re.compile(
     "]+"
 )
 _SPACES_RE = re.compile(r"[ \t\u00a0\u202f]+")
+_DIGIT_RE = re.compile(r"\d")
 
 
 def replace_urls(text: str, word: str = "link") -> str:
@@ -41,6 +42,8 @@ def replace_urls(text: str, word: str = "link") -> str:
 
 def squash_repeats(text: str, keep: int = 3) -> str:
     """Any character repeated more than ``keep`` times is cut to ``keep`` (oooooh -> oooh)."""
+    if keep == 3:
+        return REPEAT_RE.sub(lambda m: m.group(1) * 3, text)
     return re.sub(r"(.)\1{%d,}" % keep, lambda m: m.group(1) * keep, text, flags=re.DOTALL)
 
 
@@ -107,7 +110,10 @@ def scrub_personal_data(text: str) -> str:
     """Replace emails, IBANs, card and account numbers, phone numbers and street addresses
     with typed placeholders (``<email>``, ``<iban>``, ``<card>``, ``<account>``, ``<phone>``,
     ``<address>``). Order matters: the specific patterns run before the phone number's."""
-    text = EMAIL_RE.sub("<email>", text)
+    if "@" in text:
+        text = EMAIL_RE.sub("<email>", text)
+    if _DIGIT_RE.search(text) is None:
+        return text  # every other pattern needs a digit: most messages stop here
     text = IBAN_RE.sub(_iban_or_keep, text)
     text = CARD_RE.sub(_card_or_keep, text)
     text = ACCOUNT_RE.sub(lambda m: m.group(1) + "<account>", text)
@@ -125,9 +131,9 @@ def clean_text(text: str, *, lowercase: bool = True, urls: bool = True, emoji: b
     """Apply the enabled rules in order; returns '' when nothing is left."""
     if scrub:
         text = scrub_personal_data(text)
-    if urls:
+    if urls and ("." in text or "://" in text):  # every URL pattern needs one of them
         text = replace_urls(text)
-    if emoji:
+    if emoji and not text.isascii():  # every emoji range is far above ASCII
         text = strip_emoji(text)
     if lowercase:
         text = text.lower()

@@ -122,16 +122,22 @@ def select_messages(messages: Iterable[Message], rules: Rules, stats: Stats) -> 
             for (chat, source), kept in by_chat.items()}
 
 
-def conversations(messages: list[Message], gap: timedelta, burst: timedelta) -> Iterator[list[Turn]]:
+def conversations(messages: list[Message], gap: timedelta, burst: timedelta,
+                  block: timedelta | None = None) -> Iterator[list[Turn]]:
     """Cut one chat's messages at silences longer than ``gap`` and merge them into turns.
 
     Consecutive messages from one side join the same turn only while each follows the last
-    within ``burst``; a later message from the same side starts a turn of its own.
+    within ``burst``; a later message from the same side starts a turn of its own. A
+    conversation that has lasted ``block`` (the gap, by default) is also cut, at the next turn
+    the contact starts after one of mine: a busy chat with no long silence becomes time blocks
+    that the split can spread over train, valid and test, and context never crosses one.
     """
+    block = gap if block is None else block
     turns: list[Turn] = []
     last: datetime | None = None
     for msg in sorted(messages, key=lambda m: m.timestamp):
-        if last is not None and msg.timestamp - last > gap and turns:
+        if turns and (msg.timestamp - last > gap or (
+                msg.timestamp - turns[0].start > block and not msg.from_me and turns[-1].from_me)):
             yield turns
             turns = []
         if turns and turns[-1].from_me == msg.from_me and msg.timestamp - turns[-1].end <= burst:

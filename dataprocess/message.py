@@ -8,7 +8,7 @@ from datetime import datetime
 KINDS = ("text", "media", "system", "reaction")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a million messages in a third of the memory
 class Message:
     """One message of a chat export, normalised across platforms.
 
