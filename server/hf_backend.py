@@ -13,7 +13,9 @@ from pathlib import Path
 
 from core.terminator import is_terminated
 
-from .backend_base import Backend, BackendError, PromptTooLong, prompt_segments, terminator_start_ids
+from trainer.generation import first_token_bans, stop_token_ids
+
+from .backend_base import Backend, BackendError, PromptTooLong, prompt_segments
 from .queueing import Gate
 
 
@@ -48,14 +50,9 @@ class TransformersBackend(Backend):
         self.seed = seed
         self._count = 0
         self.name = Path(adapter_dir).parent.name + "-adapter" if adapter_dir else Path(base_path).name
-        eos = {self.tokenizer.eos_token_id, getattr(model.config, "eos_token_id", None)}
-        im_end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
-        if isinstance(im_end, int) and im_end != self.tokenizer.unk_token_id:
-            eos.add(im_end)
-        self.stop_ids = {t for t in eos if isinstance(t, int)}
-        self.first_banned = sorted(terminator_start_ids(
-            lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"],
-            lambda token: self.tokenizer.decode([token]), self.stop_ids))
+        # the same stop tokens and first-token bans as twin eval's generation (trainer.generation)
+        self.stop_ids = set(stop_token_ids(self.tokenizer, model))
+        self.first_banned = first_token_bans(self.tokenizer, model)
         self.context = getattr(model.config, "max_position_embeddings", 2048)
 
     def tokenize_prompt(self, messages: list[dict]) -> list[int]:
