@@ -381,7 +381,7 @@ class WhatsAppReader(Reader):
     def message(self, record: tuple, chat: Chat, mine: frozenset[str]) -> Message:
         stamp, sender, text, extra = record
         if stamp is None:
-            raise ValueError(text)
+            raise ValueError(sender)  # a malformed record carries its reason there
         file: _File = chat.data
         return _build(stamp, sender, text, extra, chat.title, chat.is_group, file.participants, mine, file.source)
 
