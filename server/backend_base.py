@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Iterator
 
 from core.errors import InputError
 from core.terminator import DONE
+from core.settings import REQUEST_TIMEOUT_S
 
 from .decoding import Decoding
 from .queueing import Deadline, Gate
@@ -50,7 +51,7 @@ class Backend:
     name = "twin"
     metadata: dict = {}
 
-    def __init__(self, gate: Gate | None = None, timeout: float | None = 120.0):
+    def __init__(self, gate: Gate | None = None, timeout: float | None = REQUEST_TIMEOUT_S):
         self.gate = gate or Gate()
         self.timeout = timeout
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from core.errors import InputError
 from core.workspace import Workspace
+from core.settings import REQUEST_TIMEOUT_S
 
 from .backend_base import Backend, BackendError, Generation, PromptTooLong
 from .batching import BatchedLlamaBackend, LlamaCppBackend
@@ -45,7 +46,7 @@ def transformers_base(ws: Workspace) -> str:
 
 def open_backend(kind: str = "llama", *, workspace: Path | None = None, model_path: Path | None = None,
                  gpu_layers: int = 0, threads: int | None = None, context: int = 2048, parallel: int = 1,
-                 workers: int = 1, gate: Gate | None = None, timeout: float | None = 120.0) -> Backend:
+                 workers: int = 1, gate: Gate | None = None, timeout: float | None = REQUEST_TIMEOUT_S) -> Backend:
     """Load the backend a command asked for; every expected failure is a one-line error
     (BackendError, or core's InputError for a workspace step not done yet)."""
     if kind == "llama":

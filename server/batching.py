@@ -50,6 +50,7 @@ from typing import Iterator
 from dataprocess.template import FALLBACK_CHAT_TEMPLATE
 
 from core.terminator import is_terminated
+from core.settings import REQUEST_TIMEOUT_S
 
 from .backend_base import Backend, BackendError, PromptTooLong, new_stats, prompt_segments, terminator_start_ids
 from .decoding import Decoding
@@ -91,7 +92,7 @@ class BatchedLlamaBackend(Backend):
 
     def __init__(self, model_path: Path, *, parallel: int = 4, workers: int = 1, gpu_layers: int = 0,
                  threads: int | None = None, context: int = 2048, seed: int = 0, gate: Gate | None = None,
-                 timeout: float | None = 120.0):
+                 timeout: float | None = REQUEST_TIMEOUT_S):
         super().__init__(gate, timeout)
         import llama_cpp
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -380,6 +381,6 @@ class LlamaCppBackend(BatchedLlamaBackend):
     """A GGUF served one reply at a time: one context, one slot (``twin chat``, ``--parallel 1``)."""
 
     def __init__(self, model_path: Path, *, gpu_layers: int = 0, threads: int | None = None, context: int = 2048,
-                 seed: int = 0, gate: Gate | None = None, timeout: float | None = 120.0):
+                 seed: int = 0, gate: Gate | None = None, timeout: float | None = REQUEST_TIMEOUT_S):
         super().__init__(model_path, parallel=1, workers=1, gpu_layers=gpu_layers, threads=threads,
                          context=context, seed=seed, gate=gate, timeout=timeout)

@@ -26,7 +26,7 @@ from dataprocess.live_prompt import rules_from_metadata
 
 from core.artifacts import GGUF_KEY_PERSONA, persona_from_gguf_name
 from core.errors import InputError, cli_errors
-from core.settings import DEFAULT_PERSONA, Rules, Sampling
+from core.settings import DEFAULT_PERSONA, REQUEST_TIMEOUT_S, Rules, Sampling
 from core.workspace import Workspace
 
 from .app import MAX_BODY_BYTES, MAX_TOKENS_CAP, create_app
@@ -155,7 +155,7 @@ def _keys(api_key: str | None, key_file: Path | None) -> KeyRing | None:
                    "[default: CPUs / threads, at most 4; 1 with --gpu-layers].")
 @click.option("--queue", "max_queue", type=click.IntRange(1, 1000), default=16, show_default=True,
               help="Requests that may wait for the model; more get 503.")
-@click.option("--timeout", type=click.FloatRange(1, 3600), default=60.0, show_default=True,
+@click.option("--timeout", type=click.FloatRange(1, 3600), default=REQUEST_TIMEOUT_S, show_default=True,
               help="Seconds a request may wait for the model (then 503) and a generation may run (then 504).")
 @click.option("--connections", type=click.IntRange(1, 10000), default=100, show_default=True,
               help="Open connections accepted at once (more wait in the listen backlog).")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.terminator import is_terminated
+from core.settings import REQUEST_TIMEOUT_S
 
 from trainer.generation import first_token_bans, stop_token_ids
 
@@ -23,7 +24,7 @@ class TransformersBackend(Backend):
     """The base model with the workspace's LoRA adapter applied (no export needed), on CPU or GPU."""
 
     def __init__(self, base_path: str | Path, adapter_dir: Path | None = None, *, threads: int | None = None,
-                 seed: int = 0, gate: Gate | None = None, timeout: float | None = 120.0):
+                 seed: int = 0, gate: Gate | None = None, timeout: float | None = REQUEST_TIMEOUT_S):
         super().__init__(gate, timeout)
         try:
             import torch

@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Iterator
 
+from core.settings import REQUEST_TIMEOUT_S
+
 
 class Overloaded(RuntimeError):
     """The server cannot answer this request now; ``status`` is 503 or 504."""
@@ -31,7 +33,7 @@ class GenerationTimeout(Overloaded):
 class Gate:
     """One generation at a time, with a bounded queue and a bounded wait."""
 
-    def __init__(self, max_waiting: int = 16, wait_timeout: float = 60.0):
+    def __init__(self, max_waiting: int = 16, wait_timeout: float = REQUEST_TIMEOUT_S):
         self.max_waiting, self.wait_timeout = max_waiting, wait_timeout
         self._lock = threading.Lock()
         self._count = threading.Lock()
