@@ -121,7 +121,12 @@ def scrub_personal_data(text: str) -> str:
     return ADDRESS_RE.sub("<address>", text)
 
 
+_LINE_BREAK_RE = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")  # what str.splitlines splits at
+
+
 def normalise_spaces(text: str) -> str:
+    if _LINE_BREAK_RE.search(text) is None:  # one line (most messages): no splitting needed
+        return _SPACES_RE.sub(" ", text).strip()
     lines = (_SPACES_RE.sub(" ", line).strip() for line in text.splitlines())
     return " ".join(line for line in lines if line)
 
