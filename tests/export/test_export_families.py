@@ -106,3 +106,52 @@ def test_gemma3_local_layers_other_than_5_to_1_are_refused(tiny, tmp_path):
     model = edit_config(copy_model(tiny["gemma3"], tmp_path / "m"), layer_types=["full_attention"] * 6)
     with pytest.raises(UnsupportedModelError, match="5:1"):
         write_gguf(model, tmp_path / "x.gguf")
+
+
+def test_gemma3_multimodal_checkpoint_exports_its_text_model(tiny, tmp_path):
+    """Gemma 3 4B+ checkpoints nest the text model (model.language_model.*) beside a vision
+    tower: the GGUF holds the same text model as the text-only checkpoint's."""
+    import json
+
+    import numpy as np
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from export.gguf_writer import write_gguf
+    from helpers.export_models import copy_model
+
+    text = tiny["gemma3"]
+    mm = copy_model(text, tmp_path / "mm")
+    state = load_file(str(mm / "model.safetensors"))
+    nested = {k.replace("model.", "model.language_model.", 1): v for k, v in state.items()}
+    nested["model.vision_tower.vision_model.embeddings.patch_embedding.weight"] = torch.zeros(8, 3, 2, 2)
+    nested["model.multi_modal_projector.mm_input_projection_weight"] = torch.zeros(8, 64)
+    (mm / "model.safetensors").unlink()
+    save_file(nested, str(mm / "model.safetensors"), metadata={"format": "pt"})
+    text_cfg = json.loads((text / "config.json").read_text())
+    (mm / "config.json").write_text(json.dumps({"model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"],
+                                                "text_config": text_cfg, "vision_config": {"hidden_size": 8}}))
+    want = {t.name: np.array(t.data) for t in gguf_reader(write_gguf(text, tmp_path / "text.gguf", "F32")).tensors}
+    got = {t.name: np.array(t.data) for t in gguf_reader(write_gguf(mm, tmp_path / "mm.gguf", "F32")).tensors}
+    assert got.keys() == want.keys()
+    assert all(np.array_equal(got[k], want[k]) for k in want)
+
+
+def test_phi3_longrope_short_context_matches_transformers(tiny, tmp_path):
+    """Phi-3.5's LongRoPE: factor tables written as llama.cpp's rope_factors_long/short. Both
+    pick the short table here: transformers for a sequence within the original context,
+    llama.cpp for a context (padded to 256) within it."""
+    from export.gguf_writer import write_gguf
+    from helpers.export_models import copy_model, edit_config
+
+    model = edit_config(copy_model(tiny["phi3"], tmp_path / "m"), original_max_position_embeddings=512,
+                        max_position_embeddings=2048,
+                        rope_scaling={"type": "longrope", "long_factor": [1.0 + i for i in range(8)],
+                                      "short_factor": [1.0 + 0.25 * i for i in range(8)]},
+                        rope_parameters=None)
+    out = write_gguf(model, tmp_path / "m.gguf", "F32")
+    names = {t.name for t in gguf_reader(out).tensors}
+    assert {"rope_factors_long.weight", "rope_factors_short.weight"} <= names
+    batches, want = _reference(model, None, model)
+    result = _check(out, batches, want)
+    assert result.top1_agreement == 1.0 and result.max_abs_diff < 2e-3, result.summary()
