@@ -48,7 +48,8 @@ from typing import BinaryIO, Callable, ContextManager, Iterator
 from ..errors import ChatExportError
 from ..message import Message
 from .base import MAX_MESSAGE_CHARS, NOBODY, Chat, Reader, decode_head, same_person, text_lines, zip_member_guard
-from .whatsapp_layout import HEADER_RE, Layout, LayoutScan, date_fields, date_pad, hour_pad, layout_key, time_of
+from .whatsapp_layout import (FITS, HEADER_RE, REJECT, SUSPECT, Layout, LayoutScan, date_fields, date_pad, hour_pad,
+                              layout_key, time_of)
 
 if [f.name for f in fields(Message)][:8] != ["sender", "text", "timestamp", "chat", "from_me", "kind",
                                              "is_group", "source"]:  # pragma: no cover
@@ -475,12 +476,15 @@ def _parse(lines: Iterator[str], scan: _Scan) -> Iterator[tuple[int, tuple]]:
                 shapes[shape] = _shape_of(found)
             key, dpad, hpad = shapes[shape]
             layout, days, day_of = readers[key]
-            if not layout.accepted or not layout.fits(dpad, hpad):
+            verdict = layout.judge(dpad, hpad) if layout.accepted else REJECT
+            if verdict == FITS and layout is not main:
+                verdict = SUSPECT
+            if verdict == REJECT:
                 found = None  # a header in a layout that is not this file's: part of the message
-            elif layout is not main and stamp is not None:
+            elif verdict == SUSPECT and stamp is not None:
                 day, clock = day_of(found.group(1)), time_of(found.group(2, 3, 4, 5))
                 if day is None or clock is None or datetime(*day, *clock) < stamp:
-                    found = None  # a minority layout going back in time: a quoted header
+                    found = None  # going back in time: a quoted header
         if found is None:
             if stamp is not None:
                 if size <= MAX_MESSAGE_CHARS:

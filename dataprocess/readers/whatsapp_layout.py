@@ -17,8 +17,10 @@ seconds or not, 12- or 24-hour clock, what closes it, year digits, and whether t
 day/month are zero-padded. :class:`LayoutScan` counts the layouts of a whole file in the first
 pass; :meth:`LayoutScan.decide` keeps the file's own layouts (the most frequent one and any
 other at least 1/20 as frequent, as in a file that mixes Android and iOS lines), and a line in
-another layout (``[1.2.2019, 00:00:00] Name: …`` quoted inside a non-padded iOS file) is part of
-the message before it. Day-first or month-first is decided per layout from all its dates: a
+another layout, or with a padding under 1/20 of its layout's lines, is part of the message
+before it (``[1.2.2019, 00:00:00] Name: …`` quoted inside a non-padded iOS file). A line of a
+less frequent kept layout, or with its layout's less frequent padding, starts a message only
+if it does not go back in time (a quoted header is older than the message quoting it). Day-first or month-first is decided per layout from all its dates: a
 first field above 12 means day-first, a second above 12 month-first, else the order under which
 the dates run forwards with fewer backward steps (ties: day-first, as in most locales).
 """
@@ -69,6 +71,9 @@ def hour_pad(hour: str) -> str:
     return UNPADDED if len(hour) == 1 else PADDED if hour[0] == "0" else EITHER
 
 
+REJECT, SUSPECT, FITS = 0, 1, 2
+
+
 @dataclass
 class Layout:
     """What the first pass learns about one layout: its count, padding and date order."""
@@ -83,8 +88,8 @@ class Layout:
     last_dm: tuple = (0, 0, 0)
     last_md: tuple = (0, 0, 0)
     accepted: bool = False
-    date_style: str = EITHER  # the padding a line must have to belong here (EITHER: any)
-    hour_style: str = EITHER
+    date_style: tuple[str, bool] = (EITHER, False)  # (the padding most lines have, whether others are refused)
+    hour_style: tuple[str, bool] = (EITHER, False)
 
     def add_date(self, date_text: str) -> None:
         fields = date_fields(date_text)
@@ -108,19 +113,32 @@ class Layout:
             return False
         return self.back_dayfirst <= self.back_monthfirst
 
-    def fits(self, date_p: str, hour_p: str) -> bool:
-        return (self.date_style == EITHER or date_p in (EITHER, self.date_style)) and \
-            (self.hour_style == EITHER or hour_p in (EITHER, self.hour_style))
+    @property
+    def mixed(self) -> bool:
+        """Whether some lines have the other padding than most (quoted headers, or a mixed file)."""
+        return any(style != EITHER and pads[PADDED if style == UNPADDED else UNPADDED]
+                   for (style, _), pads in ((self.date_style, self.date_pads), (self.hour_style, self.hour_pads)))
+
+    def judge(self, date_p: str, hour_p: str) -> int:
+        """FITS, SUSPECT (the other padding than most lines: a message only if it does not go back
+        in time) or REJECT (that padding is too rare to be this file's: a quoted header)."""
+        verdict = FITS
+        for (style, refuse), pad in ((self.date_style, date_p), (self.hour_style, hour_p)):
+            if style != EITHER and pad not in (EITHER, style):
+                if refuse:
+                    return REJECT
+                verdict = SUSPECT
+        return verdict
 
 
-def _style(pads: dict[str, int]) -> str:
-    """The padding a layout keeps to, when one kind dominates (a stray other kind is a quote)."""
+def _style(pads: dict[str, int]) -> tuple[str, bool]:
+    """The padding most lines of a layout have, and whether the other kind is rare enough
+    (under 1 in 20) to be refused outright."""
     padded, unpadded = pads[PADDED], pads[UNPADDED]
-    if padded and unpadded * 20 < padded:
-        return PADDED
-    if unpadded and padded * 20 < unpadded:
-        return UNPADDED
-    return EITHER
+    if padded == unpadded:
+        return EITHER, False
+    major, minor = max(padded, unpadded), min(padded, unpadded)
+    return (PADDED if padded > unpadded else UNPADDED), minor * 20 < major
 
 
 @dataclass
@@ -128,20 +146,17 @@ class LayoutScan:
     """The layouts of one file (first pass), and after :meth:`decide` which of them are its own."""
 
     layouts: dict[str, Layout] = field(default_factory=dict)
-    single: bool = True  # one layout and no stray padding: every header match is a header
+    single: bool = True  # one layout and one padding: every header match is a header
 
     def decide(self) -> None:
+        """Keep the most frequent layout and any other at least 1/20 as frequent."""
         if not self.layouts:
             return
         top = max(layout.count for layout in self.layouts.values())
         for layout in self.layouts.values():
             layout.accepted = layout.count * 20 >= top
             layout.date_style, layout.hour_style = _style(layout.date_pads), _style(layout.hour_pads)
-        strays = any(
-            (lay.date_style != EITHER and lay.date_pads[PADDED if lay.date_style == UNPADDED else UNPADDED]) or
-            (lay.hour_style != EITHER and lay.hour_pads[PADDED if lay.hour_style == UNPADDED else UNPADDED])
-            for lay in self.layouts.values())
-        self.single = len(self.layouts) == 1 and not strays
+        self.single = len(self.layouts) == 1 and not any(layout.mixed for layout in self.layouts.values())
 
     def main(self) -> Layout:
         return max(self.layouts.values(), key=lambda layout: layout.count)
