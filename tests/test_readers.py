@@ -581,3 +581,73 @@ def test_pipeline_makes_reply_pairs_from_whatsapp_and_telegram(tmp_path):
     assert any("bánh mì" in r for r in replies)                  # Messenger, Vietnamese repaired
     assert any("הכל טוב, תודה" in r for r in replies)            # WhatsApp, Hebrew intact
     assert result.skipped and all(isinstance(line, int) for _, line, _ in result.skipped)
+
+
+# ---------------------------------------------------------------- Telegram: more shapes
+
+TG_NO_PERSONAL = FIXTURES / "telegram" / "account_no_personal" / "result.json"
+TG_MINIMAL = FIXTURES / "telegram" / "minimal" / "result.json"
+
+
+def test_telegram_account_without_personal_information_owner_in_every_personal_chat():
+    assert detect_format(TG_NO_PERSONAL) == "telegram"
+    msgs = read(TG_NO_PERSONAL, require_owner=True)
+    assert [(m.chat, m.sender, m.text, m.from_me, m.is_group) for m in msgs] == [
+        ("Omar", "Omar", "salut, tu passes ce soir ?", False, False),
+        ("Omar", "Léa", "oui, vers 20h", True, False),
+        ("Yuki", "Léa", "おはよう Yuki!", True, False),
+        ("Yuki", "Yuki", "おはよう！", False, False),
+        ("Book club", "Omar", "chapter 3 for friday?", False, True),
+        ("Book club", "Léa", "deal", True, True),
+        ("Old group I never wrote in", "Yuki", "hello?", False, True),  # I never wrote there
+    ]
+
+
+def test_telegram_minimal_export_with_only_messages():
+    assert detect_format(TG_MINIMAL) == "telegram"
+    assert not any(m.from_me for m in read(TG_MINIMAL))  # no ids, no chat name: nobody is known to be me
+    with pytest.raises(ChatExportError, match=r"--me.*'Léa', 'Omar'"):
+        read(TG_MINIMAL, require_owner=True)
+    msgs = read(TG_MINIMAL, me="LÉA")  # case ignored
+    assert [(m.sender, m.text, m.from_me, m.is_group) for m in msgs] == [
+        ("Omar", "are you up?", False, False), ("Léa", "yes, barely", True, False), ("Omar", "coffee in 10?", False, False)]
+    assert msgs[0].timestamp == datetime(2024, 6, 1, 10, 0)
+
+
+# ---------------------------------------------------------------- Discord: partitions, --me who never wrote
+
+def test_discord_me_who_never_wrote_in_a_channel_still_reads_and_the_run_goes_on(tmp_path):
+    channel = json.loads(DC_SERVER.read_text(encoding="utf-8"))
+    channel["messages"] = [m for m in channel["messages"] if m["author"]["name"] != "maya.c"]
+    quiet = tmp_path / "Climbing Club - general [1].json"
+    quiet.write_text(json.dumps(channel), encoding="utf-8")
+    msgs = read(quiet, me="maya.c", require_owner=True)  # no error: I simply did not write there
+    assert msgs and not any(m.from_me for m in msgs)
+    result = run_process([quiet, DC_DM], Workspace(tmp_path / "ws"), me="Maya")  # the run goes on
+    assert sum(result.counts.values()) > 0
+
+
+def test_discord_partitions_of_one_channel_are_one_chat(tmp_path):
+    channel = json.loads(DC_DM.read_text(encoding="utf-8"))
+    messages = channel["messages"]
+    for part, chunk in enumerate((messages[:3], messages[3:]), 1):
+        channel["messages"] = chunk
+        (tmp_path / f"Direct Messages - alex [200000000000000001] [part {part}].json").write_text(
+            json.dumps(channel), encoding="utf-8")
+    parts = sorted(tmp_path.glob("*.json"))
+    msgs = [m for path in parts for m in read(path)]
+    assert {(m.chat, m.source) for m in msgs} == {("alex", str(tmp_path / "Direct Messages - alex [200000000000000001].json"))}
+
+
+# ---------------------------------------------------------------- --me as the user types it
+
+def test_me_matching_ignores_case_unicode_form_tilde_and_invisible_marks(tmp_path):
+    from dataprocess.readers.base import same_person
+
+    assert same_person("Chloé", "chloe\u0301") and same_person("ＭＡＹＡ", "maya")  # NFC, NFKC
+    assert same_person("~\u202fAlex Kim", "alex kim") and same_person("\u200eAlex\u202fKim", "Alex Kim")
+    assert not same_person("Alex", "Alexa") and not same_person("", "")
+    path = tmp_path / "trip.txt"
+    path.write_text(f"[01/07/2024, 10:00:00] ~\u202fJosé: hola\n[01/07/2024, 10:01:00] {LRM}Ann: hi\n"
+                    "[01/07/2024, 10:02:00] Bo: yo\n", encoding="utf-8")
+    assert [m.from_me for m in read(path, me="jose\u0301", require_owner=True)] == [True, False, False]

@@ -130,6 +130,8 @@ def _first_pass(path: Path) -> tuple[list[_ChatInfo], str | None, bool]:
             if event == "start_map":
                 sender_id = sender_name = None
             elif event == "end_map":
+                if sender_id is None and sender_name:
+                    sender_id = _name_id(sender_name)  # a minimal export: no ids, names only
                 if sender_id is not None:
                     names = info.people.setdefault(str(sender_id), set())
                     if sender_name:
@@ -231,6 +233,17 @@ class TelegramReader(Reader):
         return _message(msg, chat.title, chat.is_group, mine, chat.data["source"])
 
 
+def _name_id(name: str) -> str:
+    """The sender id of a message that has a name but no ``from_id`` (minimal exports)."""
+    return f"name:{name}"
+
+
+def _sender_id(msg: dict, id_key: str, name_key: str) -> str:
+    if msg.get(id_key) is not None:
+        return str(msg[id_key])
+    return _name_id(msg[name_key]) if msg.get(name_key) else "None"
+
+
 def _timestamp(msg: dict) -> datetime:
     if msg.get("date_unixtime") not in (None, ""):
         return local_from_unix(int(msg["date_unixtime"]))
@@ -247,11 +260,11 @@ def _message(msg: dict, chat: str, is_group: bool, mine: frozenset[str], source:
         if not text:
             text = str(msg.get("action") or "")
         return Message(sender=sender, text=text, timestamp=stamp, chat=chat,
-                       from_me=str(msg.get("actor_id")) in mine, kind="system", is_group=is_group, source=source)
+                       from_me=_sender_id(msg, "actor_id", "actor") in mine, kind="system", is_group=is_group, source=source)
     if msg.get("type") != "message":
         raise ValueError(f"unknown message type {msg.get('type')!r}")
     sender = msg.get("from") or "Deleted Account"
-    from_me = str(msg.get("from_id")) in mine
+    from_me = _sender_id(msg, "from_id", "from") in mine
     if msg.get("forwarded_from") is not None or msg.get("saved_from") is not None:
         kind = "media"
     elif any(key in msg for key in _MEDIA_KEYS) and not text.strip():
