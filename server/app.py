@@ -49,16 +49,23 @@ def create_app(backend, persona: str = DEFAULT_PERSONA, api_key: str | KeyRing |
                rate_limit: str | RateLimiter | None = None, auth_failures: str | None = AUTH_FAILURES,
                cors_origins: Iterable[str] = (), feedback_db: Path | str | None = None,
                conversations: ConversationStore | None = None, max_tokens_cap: int = MAX_TOKENS_CAP,
-               extra_blueprints: Iterable[Blueprint] = ()) -> Flask:
+               behind_proxy: bool = False, extra_blueprints: Iterable[Blueprint] = ()) -> Flask:
     """Build the app around a loaded backend (server.backends, or anything with ``stream``).
 
     ``api_key`` is one key or a :class:`KeyRing` of named keys (None: no authentication);
     ``rules`` and ``sampling`` are the twin's data rules and decoding defaults (twin.toml or
     the GGUF's metadata); ``rate_limit`` is a :class:`RateLimiter` or a spec like ``"60/min"``
-    (None: no limit); ``feedback_db`` enables ``POST /feedback``.
+    (None: no limit); ``feedback_db`` enables ``POST /feedback``. ``behind_proxy`` (``twin serve
+    --public``: every request arrives from the local ngrok agent) takes the client address from
+    the one proxy's ``X-Forwarded-For`` (werkzeug's ProxyFix), so throttles and namespaces keyed
+    by address tell the internet's clients apart.
     """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    if behind_proxy:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=0)
     keys = KeyRing.single(api_key) if isinstance(api_key, str) else api_key
     twin = TwinState(
         backend, LivePrompt(persona, rules or Rules()), sampling or Sampling(), keys=keys,

@@ -187,7 +187,7 @@ def serve_command(workspace, model_path, backend, persona, gpu_layers, threads, 
         try:
             app = create_app(served.backend, persona=served.persona, api_key=keys, log_requests=log_requests,
                              rules=served.rules, sampling=served.sampling, rate_limit=rate_limit, cors_origins=cors,
-                             feedback_db=feedback_db, max_tokens_cap=max_tokens_cap,
+                             feedback_db=feedback_db, max_tokens_cap=max_tokens_cap, behind_proxy=public,
                              conversations=ConversationStore(conversations, ttl=conversation_ttl * 60))
         except (OSError, sqlite3.Error) as exc:
             raise InputError(f"cannot open the feedback database {feedback_db}: {exc}") from None

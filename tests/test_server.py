@@ -489,3 +489,18 @@ def test_metrics_in_prometheus_format_behind_the_key():
     assert samples[("twin_replies_total", (("finish_reason", "stop"),))] == 1
     assert samples[("twin_queue_depth", ())] == 0
     assert samples[("twin_http_request_duration_seconds_count", (("route", "/generate"),))] == 2
+
+
+def test_behind_the_tunnel_clients_are_told_apart_by_forwarded_address():
+    """With --public every request comes from the local ngrok agent: one guesser must not lock out everyone."""
+    client = client_for(ScriptedBackend(["hi"]), api_key="right-key-1", behind_proxy=True)
+    agent = {"REMOTE_ADDR": "127.0.0.1"}
+    for n in range(11):
+        client.post("/generate", json={"text": "hi"}, headers={"Authorization": f"Bearer guess-{n}",
+                                                               "X-Forwarded-For": "203.0.113.7"}, environ_base=agent)
+    friend = client.post("/generate", json={"text": "hi"}, environ_base=agent,
+                         headers={"Authorization": "Bearer right-key-1", "X-Forwarded-For": "198.51.100.2"})
+    assert friend.status_code == 200
+    guesser = client.post("/generate", json={"text": "hi"}, environ_base=agent,
+                          headers={"Authorization": "Bearer right-key-1", "X-Forwarded-For": "203.0.113.7"})
+    assert guesser.status_code == 429
