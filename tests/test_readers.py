@@ -651,3 +651,30 @@ def test_me_matching_ignores_case_unicode_form_tilde_and_invisible_marks(tmp_pat
     path.write_text(f"[01/07/2024, 10:00:00] ~\u202fJosé: hola\n[01/07/2024, 10:01:00] {LRM}Ann: hi\n"
                     "[01/07/2024, 10:02:00] Bo: yo\n", encoding="utf-8")
     assert [m.from_me for m in read(path, me="jose\u0301", require_owner=True)] == [True, False, False]
+
+
+# ---------------------------------------------------------------- Telegram Desktop's HTML export
+
+TG_HTML = FIXTURES / "telegram" / "html_chat"
+HTML_ROWS = [
+    ("2024-05-05 16:00:00", "Nadia", "hey! are we still on for tonight?", False, "text"),
+    ("2024-05-05 16:00:40", "Nadia", "the place on\nRue Oberkampf", False, "text"),  # a "joined" message
+    ("2024-05-05 16:04:10", "Élise", "yes!! see the menu 😋", True, "text"),
+    ("2024-05-05 16:05:00", "Nadia", "", False, "media"),  # a photo
+    ("2024-05-06 07:30:00", "Nadia", "Free concert tonight at 9", False, "media"),  # forwarded
+    ("2024-05-06 07:41:00", "Élise", "I'm in, 8:30 at the metro?", True, "text"),
+]
+
+
+def test_telegram_html_export_folder_and_pages(tmp_path):
+    assert detect_format(TG_HTML) == "telegram" and detect_format(TG_HTML / "messages2.html") == "telegram"
+    skipped = []
+    msgs = read(TG_HTML, skipped=skipped)
+    assert rows(msgs) == HTML_ROWS  # times from "UTC+02:00" titles, converted to (UTC) local time
+    assert {(m.chat, m.is_group, m.source) for m in msgs} == {("Nadia", False, str(TG_HTML))}
+    assert [(Path(f).name, i) for f, i, _ in skipped] == [("messages2.html", 3)]  # "not a date"
+    assert rows(read(TG_HTML / "messages.html")) == HTML_ROWS[:4]  # one page alone
+    # the whole-account HTML export: chats/chat_NNN/messages*.html
+    account = tmp_path / "Telegram Desktop" / "DataExport_2024-05-07"
+    shutil.copytree(TG_HTML, account / "chats" / "chat_001")
+    assert detect_format(account) == "telegram" and rows(read(account)) == HTML_ROWS

@@ -43,6 +43,7 @@ from typing import Iterator
 
 from ..errors import ChatExportError
 from ..message import Message
+from . import telegram_html as html
 from ._common import json_events, json_items, json_keys, local_from_unix
 from .base import NOBODY, Chat, Reader, same_person
 
@@ -169,9 +170,13 @@ def _account_owner(chats: list[_ChatInfo]) -> str | None:
 class TelegramReader(Reader):
     name = "telegram"
     people_label = "senders"
+    reads_folders = True
 
     def sniff(self, path: Path, head: str) -> bool:
-        """JSON with a Telegram chat type or Telegram's message keys, or an account export's keys."""
+        """JSON with a Telegram chat type or Telegram's message keys, or an account export's keys;
+        or a ``messagesN.html`` page of Telegram Desktop's HTML export."""
+        if html.page_number(Path(path)) is not None:
+            return html.looks_like_page(head)
         keys = json_keys(head)
         if "personal_information" in keys and ("about" in keys or "chats" in keys):
             return True
@@ -181,7 +186,14 @@ class TelegramReader(Reader):
             return True
         return "messages" in keys and ("date_unixtime" in keys or "from_id" in keys) and "guild" not in keys
 
+    def sniff_dir(self, path: Path) -> bool:
+        """A folder of Telegram Desktop's HTML export (one chat's, or the whole account's)."""
+        return bool(html.chat_folders(path))
+
     def chats(self, path: Path) -> Iterator[Chat]:
+        if path.is_dir() or path.suffix.lower() == ".html":
+            yield from self._html_chats(path)
+            return
         infos, my_id, account = _first_pass(path)
         in_every = _account_owner(infos) if account and my_id is None else None
         streams = {}
@@ -200,8 +212,32 @@ class TelegramReader(Reader):
                         data={"info": info, "items": items, "my_id": my_id, "in_every": in_every, "source": str(path)})
             yield chat
 
+    def _html_chats(self, path: Path) -> Iterator[Chat]:
+        folders = html.chat_folders(path) if path.is_dir() else [None]
+        if not folders:
+            raise ChatExportError(f"{path}: a folder without Telegram's messages.html")
+        for folder in folders:
+            records: list = []
+            name = None
+            for page in (html.pages(folder) if folder is not None else [path]):
+                page_name, page_records = html.read_page(page)
+                name = name or page_name
+                records.extend(page_records)
+            people = {r.sender: {r.sender} for r in records if r.kind == "default" and r.sender}
+            title = name or (folder or path.parent).name
+            yield Chat(title=title, is_group=html.is_group(records, set(people)), people=people,
+                       data={"kind": "html", "records": records, "source": str(folder or path), "last": None,
+                             "page": path})
+
     def owner(self, path: Path, chat: Chat, me_ids: frozenset[str]) -> frozenset[str] | None:
         data = chat.data
+        if data.get("kind") == "html":  # senders by name only: the contact is the chat's name
+            if me_ids:
+                return me_ids
+            others = [p for p in chat.people if not same_person(p, chat.title)]
+            if not chat.is_group and len(others) < len(chat.people):
+                return frozenset(others) if len(others) == 1 else NOBODY if not others else None
+            return None
         if data["my_id"]:
             return frozenset({data["my_id"]})
         if me_ids:
@@ -222,15 +258,31 @@ class TelegramReader(Reader):
         return f"chat {chat.title!r} does not say which sender is you"
 
     def records(self, path: Path, chat: Chat) -> Iterator[tuple[int, object]]:
+        if chat.data.get("kind") == "html":
+            for record in chat.data["records"]:
+                chat.data["page"] = record.page
+                yield record.index, record
+            return
         items = chat.data["items"]
         for index in range(chat.data["info"].count):
             yield index, next(items)
 
+    def record_file(self, path: Path, chat: Chat) -> Path:
+        return chat.data["page"] if chat.data.get("kind") == "html" else path
+
     def where(self, chat: Chat, where: int) -> str:
+        if chat.data.get("kind") == "html":
+            return f"chat {chat.title!r}, message {where} of the page: "
         return f"chat {chat.title!r}, messages[{where}]: "
 
-    def message(self, msg: object, chat: Chat, mine: frozenset[str]) -> Message:
-        return _message(msg, chat.title, chat.is_group, mine, chat.data["source"])
+    def message(self, msg: object, chat: Chat, mine: frozenset[str]) -> Message | None:
+        data = chat.data
+        if data.get("kind") == "html":
+            found = html.message(msg, chat.title, chat.is_group, mine, data["source"], data["last"])
+            if found is not None and found.kind != "system":
+                data["last"] = found.timestamp
+            return found
+        return _message(msg, chat.title, chat.is_group, mine, data["source"])
 
 
 def _name_id(name: str) -> str:
