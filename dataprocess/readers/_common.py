@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import ijson
 
 from ..errors import ChatExportError
-from .base import MAX_JSON_DEPTH, names_list, note_skip, same_person  # noqa: F401  (re-exported)
+from .base import MAX_JSON_DEPTH
 
 #: ijson reads this many bytes at a time; it also bounds the events one read can produce, so the
 #: depth check below stops a hostile ``[[[[...`` after at most this many levels.

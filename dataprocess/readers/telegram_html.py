@@ -26,7 +26,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import ChatExportError
 from ..message import Message
