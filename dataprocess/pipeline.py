@@ -6,6 +6,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.atomic import write_atomic
+from core.settings import Persona, Rules
+from core.workspace import Workspace
+
 from .conversations import Stats, pairs_from_chat, select_messages
 from .errors import ChatExportError
 from .examples import SPLITS, dedupe, example_from_pair, examples_from_facts, split_by_conversation, write_jsonl_atomic
@@ -13,9 +17,6 @@ from .facts import load_facts
 from .feedback import good_replies
 from .readers import read_export
 from .report import Tally, build_report, write_charts
-from .rules import Rules
-from core.atomic import write_atomic
-from core.workspace import Workspace
 
 
 @dataclass
@@ -74,7 +75,9 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     write_atomic(workspace.data_dir / "report.json",
                  json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8"))
     charts = write_charts(report, workspace.data_dir) if make_charts else []
-    workspace.update_settings("persona", {"name": persona, **({"facts": str(facts_path)} if facts_path else {})})
-    workspace.update_settings("data", rules.to_dict())
+    settings = workspace.settings()
+    settings.persona = Persona(name=persona, facts=Path(facts_path).name if facts_path else None)
+    settings.data = rules
+    workspace.save_settings(settings)
     return ProcessResult(counts=counts, stats=dict(stats), skipped=skipped, persona=persona,
                          report=report, charts=charts)
