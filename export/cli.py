@@ -38,10 +38,11 @@ def _check_quant(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="Base model directory (default: the one `twin train` recorded, found by its fingerprint).")
 @click.option("--verify", "verify", type=click.Choice(VERIFY_MODES), default=_DEFAULTS.verify, show_default=True,
               help="Parity check before the GGUF is kept. full: llama.cpp against transformers on a few "
-                   "prompts; loads the base in its 16-bit dtype with the adapter (memory about the model's "
-                   "16-bit size, after the GGUF is written; CPU time about one forward pass per prompt). "
-                   "quick, for big models: the quantized GGUF against an F16 GGUF in llama.cpp only "
-                   "(no transformers; needs disk for the F16 file). off: no check.")
+                   "prompts (transformers runs the merged model one layer at a time, so the check's memory "
+                   "is about the GGUF's size plus one layer; CPU time about reading the model once more). "
+                   "quick, for big models: the quantized GGUF against an F16 GGUF in llama.cpp only, no "
+                   "transformers (memory and temporary disk: the F16 file, the model's 16-bit size). "
+                   "off: no check.")
 @click.option("--skip-verify", is_flag=True, hidden=True, help="Same as --verify off.")
 @click.option("--keep-merged", is_flag=True, default=_DEFAULTS.keep_merged,
               help="Also write the merged Hugging Face model to model/hf (base dtype, sharded).")
@@ -54,8 +55,8 @@ def export_command(workspace: Path, quant: str, base: Path | None, verify: str, 
                    keep_merged: bool, also_lora: bool, lora_only: bool) -> None:
     """Merge the adapter and export WORKSPACE/model/twin-<QUANT>.gguf for llama.cpp / Ollama.
 
-    The adapter is merged into the base tensor by tensor while the GGUF is written, so memory
-    stays near the size of the largest tensor; nothing but the GGUF and the Modelfile is left
+    The adapter is merged into the base tensor by tensor while the GGUF is written (memory:
+    about one tensor, never the whole model); nothing but the GGUF and the Modelfile is left
     in WORKSPACE/model unless asked.
     """
     if lora_only and also_lora:

@@ -8,10 +8,10 @@ The steps, each reported through ``log``:
 2. write the GGUF straight from the base's shards and the adapter, tensor by tensor
    (``export.gguf_writer`` over ``export.weights``): F32/F16/BF16/Q8_0 directly, other types
    from an F16 file through llama.cpp's quantizer (``export.quantize``);
-3. check it (``export.verify``): ``full`` compares llama.cpp with transformers (the base in
-   its 16-bit dtype with the adapter, computing in fp32 layer by layer: memory about the
-   model's 16-bit size); ``quick`` compares the quantized GGUF with the F16 one in llama.cpp
-   only; ``off`` skips it;
+3. check it (``export.verify``): ``full`` compares llama.cpp with transformers (the merged
+   model in fp32, one layer's weights in memory at a time: ``export.reference``), then
+   llama.cpp maps the GGUF (its file size); ``quick`` compares the quantized GGUF with an F16
+   one in llama.cpp only (the F16 file's size in memory); ``off`` skips it;
 4. rename the checked file into place and write the Ollama Modelfile (``export.modelfile``).
 
 GGUFs are written and checked under temporary names: a failed or interrupted export leaves
@@ -128,14 +128,12 @@ class _Checker:
         self.tokenizer_checked = False
         self.results: dict[str, object] = {}
 
-    def reference_from_transformers(self, base_dir: Path, adapter_dir: Path | None) -> None:
-        from export.verify import load_reference_model, reference_logits
+    def reference_from_transformers(self, source) -> None:
+        from export.reference import streamed_logits
 
         t0 = time.monotonic()
-        model = load_reference_model(base_dir, adapter_dir)
-        self.reference = reference_logits(model, self.batches)
-        del model
-        gc.collect()  # before llama.cpp maps the GGUF: the two never share memory
+        self.reference = streamed_logits(source, self.batches)
+        gc.collect()  # before llama.cpp maps the GGUF
         self.log(f"      transformers reference: {sum(len(b) for b in self.batches)} positions "
                  f"({time.monotonic() - t0:.1f} s)")
 
@@ -231,7 +229,7 @@ def _lora_only(ws, adapter_dir, base_dir, settings, options, log) -> ExportResul
             write_gguf(base, base_f16, "F16")
             checker = _Checker(options.verify, AutoTokenizer.from_pretrained(adapter_dir), log)
             checker.tokenizer_checked = True
-            checker.reference_from_transformers(base_dir, adapter_dir)
+            checker.reference_from_transformers(ModelSource(base_dir, adapter_dir))
             checker.check(base_f16, "F16", "F16 base + LoRA", lora=staging)
             result.checks = checker.results
         os.replace(staging, final)
@@ -296,7 +294,7 @@ def _export(ws, adapter_dir, base_dir, settings, options, quant, log) -> ExportR
             checker = _Checker(options.verify, tokenizer, log)
             if options.verify == "full":
                 log(f"[2/{n_steps}] comparing llama.cpp with transformers on a few prompts...")
-                checker.reference_from_transformers(base_dir, adapter_dir)
+                checker.reference_from_transformers(source)
                 if f16_tmp.exists():
                     # Quantization blurs the comparison; the F16 it started from must match
                     # exactly, which catches conversion mistakes a loose threshold could let through.

@@ -18,12 +18,13 @@ and the default prompts (90 positions), run by llama-cpp-python 0.3.36 on CPU:
     Q4_K_M  106 MB   82.2%   8.0
     Q4_0     92 MB   60.0%   17
 
-The transformers side (``reference_logits``) runs the base model in its own 16-bit dtype
-with the adapter applied by PEFT (not merged), each layer's weights upcast to float32 only
-while that layer computes: the arithmetic of an fp32 merged model at the memory of the 16-bit
-one. Its logits are kept (a few MB) and the model freed before llama.cpp opens a GGUF, so the
-two never sit in memory together. ``gguf_logits`` against ``gguf_logits`` (the quantized
-GGUF against the F16 one, llama.cpp on both sides) is the cheaper check for big models.
+``twin export`` takes its transformers side from ``export.reference`` (the merged model
+streamed one layer at a time) and computes it before llama.cpp opens a GGUF, so the two never
+sit in memory together; ``gguf_logits`` against ``gguf_logits`` (the quantized GGUF against
+the F16 one, llama.cpp on both sides) is the cheaper check for big models. ``verify_gguf``
+and the tests use an independent path: ``load_reference_model`` runs the base in its own
+dtype with the adapter applied by PEFT (not merged), each layer upcast to float32 only while
+it computes.
 
 A small model loses more to quantization than the usual 7B examples. The minimums sit well
 below those figures, since their job is to catch a broken export (wrong Q/K permutation,

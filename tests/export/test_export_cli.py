@@ -94,4 +94,5 @@ def test_help_says_what_the_check_costs():
     result = _run_cli("--help")
     assert result.exit_code == 0
     text = " ".join(result.output.split())
-    assert "--verify [full|quick|off]" in text and "16-bit size" in text and "--keep-merged" in text
+    assert "--verify [full|quick|off]" in text and "one layer at a time" in text and "16-bit size" in text
+    assert "--keep-merged" in text

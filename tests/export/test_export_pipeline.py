@@ -74,12 +74,12 @@ def test_k_quant_checks_the_f16_it_came_from(tiny, tmp_path):
 
 
 def test_quick_verify_compares_with_the_f16_gguf_in_llama_cpp(tiny, tmp_path, monkeypatch):
-    import export.verify as verify
+    import export.reference as reference
 
     def no_transformers(*args, **kwargs):
-        raise AssertionError("--verify quick must not load the transformers model")
+        raise AssertionError("--verify quick must not run the transformers model")
 
-    monkeypatch.setattr(verify, "load_reference_model", no_transformers)
+    monkeypatch.setattr(reference, "streamed_logits", no_transformers)
     ws = _workspace(tmp_path, tiny["qwen2"])
     result, out = _run(ws, quant="Q8_0", verify="quick")
     assert result.checks["Q8_0 vs F16"].agreement >= 0.8

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from helpers.export_models import make_adapter
 
@@ -64,3 +65,23 @@ def test_big_output_layer_is_upcast_a_slice_at_a_time(tiny, tmp_path, monkeypatc
     want = verify.reference_logits(AutoModelForCausalLM.from_pretrained(bf16, dtype=torch.float32).eval(),
                                    [[1, 40, 41, 42, 43]])[0]
     assert np.abs(got - want).max() < 1e-4
+
+
+@pytest.mark.parametrize("family", ["llama", "mistral", "qwen3", "phi3", "gemma2", "gemma3"])
+def test_streamed_reference_equals_the_peft_model(tiny, tmp_path, monkeypatch, family):
+    """One layer at a time (and the embeddings and output layer by slices of rows), from the
+    merge in export.weights: the logits PEFT's model gives on the same prompts."""
+    import export.reference as reference
+    from export.verify import load_reference_model, prompt_ids, reference_logits
+    from export.weights import ModelSource
+    from transformers import AutoTokenizer
+
+    adapter = make_adapter(tiny[family], tmp_path / "adapter")
+    batches = prompt_ids(AutoTokenizer.from_pretrained(adapter))
+    want = reference_logits(load_reference_model(tiny[family], adapter), batches)
+    monkeypatch.setattr(reference, "SLICE_BYTES", 4 * 64 * 50)  # embeddings and lm_head: 50 rows at a time
+    got = reference.streamed_logits(ModelSource(tiny[family], adapter), batches)
+    assert len(got) == len(want) == len(batches)
+    for g, w, ids in zip(got, want, batches):
+        assert g.shape == w.shape == (len(ids), w.shape[-1])
+        assert np.abs(g - w).max() < 1e-4
