@@ -242,30 +242,25 @@ def _scan(lines: Iterator[str]) -> _Scan:
     scan = _Scan()
     senders = scan.senders
     layouts = scan.layouts.layouts
-    shapes: dict[str, tuple[str, str, str]] = {}
-    counts: dict[str, int] = {}
+    shapes: dict[str, list] = {}  # shape -> [layout key, date padding, hour padding, lines]
     names: dict[str, str | None] = {}
     match = HEADER_RE.match
     previous = None
-    headers = 0
     for line in lines:
         if line[:1] in _MARK_START:
             line = line.lstrip(_MARKS)
         found = match(line)
         if found is None:
             continue
-        headers += 1
         end = found.end()
         shape = line[:end].translate(_SHAPE)
-        seen = counts.get(shape)
-        if seen is None:
-            counts[shape] = 1
-            shapes[shape] = _shape_of(found)
-            if shapes[shape][0] not in layouts:
-                layouts[shapes[shape][0]] = Layout()
-        else:
-            counts[shape] = seen + 1
-        key = shapes[shape][0]
+        info = shapes.get(shape)
+        if info is None:
+            info = shapes[shape] = [*_shape_of(found), 0]
+            if info[0] not in layouts:
+                layouts[info[0]] = Layout()
+        info[3] += 1
+        key = info[0]
         stamp = found.group(1)
         if stamp != previous:
             previous = stamp
@@ -289,13 +284,12 @@ def _scan(lines: Iterator[str]) -> _Scan:
         entry[1].add(key)
         if not entry[0]:
             entry[0] = not (text[:1] == "\u200e" and kind != "media")
-    for shape, count in counts.items():
-        key, dpad, hpad = shapes[shape]
+    for key, dpad, hpad, count in shapes.values():
         layout = layouts[key]
         layout.count += count
         layout.date_pads[dpad] += count
         layout.hour_pads[hpad] += count
-    scan.headers = headers
+    scan.headers = sum(info[3] for info in shapes.values())
     scan.layouts.decide()
     return scan
 
@@ -383,44 +377,39 @@ class WhatsAppReader(Reader):
         stamp, sender, text, extra = record
         if stamp is None:
             raise ValueError(sender)  # a malformed record carries its reason there
-        file: _File = chat.data
-        return _build(stamp, sender, text, extra, chat.title, chat.is_group, file.participants, mine, file.source)
-
-
-def _build(stamp: datetime, sender: str | None, text: str, extra: list[str] | None, chat: str, is_group: bool,
-           participants: frozenset[str], mine: frozenset[str], source: str) -> Message:
-    if extra is not None:
-        text = text + "\n" + "\n".join(extra) if text else "\n".join(extra)
-    notice = False
-    if "\u200e" in text or "\u200f" in text:
-        notice = text[:1] == "\u200e"
-        text = text.replace("\u200e", "").replace("\u200f", "")
-    if sender is None:
-        return Message("", text.strip(), stamp, chat, False, "system", is_group, source)
-    kind = "text"
-    if sender not in participants:
-        kind = "system"  # an iOS notice filed under the group's name
-    else:
-        if text[-1:] == ">" and _EDITED_RE.search(text):
-            text = _EDITED_RE.sub("", text)
-        head = None
         if extra is not None:
-            head, _, caption = text.partition("\n")
-        if head is not None and head[-1:] == ")" and _FILE_ATTACHED_RE.fullmatch(head):
-            caption = caption.strip()  # the caption under an attachment
-            kind, text = ("text", caption) if caption else ("media", text)
+            text = text + "\n" + "\n".join(extra) if text else "\n".join(extra)
+        notice = False
+        if "\u200e" in text or "\u200f" in text:
+            notice = text[:1] == "\u200e"
+            text = text.replace("\u200e", "").replace("\u200f", "")
+        file: _File = chat.data
+        if sender is None:
+            return Message("", text.strip(), stamp, chat.title, False, "system", chat.is_group, file.source)
+        kind = "text"
+        if sender not in file.participants:
+            kind = "system"  # an iOS notice filed under the group's name
         else:
-            special = None
-            if extra is None:
-                special = _EXACT.get(text)
-                if special is None and text[-1:] in ">) ":
-                    special = _classify(text)
-            if special is not None:
-                kind = "media" if special == "media" else "system"
-            elif notice:
-                kind = "system"
-    # positional: measurably faster than keywords on millions of lines (order checked at import)
-    return Message(sender, text, stamp, chat, sender in mine, kind, is_group, source)
+            if text[-1:] == ">" and _EDITED_RE.search(text):
+                text = _EDITED_RE.sub("", text)
+            head = None
+            if extra is not None:
+                head, _, caption = text.partition("\n")
+            if head is not None and head[-1:] == ")" and _FILE_ATTACHED_RE.fullmatch(head):
+                caption = caption.strip()  # the caption under an attachment
+                kind, text = ("text", caption) if caption else ("media", text)
+            else:
+                special = None
+                if extra is None:
+                    special = _EXACT.get(text)
+                    if special is None and text[-1:] in ">) ":
+                        special = _classify(text)
+                if special is not None:
+                    kind = "media" if special == "media" else "system"
+                elif notice:
+                    kind = "system"
+        # positional: measurably faster than keywords on millions of lines (order checked at import)
+        return Message(sender, text, stamp, chat.title, sender in mine, kind, chat.is_group, file.source)
 
 
 def _day_reader(dayfirst: bool) -> Callable[[str], tuple[int, int, int] | None]:
