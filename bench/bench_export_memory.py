@@ -16,7 +16,7 @@ time per run, next to the baseline measured before the streaming export (7.35 GB
 a 4.4 GB fp32 merged copy left in model/hf), and checks that nothing but the GGUF and the
 Modelfile is left in model/.
 
-    .venv/bin/python bench/bench_export_memory.py [--runs Q8_0:full,Q8_0:quick,Q4_K_M:full]
+    .venv/bin/python bench/bench_export_memory.py [--runs Q8_0:full,Q8_0:quick,F16:full]
 
 Random weights cost what real ones cost here: memory and time depend on the shapes.
 """
@@ -110,7 +110,7 @@ def peak_rss_of(command: list[str], log: Path) -> tuple[int, float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", default="Q8_0:full,Q8_0:quick",
+    parser.add_argument("--runs", default="Q8_0:full,Q8_0:quick,F16:full",
                         help="comma-separated QUANT:VERIFY pairs (default: %(default)s)")
     parser.add_argument("--keep", action="store_true", help="keep the workspace (printed)")
     args = parser.parse_args()

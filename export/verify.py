@@ -216,6 +216,9 @@ def reference_logits(model, batches: list[list[int]]) -> list[np.ndarray]:
     return out
 
 
+_LLAMA_BATCH = 16
+
+
 def gguf_logits(gguf_path: Path | str, batches: list[list[int]], *, lora_path: Path | str | None = None,
                 n_threads: int | None = None, tokenizer=None) -> tuple[list[np.ndarray], list[str] | None]:
     """llama.cpp's logits for each batch; with ``tokenizer``, also the probe strings llama.cpp
@@ -224,7 +227,9 @@ def gguf_logits(gguf_path: Path | str, batches: list[list[int]], *, lora_path: P
 
     n_ctx = max(len(ids) for ids in batches) + 8
     extra = {"lora_path": str(lora_path)} if lora_path is not None else {}
-    llm = open_llama(gguf_path, logits_all=True, n_ctx=n_ctx, n_batch=n_ctx,
+    # Small batches: llama.cpp's output and compute buffers hold n_batch x vocabulary floats
+    # (128k-vocabulary models: 0.5 MB a token), on top of the mapped GGUF.
+    llm = open_llama(gguf_path, logits_all=True, n_ctx=n_ctx, n_batch=min(n_ctx, _LLAMA_BATCH),
                      n_threads=n_threads or default_threads(), verbose=False, **extra)
     try:
         out = []
