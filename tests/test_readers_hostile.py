@@ -102,6 +102,12 @@ def test_a_giant_line(tmp_path):
     assert_refused(path, tmp_path, "a line longer than")
 
 
+def test_a_giant_csv_line(tmp_path):
+    path = tmp_path / "messages.csv"
+    path.write_text(CSV_HEADER + "2024-01-01 10:00:00,,Alex,,hi" + "," * (base.MAX_LINE_CHARS + 10), encoding="utf-8")
+    assert_refused(path, tmp_path, "a line longer than")
+
+
 def test_an_endless_message_is_skipped_not_held(tmp_path):
     path = tmp_path / "WhatsApp Chat with Alex.txt"
     with open(path, "w", encoding="utf-8") as out:

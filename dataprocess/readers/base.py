@@ -169,8 +169,9 @@ class Reader:
                 if msg is None:
                     continue
                 if len(msg.text) > MAX_MESSAGE_CHARS:
-                    note_skip(skipped, self.record_file(path, chat), where, f"{self.where(chat, where)}a message of {len(msg.text):,} "
-                              f"characters (over the {MAX_MESSAGE_CHARS:,} cap)")
+                    note_skip(skipped, self.record_file(path, chat), where,
+                              f"{self.where(chat, where)}a message of {len(msg.text):,} characters "
+                              f"(over the {MAX_MESSAGE_CHARS:,} cap)")
                     continue
                 yield msg
 

@@ -17,7 +17,7 @@ from typing import Iterator
 from ..errors import ChatExportError
 from ..message import Message
 from ..reactions import is_tapback
-from .base import NOBODY, Chat, Reader
+from .base import NOBODY, Chat, Reader, text_lines
 
 HEADER = ["Timestamp", "Readable Time", "Sender", "Sender ID", "Message",
           "Group Chat", "Group Chat Name", "Sent by Me", "To"]
@@ -43,8 +43,8 @@ class IMessageCSVReader(Reader):
         return NOBODY  # each row says whether it is mine
 
     def records(self, path: Path, chat: Chat) -> Iterator[tuple[int, dict]]:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
+        with open(path, "rb") as raw:  # bounded lines (base.text_lines), not the csv module's unbounded ones
+            reader = csv.DictReader(line + "\n" for line in text_lines(raw, str(path)))
             try:
                 missing = [c for c in HEADER if c not in (reader.fieldnames or [])]
                 if missing:
