@@ -33,7 +33,7 @@ from typing import Callable
 
 from core import artifacts
 from core.atomic import temp_sibling
-from core.base_ref import locate_local, missing_base_error
+from core.base_ref import missing_base_error
 from core.settings import Settings
 from core.terminator import DONE
 from core.workspace import Workspace
@@ -72,33 +72,45 @@ def _mb(path: Path) -> str:
     return f"{size / 1e6:,.1f} MB"
 
 
-def resolve_base_dir(ws: Workspace, adapter_dir: Path, base: Path | None, settings: Settings) -> Path:
-    """The local directory of the base model the adapter was trained on."""
+def resolve_base_dir(ws: Workspace, adapter_dir: Path, base: Path | None, settings: Settings,
+                     log: Callable[[str], None] = print) -> Path:
+    """The local directory of the base model the adapter was trained on: ``--base``, else the
+    one twin.toml records (by name and fingerprint, found on this machine as `twin train`
+    finds it: ``trainer.base_model.locate_base``), else, for a workspace trained before twin
+    recorded it, the path in the adapter config."""
     from export.adapter import adapter_base
 
+    record = settings.train
+    if record is not None and record.base:
+        from trainer.base_model import locate_base
+
+        return _local_dir(locate_base(record, str(base) if base is not None else None, log=log))
     if base is not None:
         if not (Path(base) / "config.json").is_file():
             raise ExportInputError(f"--base {base} is not a Hugging Face model directory (no config.json)")
         return Path(base)
-    record = settings.train
-    if record is not None and record.base:
-        found = locate_local(record.base, record.base_fingerprint)
-        if found is not None:
-            return found
     named = adapter_base(adapter_dir)
-    path = Path(named).expanduser()
-    if (path / "config.json").is_file():
-        return path
+    if (Path(named).expanduser() / "config.json").is_file():
+        return Path(named).expanduser()
     if not named.startswith((".", "/", "~")):
-        try:  # a hub id: the hub's local cache
-            from huggingface_hub import snapshot_download
-
-            return Path(snapshot_download(named, local_files_only=True))
-        except Exception:  # noqa: BLE001 - not in the cache (or no hub library): reported below
-            pass
-    if record is not None and record.base:
-        raise missing_base_error(record.base, record.base_fingerprint)
+        return _local_dir(named)
     raise missing_base_error(named, "")
+
+
+def _local_dir(found: str) -> Path:
+    """``found`` as a local directory: a hub id is fetched into the hub's cache (from there
+    when already cached), as transformers would for `twin train`."""
+    if Path(found).is_dir():
+        return Path(found)
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(found, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt",
+                                                             "*.jinja"]))
+    except Exception as exc:  # noqa: BLE001 - offline, unknown repo, no access: one line
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ExportInputError(f"the base model {found} is not on this machine and cannot be fetched "
+                               f"({detail}): pass its directory with --base") from None
 
 
 def _metadata(settings: Settings) -> dict[str, str]:
@@ -183,7 +195,7 @@ def run_export(workspace: Workspace, options: ExportOptions | None = None,
         raise ExportInputError("--lora-only writes just the LoRA: it excludes --also-lora and --keep-merged")
     adapter_dir = workspace.require_adapter()
     settings = workspace.settings()
-    base_dir = resolve_base_dir(workspace, adapter_dir, options.base, settings)
+    base_dir = resolve_base_dir(workspace, adapter_dir, options.base, settings, log)
     try:
         if options.lora_only:
             return _lora_only(workspace, adapter_dir, base_dir, settings, options, log)
