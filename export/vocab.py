@@ -17,7 +17,15 @@ the model was trained with. ``read_vocab`` picks the family:
   SentencePiece model (their merge list holds every split of every piece, ordered by the
   piece's SentencePiece score, so the original scores' order is kept).
 
-Unigram (T5-style) and WordPiece tokenizers raise ``UnsupportedModelError``.
+- SentencePiece Unigram (T5-style vocabularies of scored pieces): ``tokenizer.ggml.model =
+  "t5"``, llama.cpp's Unigram tokenizer (Viterbi over the piece scores, as HF's), with the
+  normalizer's precompiled character map when there is one (``read_vocab`` -> ``_read_unigram``).
+  Known differences: a text that already starts with a space gets a second "\u2581" in
+  llama.cpp, letters missing from the vocabulary become ``<unk>`` rather than byte tokens, and
+  two equally scored segmentations may be told apart differently (the parity check reports
+  such probes; ids fed directly, as the server and the check do, are unaffected).
+
+WordPiece and other tokenizers raise ``UnsupportedModelError``.
 """
 from __future__ import annotations
 
@@ -65,7 +73,9 @@ class TokenizerVocab:
     eot_id: int | None = None
     add_bos: bool = False
     add_eos: bool = False
-    add_space_prefix: bool | None = None  # "llama": prepend "\u2581" to the text (SentencePiece's dummy prefix)
+    add_space_prefix: bool | None = None  # "llama"/"t5": prepend "\u2581" to the text (SentencePiece's dummy prefix)
+    remove_extra_whitespaces: bool | None = None  # "t5": collapse runs of spaces first
+    precompiled_charsmap: bytes | None = None     # "t5": SentencePiece's normalization table
     chat_template: str | list[dict[str, str]] | None = None
     special_tokens: dict[str, str] = field(default_factory=dict)
 
@@ -87,6 +97,10 @@ class TokenizerVocab:
         writer.add_add_eos_token(self.add_eos)
         if self.add_space_prefix is not None:
             writer.add_add_space_prefix(self.add_space_prefix)
+        if self.remove_extra_whitespaces is not None:
+            writer.add_remove_extra_whitespaces(self.remove_extra_whitespaces)
+        if self.precompiled_charsmap:
+            writer.add_precompiled_charsmap(self.precompiled_charsmap)
         if self.chat_template:
             writer.add_chat_template(self.chat_template)
 
@@ -181,12 +195,15 @@ _BYTE_TOKEN = re.compile(r"<0x[0-9A-Fa-f]{2}>")
 
 
 def tokenizer_family(tokenizer_json: dict) -> str:
-    """ "gpt2" (byte-level BPE), "llama" (SentencePiece BPE) or "unsupported: <why>"."""
+    """ "gpt2" (byte-level BPE), "llama" (SentencePiece BPE), "t5" (SentencePiece Unigram) or
+    "unsupported: <why>"."""
     model = tokenizer_json.get("model") or {}
     mtype = model.get("type") or "BPE"
+    if mtype == "Unigram":
+        return "t5"
     if mtype != "BPE":
-        return (f"unsupported: a {mtype} tokenizer model (only BPE tokenizers, byte-level or "
-                "SentencePiece-style, can be exported)")
+        return (f"unsupported: a {mtype} tokenizer model (BPE tokenizers, byte-level or "
+                "SentencePiece-style, and SentencePiece Unigram ones can be exported)")
     kinds = [s.get("type") for s in _flatten_pre_tokenizer(tokenizer_json.get("pre_tokenizer"))]
     if "ByteLevel" in kinds:
         return "gpt2"
@@ -231,6 +248,8 @@ def read_vocab(hf_dir: Path | str, n_vocab: int | None = None,
         raise UnsupportedModelError(f"the tokenizer in {hf_dir} is {family.split(': ', 1)[1]}")
     if family == "llama":
         return _read_spm(hf_dir, tok, tokenizer_json, n_vocab, config)
+    if family == "t5":
+        return _read_unigram(hf_dir, tok, tokenizer_json, n_vocab, config)
     return _read_bpe(hf_dir, tok, tokenizer_json, n_vocab, config)
 
 
@@ -431,4 +450,53 @@ def _read_spm(hf_dir: Path, tok, tokenizer_json: dict, n_vocab: int | None,
         model="llama", tokens=tokens, toktypes=[int(t) for t in toktypes],
         scores=spm_scores(vocab, merges, n_vocab), pre="default",
         pre_reason="SentencePiece (scores from the merge ranks)", add_space_prefix=add_space_prefix,
+        **_specials(tok, vocab, by_id, n_vocab, _read_config(hf_dir, config)))
+
+
+def _normalizers(tokenizer_json: dict) -> list[dict]:
+    node = tokenizer_json.get("normalizer") or {}
+    return list(node.get("normalizers") or []) if node.get("type") == "Sequence" else ([node] if node else [])
+
+
+def _read_unigram(hf_dir: Path, tok, tokenizer_json: dict, n_vocab: int | None,
+                  config: dict | None) -> TokenizerVocab:
+    import base64
+
+    import gguf
+
+    vocab: dict[str, int] = tok.get_vocab()
+    n_vocab = _check_size(vocab, n_vocab)
+    model = tokenizer_json.get("model") or {}
+    pieces = model.get("vocab") or []
+    piece_score = {piece: float(score) for piece, score in pieces}
+    unk_id = model.get("unk_id")
+    unk_token = pieces[unk_id][0] if isinstance(unk_id, int) and unk_id < len(pieces) else None
+    byte_fallback = bool(model.get("byte_fallback"))
+    added = tok.added_tokens_decoder
+
+    def token_type(i: int, text: str) -> int:
+        if text == unk_token:
+            return gguf.TokenType.UNKNOWN
+        if i in added:
+            return gguf.TokenType.CONTROL if added[i].special else gguf.TokenType.USER_DEFINED
+        if byte_fallback and _BYTE_TOKEN.fullmatch(text):
+            return gguf.TokenType.BYTE
+        return gguf.TokenType.NORMAL
+
+    by_id, tokens, toktypes = _token_table(vocab, n_vocab, token_type)
+    scores = [piece_score.get(by_id.get(i, ""), 0.0) for i in range(n_vocab)]
+
+    charsmap = None
+    collapse = False
+    for step in _normalizers(tokenizer_json):
+        if step.get("type") == "Precompiled" and step.get("precompiled_charsmap"):
+            charsmap = base64.b64decode(step["precompiled_charsmap"])
+        if step.get("type") == "Replace" and (step.get("pattern") or {}).get("Regex") in (" {2,}", "\\s+"):
+            collapse = True
+    first = tok.convert_ids_to_tokens(tok("a", add_special_tokens=False)["input_ids"][:1])
+    add_space_prefix = bool(first) and str(first[0]).startswith("\u2581")
+    return TokenizerVocab(
+        model="t5", tokens=tokens, toktypes=[int(t) for t in toktypes], scores=scores, pre="default",
+        pre_reason="SentencePiece Unigram (piece scores)", add_space_prefix=add_space_prefix,
+        remove_extra_whitespaces=collapse, precompiled_charsmap=charsmap,
         **_specials(tok, vocab, by_id, n_vocab, _read_config(hf_dir, config)))

@@ -205,3 +205,30 @@ def test_sentencepiece_scores_decide_llama_cpp_tokenization(tiny, tmp_path, monk
     finally:
         llm.close()
     assert differ
+
+
+def test_unigram_tokenizer_exports_and_llama_cpp_tokenizes_like_hf(tiny, tmp_path):
+    """A SentencePiece Unigram vocabulary goes to llama.cpp's Unigram tokenizer ("t5")."""
+    from transformers import AutoTokenizer
+
+    from export.gguf_writer import write_gguf
+    from export.llama_runtime import open_llama
+    from export.verify import verify_gguf
+
+    model = tiny["unigram"]
+    out = write_gguf(model, tmp_path / "u.gguf", "F16")
+    r = gguf_reader(out)
+    assert gguf_field(r, "tokenizer.ggml.model") == "t5"
+    tok = AutoTokenizer.from_pretrained(model)
+    pieces = json.loads((model / "tokenizer.json").read_text())["model"]["vocab"]
+    scores = gguf_field(r, "tokenizer.ggml.scores")
+    assert scores[: len(pieces)] == pytest.approx([s for _, s in pieces])
+    result = verify_gguf(out, model)
+    assert result.agreement == 1.0
+    llm = open_llama(out, vocab_only=True)
+    try:
+        for text in SPM_PROBES[:2] + SPM_PROBES[3:]:  # SPM_PROBES[2]: letters outside the vocabulary
+            want = tok(text, add_special_tokens=False)["input_ids"]
+            assert llm.tokenize(text.encode(), add_bos=False, special=True) == want, text
+    finally:
+        llm.close()

@@ -142,6 +142,22 @@ def build_spm_tokenizer(out_dir: Path, kind: str = "llama2"):
     return tok
 
 
+def build_unigram_tokenizer(out_dir: Path):
+    """A SentencePiece Unigram tokenizer (T5-style: scored pieces, Metaspace), trained here."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(prepend_scheme="always")
+    tok.train_from_iterator(_CORPUS * 4, trainers.UnigramTrainer(
+        vocab_size=300, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="</s>", pad_token="<pad>")
+    fast.chat_template = SPM_TEMPLATE.replace("{{ bos_token }}", "")
+    fast.save_pretrained(out_dir)
+    return fast
+
+
 def build_family_model(out_dir: Path, family: str, seed: int = 0) -> Path:
     """A tiny random model of ``family`` (a key of FAMILIES) with its kind of tokenizer."""
     import torch
@@ -163,13 +179,13 @@ def build_family_model(out_dir: Path, family: str, seed: int = 0) -> Path:
     return sharpen(out_dir)
 
 
-def build_spm_model(out_dir: Path) -> Path:
-    """A tiny untied llama (Llama 2 layout) with a SentencePiece-style tokenizer and a few
-    unused embedding rows, as padded vocabularies have."""
+def build_spm_model(out_dir: Path, unigram: bool = False) -> Path:
+    """A tiny untied llama (Llama 2 layout) with a SentencePiece-style BPE tokenizer (or a
+    Unigram one) and a few unused embedding rows, as padded vocabularies have."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    tok = build_spm_tokenizer(out_dir)
+    tok = build_unigram_tokenizer(out_dir) if unigram else build_spm_tokenizer(out_dir)
     config = AutoConfig.for_model("llama", vocab_size=len(tok) + 3, tie_word_embeddings=False,
                                   bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **SMALL)
     torch.manual_seed(0)
@@ -212,8 +228,8 @@ class TinyModels:
                 model_type, _, overrides = FAMILIES[family]
                 build_tiny_model(out, arch=model_type, tie_word_embeddings=overrides["tie_word_embeddings"])
                 sharpen(out)
-            elif family == "spm":
-                build_spm_model(out)
+            elif family in ("spm", "unigram"):
+                build_spm_model(out, unigram=family == "unigram")
             else:
                 build_family_model(out, family)
             self._built[family] = out
