@@ -24,7 +24,7 @@ from export.weights import ModelSource
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SHARD_BYTES = 1 << 30
+DEFAULT_SHARD_BYTES = 512 << 20  # safetensors serializes a shard in memory: keep it small
 _COPIED = ("generation_config.json",)
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                     "chat_template.jinja", "added_tokens.json", "vocab.json", "merges.txt")
