@@ -296,23 +296,3 @@ def test_cli_split_flag(tmp_path):
     assert ok.exit_code == 0, ok.output
     report = json.loads((tmp_path / "w" / "data" / "report.json").read_text())
     assert report["rules"]["split"] == [90.0, 5.0, 5.0] and report["rules"]["anonymize_contacts"] is True
-
-
-def test_process_folds_in_replies_rated_up(tmp_path):
-    from dataprocess.template import prompt_messages
-    from server.feedback import FeedbackStore
-
-    ws = tmp_path / "ws"
-    store = FeedbackStore(ws / "feedback.sqlite")
-    prompt = prompt_messages("maya", "tacos tonight?")
-    store.add(prompt, "bet | bartaco? DONE", 1)
-    store.add(prompt_messages("maya", "u up?"), "no", -1)
-    result = CliRunner().invoke(main, ["process", str(SAMPLE_CSV), "--facts", str(SAMPLE_FACTS), "-w", str(ws)])
-    assert result.exit_code == 0, result.output
-    assert "added 1 replies rated up" in result.output
-    train = [json.loads(line) for line in open(ws / "data" / "train.jsonl")]
-    rated = [r for r in train if r["source"] == "feedback"]
-    assert len(rated) == 1 and rated[0]["prompt"] == prompt
-    assert rated[0]["completion"][0]["content"] == "bet | bartaco? DONE"
-    again = CliRunner().invoke(main, ["process", str(SAMPLE_CSV), "-w", str(ws), "--no-feedback"])
-    assert not any('"feedback"' in line for line in open(ws / "data" / "train.jsonl")) and again.exit_code == 0
