@@ -8,20 +8,17 @@ A record is TRL's conversational prompt-completion format plus bookkeeping::
 """
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 from typing import Iterable
 
-from core.atomic import atomic_file
+from core.artifacts import SPLITS
+from core.settings import Rules
+from core.terminator import completion_text
+
 from .clean import clean_text
 from .conversations import Pair
 from .facts import Facts
-from .rules import Rules
 from .template import prompt_messages
-from core.terminator import completion_text
-
-SPLITS = ("train", "valid", "test")
 
 
 def example_from_pair(pair: Pair, persona: str) -> dict:
@@ -49,20 +46,10 @@ def examples_from_facts(facts: Facts, persona: str, rules: Rules) -> list[dict]:
     return out
 
 
-def dedupe(examples: Iterable[dict]) -> list[dict]:
-    seen, out = set(), []
-    for ex in examples:
-        key = json.dumps([ex["prompt"], ex["completion"]], sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            out.append(ex)
-    return out
-
-
-def split_by_conversation(examples: list[dict], fractions: tuple[float, float, float],
-                          seed: int) -> dict[str, list[dict]]:
-    """Assign whole conversations to train/valid/test so no conversation leaks across splits."""
-    ids = sorted({ex["conversation"] for ex in examples})
+def assign_splits(conversation_ids: Iterable[str], fractions: tuple[float, float, float],
+                  seed: int) -> dict[str, str]:
+    """Conversation id -> "valid" or "test" (train for the rest): whole conversations, seeded."""
+    ids = sorted(set(conversation_ids))
     random.Random(seed).shuffle(ids)
     total = sum(fractions)
     n_valid = round(len(ids) * fractions[1] / total)
@@ -71,22 +58,14 @@ def split_by_conversation(examples: list[dict], fractions: tuple[float, float, f
         n_valid, n_test = max(n_valid, 1 if fractions[1] else 0), max(n_test, 1 if fractions[2] else 0)
     assign = {cid: "valid" for cid in ids[:n_valid]}
     assign.update({cid: "test" for cid in ids[n_valid:n_valid + n_test]})
+    return assign
+
+
+def split_by_conversation(examples: list[dict], fractions: tuple[float, float, float],
+                          seed: int) -> dict[str, list[dict]]:
+    """Assign whole conversations to train/valid/test so no conversation leaks across splits."""
+    assign = assign_splits((ex["conversation"] for ex in examples), fractions, seed)
     splits: dict[str, list[dict]] = {name: [] for name in SPLITS}
     for ex in examples:
         splits[assign.get(ex["conversation"], "train")].append(ex)
     return splits
-
-
-def write_jsonl_atomic(path: Path, records: Iterable[dict]) -> int:
-    """Write records as JSON lines via a temp file + rename; returns the count written."""
-    count = 0
-    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            count += 1
-    return count
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]

@@ -6,17 +6,19 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.artifacts import SPLITS
 from core.atomic import write_atomic
 from core.settings import Persona, Rules
 from core.workspace import Workspace
 
 from .conversations import Stats, pairs_from_chat, select_messages
 from .errors import ChatExportError
-from .examples import SPLITS, dedupe, example_from_pair, examples_from_facts, split_by_conversation, write_jsonl_atomic
+from .examples import example_from_pair, examples_from_facts
 from .facts import load_facts
 from .feedback import good_replies
 from .readers import read_export
-from .report import Tally, build_report, write_charts
+from .report import SplitSummary, Tally, cached_tokenizer, build_report, write_charts
+from .spool import ExampleSpool
 
 
 @dataclass
@@ -50,28 +52,29 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     if stats["read"] == 0:
         raise ChatExportError("no messages could be read from the input")
 
-    chat_examples = [example_from_pair(pair, persona)
-                     for chat, messages in sorted(by_chat.items())
-                     for pair in pairs_from_chat(chat, messages, rules, stats)]
-    if rules.dedupe:
-        before = len(chat_examples)
-        chat_examples = dedupe(chat_examples)
-        stats["dropped_duplicate"] = before - len(chat_examples)
-    if not chat_examples:
-        raise ChatExportError("no reply pairs found: no message of yours answers a contact within "
-                          f"{rules.reply_window_minutes:g} minutes after the rules were applied "
-                          "(check --me, --since and --group-chats)")
-    splits = split_by_conversation(chat_examples, rules.split, rules.seed)
-    if facts:
-        splits["train"].extend(examples_from_facts(facts, persona, rules))
-    if feedback_path is not None:
-        rated = good_replies(feedback_path, rules, persona)
-        stats["feedback_examples"] = len(rated)
-        splits["train"].extend(rated)
-
-    counts = {name: write_jsonl_atomic(workspace.split_path(name), splits[name]) for name in SPLITS}
+    # Examples go to a spool on disk as they are made (memory stays bounded at any history
+    # size); each chat's messages are let go as soon as its pairs are made.
+    with ExampleSpool(dedupe=rules.dedupe) as spool:
+        for chat in sorted(by_chat):
+            for pair in pairs_from_chat(chat, by_chat.pop(chat), rules, stats):
+                spool.add(example_from_pair(pair, persona))
+        if rules.dedupe:
+            stats["dropped_duplicate"] = spool.duplicates
+        if not spool.count:
+            raise ChatExportError("no reply pairs found: no message of yours answers a contact within "
+                                  f"{rules.reply_window_minutes:g} minutes after the rules were applied "
+                                  "(check --me, --since and --group-chats)")
+        extra_train = examples_from_facts(facts, persona, rules) if facts else []
+        if feedback_path is not None:
+            rated = good_replies(feedback_path, rules, persona)
+            stats["feedback_examples"] = len(rated)
+            extra_train.extend(rated)
+        summary = SplitSummary(cached_tokenizer())
+        counts = spool.write_splits({name: workspace.split_path(name) for name in SPLITS}, rules.split,
+                                    rules.seed, extra_train, summary)
+    summary.finish()
     report = build_report(persona=persona, inputs=[str(p) for p in inputs], rules=rules.to_dict(),
-                          stats=dict(stats), tally=tally, splits=splits, skipped=skipped)
+                          stats=dict(stats), tally=tally, summary=summary, skipped=skipped)
     write_atomic(workspace.data_dir / "report.json",
                  json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8"))
     charts = write_charts(report, workspace.data_dir) if make_charts else []

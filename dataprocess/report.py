@@ -12,6 +12,7 @@ from pathlib import Path
 from statistics import mean, median
 from typing import Iterable, Iterator
 
+from core.artifacts import SPLITS
 from core.terminator import strip_terminator
 
 from .message import Message
@@ -26,15 +27,19 @@ class Tally:
     def __init__(self) -> None:
         self.by_source: Counter = Counter()
         self.by_contact: Counter = Counter()
-        self.by_month: Counter = Counter()
         self.by_hour: Counter = Counter()
         self.by_kind: Counter = Counter()
+        self._by_year_month: Counter = Counter()   # formatted only once, in by_month
+
+    @property
+    def by_month(self) -> Counter:
+        return Counter({f"{year:04d}-{month:02d}": n for (year, month), n in self._by_year_month.items()})
 
     def watch(self, messages: Iterable[Message]) -> Iterator[Message]:
         for msg in messages:
             self.by_source[msg.source] += 1
             self.by_contact[msg.chat] += 1
-            self.by_month[msg.timestamp.strftime("%Y-%m")] += 1
+            self._by_year_month[msg.timestamp.year, msg.timestamp.month] += 1
             self.by_hour[msg.timestamp.hour] += 1
             self.by_kind[msg.kind] += 1
             yield msg
@@ -60,20 +65,64 @@ def top_terms(texts: Iterable[str], n: int = 20) -> tuple[list[tuple[str, int]],
     """Most common words and word pairs (bigrams) in ``texts``."""
     words, pairs = Counter(), Counter()
     for text in texts:
-        tokens = _WORD_RE.findall(text.lower())
-        words.update(tokens)
-        pairs.update(" ".join(p) for p in zip(tokens, tokens[1:]))
+        _count_terms(text, words, pairs)
     return words.most_common(n), pairs.most_common(n)
 
 
-def _split_tokens(examples: list[dict], tokenizer) -> int:
-    if tokenizer is None:
-        return sum(len(m["content"].split()) for ex in examples for m in ex["prompt"] + ex["completion"])
-    texts = [m["content"] for ex in examples for m in ex["prompt"] + ex["completion"]]
-    return sum(len(e.ids) for e in tokenizer.encode_batch(texts)) if texts else 0
+def _count_terms(text: str, words: Counter, pairs: Counter) -> None:
+    tokens = _WORD_RE.findall(text.lower())
+    words.update(tokens)
+    pairs.update(" ".join(p) for p in zip(tokens, tokens[1:]))
 
 
-def _cached_tokenizer():
+_TOKENIZE_BATCH = 1024  # texts per tokenizer call: bounded memory at any history size
+
+
+class SplitSummary:
+    """Per-split figures for the report, fed one example at a time (nothing is held but
+    counts, the train replies' lengths and word counts)."""
+
+    def __init__(self, tokenizer=None) -> None:
+        self.tokenizer = tokenizer
+        self.examples = dict.fromkeys(SPLITS, 0)
+        self.tokens = dict.fromkeys(SPLITS, 0)
+        self.reply_lengths: list[int] = []
+        self.words: Counter = Counter()
+        self.bigrams: Counter = Counter()
+        self._pending: dict[str, list[str]] = {split: [] for split in SPLITS}
+
+    @property
+    def token_unit(self) -> str:
+        return "tokens" if self.tokenizer is not None else "words"
+
+    def add(self, split: str, example: dict) -> None:
+        self.examples[split] += 1
+        texts = [m["content"] for m in example["prompt"]] + [m["content"] for m in example["completion"]]
+        if self.tokenizer is None:
+            self.tokens[split] += sum(len(text.split()) for text in texts)
+        else:
+            pending = self._pending[split]
+            pending.extend(texts)
+            if len(pending) >= _TOKENIZE_BATCH:
+                self._count_tokens(split)
+        if split == "train" and example.get("source") == "chat":
+            reply = reply_text(example)
+            self.reply_lengths.append(len(reply))
+            _count_terms(reply, self.words, self.bigrams)
+
+    def _count_tokens(self, split: str) -> None:
+        pending = self._pending[split]
+        if pending:
+            self.tokens[split] += sum(len(e.ids) for e in self.tokenizer.encode_batch(pending))
+            pending.clear()
+
+    def finish(self) -> None:
+        if self.tokenizer is not None:
+            for split in SPLITS:
+                self._count_tokens(split)
+
+
+def cached_tokenizer():
     """The default base model's tokenizer if it is already in the cache (fast, no conversion)."""
     try:
         from tokenizers import Tokenizer
@@ -86,11 +135,19 @@ def _cached_tokenizer():
         return None
 
 
+def summarize_splits(splits: dict[str, list[dict]], tokenizer=None) -> SplitSummary:
+    """The summary of examples already in memory (small runs, tests)."""
+    summary = SplitSummary(tokenizer)
+    for split, rows in splits.items():
+        for example in rows:
+            summary.add(split, example)
+    summary.finish()
+    return summary
+
+
 def build_report(*, persona: str, inputs: list[str], rules: dict, stats: dict, tally: Tally,
-                 splits: dict[str, list[dict]], skipped: list) -> dict:
-    tokenizer = _cached_tokenizer()
-    lengths = [len(reply_text(ex)) for ex in splits["train"] if ex.get("source") == "chat"]
-    words, bigrams = top_terms(reply_text(ex) for ex in splits["train"] if ex.get("source") == "chat")
+                 summary: SplitSummary, skipped: list, n_top: int = 20) -> dict:
+    lengths = summary.reply_lengths
     return {
         "persona": persona,
         "inputs": inputs,
@@ -103,9 +160,9 @@ def build_report(*, persona: str, inputs: list[str], rules: dict, stats: dict, t
         "messages": stats,
         "skipped_records": len(skipped),
         "skipped_examples": [f"{f}:{line}: {why}" for f, line, why in skipped[:20]],
-        "examples": {name: len(rows) for name, rows in splits.items()},
-        "token_unit": "tokens" if tokenizer is not None else "words",
-        "tokens": {name: _split_tokens(rows, tokenizer) for name, rows in splits.items()},
+        "examples": dict(summary.examples),
+        "token_unit": summary.token_unit,
+        "tokens": dict(summary.tokens),
         "reply_chars": {
             "mean": round(mean(lengths), 1) if lengths else 0,
             "median": median(lengths) if lengths else 0,
@@ -114,8 +171,8 @@ def build_report(*, persona: str, inputs: list[str], rules: dict, stats: dict, t
         },
         "activity": {"by_month": dict(sorted(tally.by_month.items())),
                      "by_hour": {str(h): tally.by_hour.get(h, 0) for h in range(24)}},
-        "top_words": words,
-        "top_bigrams": bigrams,
+        "top_words": summary.words.most_common(n_top),
+        "top_bigrams": summary.bigrams.most_common(n_top),
     }
 
 
