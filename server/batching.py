@@ -353,6 +353,9 @@ class _Worker:
         request.generated += 1
         buf = ctypes.create_string_buffer(64)
         size = L.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
+        if size < 0:  # a piece longer than the buffer: llama.cpp says how long, ask again
+            buf = ctypes.create_string_buffer(-size)
+            size = L.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
         piece = request.decoder.decode(buf.raw[:max(size, 0)])
         if piece:
             request.text += piece
