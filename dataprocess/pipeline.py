@@ -17,8 +17,8 @@ from .examples import example_from_pair, examples_from_facts
 from .facts import load_facts
 from .feedback import good_replies
 from .readers import read_export
-from .report import SplitSummary, Tally, cached_tokenizer, build_report, write_charts
-from .spool import ExampleSpool
+from .report import ReplyStats, Tally, build_report, cached_tokenizer, write_charts
+from .spool import ExampleSpool, token_sizes, word_sizes
 
 
 @dataclass
@@ -54,10 +54,13 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
 
     # Examples go to a spool on disk as they are made (memory stays bounded at any history
     # size); each chat's messages are let go as soon as its pairs are made.
-    with ExampleSpool(dedupe=rules.dedupe) as spool:
+    tokenizer = cached_tokenizer()
+    replies = ReplyStats()
+    with ExampleSpool(dedupe=rules.dedupe, sizes=token_sizes(tokenizer) if tokenizer else word_sizes) as spool:
         for chat in sorted(by_chat):
             for pair in pairs_from_chat(chat, by_chat.pop(chat), rules, stats):
-                spool.add(example_from_pair(pair, persona))
+                if spool.add(example_from_pair(pair, persona)):
+                    replies.add(pair.reply)
         if rules.dedupe:
             stats["dropped_duplicate"] = spool.duplicates
         if not spool.count:
@@ -69,12 +72,11 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
             rated = good_replies(feedback_path, rules, persona)
             stats["feedback_examples"] = len(rated)
             extra_train.extend(rated)
-        summary = SplitSummary(cached_tokenizer())
-        counts = spool.write_splits({name: workspace.split_path(name) for name in SPLITS}, rules.split,
-                                    rules.seed, extra_train, summary)
-    summary.finish()
+        counts, tokens = spool.write_splits({name: workspace.split_path(name) for name in SPLITS},
+                                            rules.split, rules.seed, extra_train)
     report = build_report(persona=persona, inputs=[str(p) for p in inputs], rules=rules.to_dict(),
-                          stats=dict(stats), tally=tally, summary=summary, skipped=skipped)
+                          stats=dict(stats), tally=tally, examples=counts, tokens=tokens,
+                          token_unit="tokens" if tokenizer else "words", replies=replies, skipped=skipped)
     write_atomic(workspace.data_dir / "report.json",
                  json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8"))
     charts = write_charts(report, workspace.data_dir) if make_charts else []

@@ -12,7 +12,6 @@ from pathlib import Path
 from statistics import mean, median
 from typing import Iterable, Iterator
 
-from core.artifacts import SPLITS
 from core.terminator import strip_terminator
 
 from .message import Message
@@ -75,51 +74,17 @@ def _count_terms(text: str, words: Counter, pairs: Counter) -> None:
     pairs.update(" ".join(p) for p in zip(tokens, tokens[1:]))
 
 
-_TOKENIZE_BATCH = 1024  # texts per tokenizer call: bounded memory at any history size
+class ReplyStats:
+    """My replies' lengths and words, fed one reply at a time (only counts are held)."""
 
-
-class SplitSummary:
-    """Per-split figures for the report, fed one example at a time (nothing is held but
-    counts, the train replies' lengths and word counts)."""
-
-    def __init__(self, tokenizer=None) -> None:
-        self.tokenizer = tokenizer
-        self.examples = dict.fromkeys(SPLITS, 0)
-        self.tokens = dict.fromkeys(SPLITS, 0)
-        self.reply_lengths: list[int] = []
+    def __init__(self) -> None:
+        self.lengths: list[int] = []
         self.words: Counter = Counter()
         self.bigrams: Counter = Counter()
-        self._pending: dict[str, list[str]] = {split: [] for split in SPLITS}
 
-    @property
-    def token_unit(self) -> str:
-        return "tokens" if self.tokenizer is not None else "words"
-
-    def add(self, split: str, example: dict) -> None:
-        self.examples[split] += 1
-        texts = [m["content"] for m in example["prompt"]] + [m["content"] for m in example["completion"]]
-        if self.tokenizer is None:
-            self.tokens[split] += sum(len(text.split()) for text in texts)
-        else:
-            pending = self._pending[split]
-            pending.extend(texts)
-            if len(pending) >= _TOKENIZE_BATCH:
-                self._count_tokens(split)
-        if split == "train" and example.get("source") == "chat":
-            reply = reply_text(example)
-            self.reply_lengths.append(len(reply))
-            _count_terms(reply, self.words, self.bigrams)
-
-    def _count_tokens(self, split: str) -> None:
-        pending = self._pending[split]
-        if pending:
-            self.tokens[split] += sum(len(e.ids) for e in self.tokenizer.encode_batch(pending))
-            pending.clear()
-
-    def finish(self) -> None:
-        if self.tokenizer is not None:
-            for split in SPLITS:
-                self._count_tokens(split)
+    def add(self, reply: str) -> None:
+        self.lengths.append(len(reply))
+        _count_terms(reply, self.words, self.bigrams)
 
 
 def cached_tokenizer():
@@ -135,19 +100,12 @@ def cached_tokenizer():
         return None
 
 
-def summarize_splits(splits: dict[str, list[dict]], tokenizer=None) -> SplitSummary:
-    """The summary of examples already in memory (small runs, tests)."""
-    summary = SplitSummary(tokenizer)
-    for split, rows in splits.items():
-        for example in rows:
-            summary.add(split, example)
-    summary.finish()
-    return summary
-
-
 def build_report(*, persona: str, inputs: list[str], rules: dict, stats: dict, tally: Tally,
-                 summary: SplitSummary, skipped: list, n_top: int = 20) -> dict:
-    lengths = summary.reply_lengths
+                 examples: dict[str, int], tokens: dict[str, int], token_unit: str, replies: ReplyStats,
+                 skipped: list, n_top: int = 20) -> dict:
+    """The data report: ``examples`` and ``tokens`` per split (``token_unit`` "tokens" or
+    "words"), ``replies`` over all of my chat replies."""
+    lengths = replies.lengths
     return {
         "persona": persona,
         "inputs": inputs,
@@ -160,9 +118,9 @@ def build_report(*, persona: str, inputs: list[str], rules: dict, stats: dict, t
         "messages": stats,
         "skipped_records": len(skipped),
         "skipped_examples": [f"{f}:{line}: {why}" for f, line, why in skipped[:20]],
-        "examples": dict(summary.examples),
-        "token_unit": summary.token_unit,
-        "tokens": dict(summary.tokens),
+        "examples": dict(examples),
+        "token_unit": token_unit,
+        "tokens": dict(tokens),
         "reply_chars": {
             "mean": round(mean(lengths), 1) if lengths else 0,
             "median": median(lengths) if lengths else 0,
@@ -171,8 +129,8 @@ def build_report(*, persona: str, inputs: list[str], rules: dict, stats: dict, t
         },
         "activity": {"by_month": dict(sorted(tally.by_month.items())),
                      "by_hour": {str(h): tally.by_hour.get(h, 0) for h in range(24)}},
-        "top_words": summary.words.most_common(n_top),
-        "top_bigrams": summary.bigrams.most_common(n_top),
+        "top_words": replies.words.most_common(n_top),
+        "top_bigrams": replies.bigrams.most_common(n_top),
     }
 
 

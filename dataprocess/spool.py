@@ -3,10 +3,11 @@
 A history of years makes hundreds of thousands of examples, and which split an example goes
 to is known only once every conversation id has been seen. Rather than holding the examples
 as dicts until then, :class:`ExampleSpool` writes each one as its JSON line to a temporary
-file as it is made (dropping duplicates by a 16-byte hash of its prompt and
-reply), and remembers only the conversation ids. :meth:`ExampleSpool.write_splits` then
-copies each line to its split's file (all three atomic: they appear together or not at all)
-and feeds it to a :class:`~dataprocess.report.SplitSummary` for the data report.
+file as it is made (dropping duplicates by a 16-byte hash of its prompt and reply), and
+remembers only the conversation ids. Each line carries its conversation's index and its size
+(tokens, or words without a tokenizer), so :meth:`ExampleSpool.write_splits` only copies
+lines to their split's file (all three atomic: they appear together or not at all) and adds
+up the sizes for the data report, without parsing them again.
 """
 from __future__ import annotations
 
@@ -16,57 +17,95 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from core.artifacts import SPLITS
 from core.atomic import atomic_file
 
 from .examples import assign_splits
-from .report import SplitSummary
+
+_BATCH = 1024  # examples sized at once (a tokenizer is fastest on batches); bounded memory
+
+
+def example_texts(example: dict) -> list[str]:
+    return [m["content"] for m in example["prompt"]] + [m["content"] for m in example["completion"]]
+
+
+def word_sizes(examples: list[dict]) -> list[int]:
+    """The size of each example in words (used when no tokenizer is at hand)."""
+    return [sum(len(text.split()) for text in example_texts(ex)) for ex in examples]
+
+
+def token_sizes(tokenizer) -> Callable[[list[dict]], list[int]]:
+    """The size of each example in tokens of ``tokenizer`` (a ``tokenizers.Tokenizer``)."""
+    def sizes(examples: list[dict]) -> list[int]:
+        texts, owners = [], []
+        for k, example in enumerate(examples):
+            for text in example_texts(example):
+                texts.append(text)
+                owners.append(k)
+        counts = [0] * len(examples)
+        for owner, encoding in zip(owners, tokenizer.encode_batch(texts) if texts else []):
+            counts[owner] += len(encoding.ids)
+        return counts
+    return sizes
 
 
 class ExampleSpool:
-    """Chat examples spooled to disk as made; extra train examples (facts, feedback) kept aside."""
+    """Chat examples spooled to disk as made, then written to their split files."""
 
-    def __init__(self, dedupe: bool = True) -> None:
+    def __init__(self, dedupe: bool = True, sizes: Callable[[list[dict]], list[int]] = word_sizes) -> None:
         # In the system's temp directory (private to the user, mode 0600), so a run that fails
         # leaves nothing in the workspace; deleted on close.
         fd, name = tempfile.mkstemp(prefix="twin-examples-", suffix=".spool")
         self.path = Path(name)
         self._handle = os.fdopen(fd, "w", encoding="utf-8")
         self._dedupe = dedupe
+        self._sizes = sizes
         self._seen: set[bytes] = set()
         self._conversations: dict[str, int] = {}
+        self._pending: list[tuple[int, str, dict]] = []
         self.count = 0
         self.duplicates = 0
 
-    def add(self, example: dict) -> None:
+    def add(self, example: dict) -> bool:
+        """Spool one chat example; False when it duplicates one already spooled."""
         prompt = json.dumps(example["prompt"], ensure_ascii=False)
         completion = json.dumps(example["completion"], ensure_ascii=False)
         if self._dedupe:
             key = hashlib.blake2b(f"{prompt}\0{completion}".encode(), digest_size=16).digest()
             if key in self._seen:
                 self.duplicates += 1
-                return
+                return False
             self._seen.add(key)
         conversation = example["conversation"]
         index = self._conversations.setdefault(conversation, len(self._conversations))
         line = (f'{{"prompt": {prompt}, "completion": {completion}, '
                 f'"conversation": {json.dumps(conversation, ensure_ascii=False)}, '
                 f'"source": {json.dumps(example["source"])}}}')
-        self._handle.write(f"{index}\t{line}\n")
+        self._pending.append((index, line, example))
+        if len(self._pending) >= _BATCH:
+            self._flush()
         self.count += 1
+        return True
+
+    def _flush(self) -> None:
+        sizes = self._sizes([example for _, _, example in self._pending])
+        self._handle.write("".join(f"{index}\t{size}\t{line}\n"
+                                   for (index, line, _), size in zip(self._pending, sizes)))
+        self._pending.clear()
 
     def write_splits(self, paths: dict[str, Path], fractions: tuple[float, float, float], seed: int,
-                     extra_train: Iterable[dict], summary: SplitSummary) -> dict[str, int]:
+                     extra_train: Iterable[dict] = ()) -> tuple[dict[str, int], dict[str, int]]:
         """Write every split file (chat examples by conversation, then ``extra_train`` into
-        train); returns the count per split."""
+        train); returns the examples and the tokens (or words) per split."""
+        self._flush()
         self._handle.close()
         assign = assign_splits(self._conversations, fractions, seed)
         split_of = [assign.get(cid, "train") for cid in self._conversations]
         self._conversations.clear()
         self._seen.clear()
-        counts = dict.fromkeys(SPLITS, 0)
+        counts, sizes = dict.fromkeys(SPLITS, 0), dict.fromkeys(SPLITS, 0)
         with contextlib.ExitStack() as stack:
             handles = {}
             for split in SPLITS:
@@ -74,18 +113,19 @@ class ExampleSpool:
                 handles[split] = stack.enter_context(open(tmp, "w", encoding="utf-8"))
             with open(self.path, encoding="utf-8") as spool:
                 for raw in spool:
-                    index, line = raw.split("\t", 1)
+                    index, size, line = raw.split("\t", 2)
                     split = split_of[int(index)]
                     handles[split].write(line)
-                    summary.add(split, json.loads(line))
                     counts[split] += 1
-            for example in extra_train:
+                    sizes[split] += int(size)
+            extra = list(extra_train)
+            for example, size in zip(extra, self._sizes(extra) if extra else []):
                 handles["train"].write(json.dumps(example, ensure_ascii=False) + "\n")
-                summary.add("train", example)
                 counts["train"] += 1
+                sizes["train"] += size
             for handle in handles.values():
                 handle.close()        # flushed before atomic_file renames it into place
-        return counts
+        return counts, sizes
 
     def close(self) -> None:
         self._handle.close()

@@ -235,7 +235,8 @@ def test_report_counts_and_charts(sample_workspace):
     assert report["examples"]["train"] == sum(1 for _ in open(sample_workspace / "data" / "train.jsonl"))
     assert all(report["tokens"][s] > 0 for s in ("train", "valid", "test"))
     hist = report["reply_chars"]["histogram"]
-    assert sum(hist.values()) == sum(1 for line in open(sample_workspace / "data" / "train.jsonl")
+    assert sum(hist.values()) == sum(1 for split in ("train", "valid", "test")   # all of my replies
+                                     for line in open(sample_workspace / "data" / f"{split}.jsonl")
                                      if '"source": "chat"' in line)
     assert report["top_words"] and report["top_bigrams"]
     for name in ("activity.png", "reply_lengths.png", "top_words.png"):

@@ -5,8 +5,7 @@ import pytest
 
 from core.artifacts import SPLITS
 from dataprocess.examples import split_by_conversation
-from dataprocess.report import SplitSummary, summarize_splits
-from dataprocess.spool import ExampleSpool
+from dataprocess.spool import ExampleSpool, example_texts, token_sizes, word_sizes
 
 
 def _example(conversation, incoming, reply, source="chat"):
@@ -32,23 +31,36 @@ def test_splits_match_the_in_memory_split_and_drop_duplicates(tmp_path):
     rows = _examples()
     paths = {split: tmp_path / f"{split}.jsonl" for split in SPLITS}
     facts = [_example("facts", "where do u live?", "oakland", source="facts")]
-    summary = SplitSummary()
     with ExampleSpool() as spool:
-        for row in rows:
-            spool.add(row)
+        added = [spool.add(row) for row in rows]
+        assert added == [True] * 60 + [False]
         assert spool.duplicates == 1 and spool.count == 60
-        counts = spool.write_splits(paths, (0.8, 0.1, 0.1), 7, facts, summary)
+        counts, words = spool.write_splits(paths, (0.8, 0.1, 0.1), 7, facts)
         spool_file = spool.path
-    summary.finish()
     assert not spool_file.exists()
     expected = split_by_conversation(rows[:-1], (0.8, 0.1, 0.1), 7)
     expected["train"] = expected["train"] + facts
     written = {split: _read(paths[split]) for split in SPLITS}
     assert written == expected
     assert counts == {split: len(expected[split]) for split in SPLITS}
-    reference = summarize_splits(expected)
-    assert (summary.examples, summary.tokens, summary.reply_lengths, summary.words) == \
-        (reference.examples, reference.tokens, reference.reply_lengths, reference.words)
+    assert words == {split: sum(word_sizes(expected[split])) for split in SPLITS}
+    assert words["train"] > 0
+
+
+def test_sizes_in_tokens_follow_each_example(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tokenizer = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    rows = _examples()[:-1]
+    sizes = token_sizes(tokenizer)(rows)
+    assert sizes == [sum(len(tokenizer.encode(text).ids) for text in example_texts(row)) for row in rows]
+    paths = {split: tmp_path / f"{split}.jsonl" for split in SPLITS}
+    with ExampleSpool(sizes=token_sizes(tokenizer)) as spool:
+        for row in rows:
+            spool.add(row)
+        counts, tokens = spool.write_splits(paths, (0.8, 0.1, 0.1), 7)
+    assert sum(tokens.values()) == sum(sizes)
 
 
 def test_keep_duplicates_when_asked(tmp_path):
@@ -59,16 +71,15 @@ def test_keep_duplicates_when_asked(tmp_path):
 
 
 def test_a_failure_while_writing_leaves_no_split_file(tmp_path):
-    class Boom(SplitSummary):
-        def add(self, split, example):
-            if split == "test":
-                raise RuntimeError("disk full")
-            super().add(split, example)
+    def sizes(examples):
+        if any(ex["source"] == "facts" for ex in examples):
+            raise RuntimeError("disk full")
+        return word_sizes(examples)
 
     paths = {split: tmp_path / f"{split}.jsonl" for split in SPLITS}
-    with ExampleSpool() as spool:
+    with ExampleSpool(sizes=sizes) as spool:
         for row in _examples():
             spool.add(row)
         with pytest.raises(RuntimeError):
-            spool.write_splits(paths, (0.8, 0.1, 0.1), 0, [], Boom())
+            spool.write_splits(paths, (0.8, 0.1, 0.1), 0, [_example("facts", "q", "a", source="facts")])
     assert list(tmp_path.iterdir()) == []
