@@ -6,7 +6,7 @@ the settings asked for, then prints each goal, this run's figure and the issue's
     # the generated ~120-pair persona with plain `twin train` defaults
     .venv/bin/python bench/bench_fidelity.py --small -w /tmp/fid-small
     # the bundled sample with `make demo`'s settings
-    .venv/bin/python bench/bench_fidelity.py -w /tmp/fid-demo --train-args "--max-steps 80 --lr 1e-3"
+    .venv/bin/python bench/bench_fidelity.py -w /tmp/fid-demo "--train-args=--max-steps 80 --lr 1e-3"
     # only read an evaluated workspace again
     .venv/bin/python bench/bench_fidelity.py -w demo-workspace --report-only
 
@@ -46,8 +46,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-w", "--workspace", type=Path, required=True)
     parser.add_argument("--small", action="store_true", help="the generated ~120-pair persona instead of the sample")
-    parser.add_argument("--train-args", default="", help="extra `twin train` options (default: none)")
-    parser.add_argument("--eval-args", default="", help="extra `twin eval` options")
+    parser.add_argument("--train-args", default="", help="extra `twin train` options, as one argument: "
+                        "\"--train-args=--max-steps 80\" (default: none)")
+    parser.add_argument("--eval-args", default="", help="extra `twin eval` options, e.g. --eval-args=--no-base")
     parser.add_argument("--report-only", action="store_true", help="read WORKSPACE/eval/report.json only")
     args = parser.parse_args()
     ws = args.workspace
