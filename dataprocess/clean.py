@@ -32,7 +32,9 @@ EMOJI_RE = re.compile(
     "\U000E0020-\U000E007F"  # tag characters (subdivision flags)
     "]+"
 )
-_SPACES_RE = re.compile(r"[ \t\u00a0\u202f]+")
+# Runs of 2+ spaces, or any tab / no-break space: a single plain space is left alone, so a
+# one-line message costs one scan and no replacement.
+_SPACES_RE = re.compile(r"[ \t\u00a0\u202f]{2,}|[\t\u00a0\u202f]")
 _DIGIT_RE = re.compile(r"\d")
 
 
@@ -43,7 +45,7 @@ def replace_urls(text: str, word: str = "link") -> str:
 def squash_repeats(text: str, keep: int = 3) -> str:
     """Any character repeated more than ``keep`` times is cut to ``keep`` (oooooh -> oooh)."""
     if keep == 3:
-        return REPEAT_RE.sub(lambda m: m.group(1) * 3, text)
+        return REPEAT_RE.sub(r"\1\1\1", text)
     return re.sub(r"(.)\1{%d,}" % keep, lambda m: m.group(1) * keep, text, flags=re.DOTALL)
 
 
