@@ -31,6 +31,7 @@ from core.workspace import Workspace
 
 from .app import MAX_BODY_BYTES, MAX_TOKENS_CAP, create_app
 from .backends import BACKENDS, auto_workers, open_backend
+from .can_you_tell import enable as enable_can_you_tell
 from .conversations import ConversationStore
 from .decoding import sampling_from_metadata
 from .keys import KeyRing, check_key
@@ -191,6 +192,7 @@ def serve_command(workspace, model_path, backend, persona, gpu_layers, threads, 
                              conversations=ConversationStore(conversations, ttl=conversation_ttl * 60))
         except (OSError, sqlite3.Error) as exc:
             raise InputError(f"cannot open the feedback database {feedback_db}: {exc}") from None
+        enable_can_you_tell(app, workspace)  # GET /can-you-tell: rounds from the workspace's test split
     local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     batching = f", {workers} x {parallel} replies at once" if backend == "llama" and parallel * workers > 1 else ""
     click.echo(f"serving {served.backend.name} as {served.persona!r}{batching} on {local} (chat page: {local}/)")
