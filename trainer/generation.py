@@ -19,6 +19,7 @@ from core.settings import Sampling
 from core.terminator import DONE, is_terminated, join_messages, split_messages, strip_terminator
 
 RETRIES = 3
+_SAMPLING = Sampling()  # the decoding defaults are defined once, in core.settings
 SERVER_TOP_K = 40
 SERVER_MIN_P = 0.05
 
@@ -28,11 +29,11 @@ class Decoding:
     """How to pick tokens: greedy, or sampled like the server (temperature, top-p, penalties)."""
 
     do_sample: bool = True
-    temperature: float = 0.7
-    top_p: float = 1.0
-    repeat_penalty: float = 1.0
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
+    temperature: float = _SAMPLING.temperature
+    top_p: float = _SAMPLING.top_p
+    repeat_penalty: float = _SAMPLING.repeat_penalty
+    presence_penalty: float = _SAMPLING.presence_penalty
+    frequency_penalty: float = _SAMPLING.frequency_penalty
     max_new_tokens: int = 48
 
     @classmethod
