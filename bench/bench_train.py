@@ -13,7 +13,10 @@ in this process's children. Prints tokens/s of each (prompt + completion tokens,
 levers below). No early stopping, so both run every step.
 
 `--variants` adds `twin train` with levers turned off (padded batches, length grouping), so each
-lever's share is measured in the same run.
+lever's share is measured in the same run. "twin train (full LM head)" is twin on TRL's public
+options alone (padding_free, completion_only_loss, loss_type "nll"), without the
+`trainer/reply_logits.py` patch. The validation replies twin generates at each evaluation
+(`track_replies`) are off here: they change nothing in the loss and are not timed.
 """
 from __future__ import annotations
 
@@ -61,7 +64,7 @@ from trainer.train import TrainOptions, build_trainer
 ws, base, steps, extra = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
 trainer, _, _ = build_trainer(Workspace(ws), TrainOptions(base=base, max_steps=steps, learning_rate=2e-4,
                                                           save_steps=10**6, tensorboard=False, seed=42,
-                                                          patience=0, **extra),
+                                                          patience=0, track_replies=False, **extra),
                               log=lambda *_: None)
 start = time.perf_counter(); trainer.train(); seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds,

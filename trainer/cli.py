@@ -29,7 +29,9 @@ D = TrainOptions()  # the defaults
               help="Weight quantization while training: 4bit (QLoRA NF4; the weights are loaded straight into "
                    "4-bit, so a big model fits on CPU too), 8bit or none. auto: 4bit with paged 8-bit AdamW on "
                    "a GPU for models of 1B+ parameters, none otherwise.")
-@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=D.epochs, show_default=True)
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=D.epochs, show_default=True,
+              help="Passes over the training data [default: fitted to the dataset's size, at least 225 steps "
+                   "and 3-20 epochs; early stopping ends it sooner].")
 @click.option("--max-steps", type=int, default=D.max_steps, show_default=True,
               help="Stop after this many optimizer steps (overrides --epochs when > 0).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=D.batch_size, show_default=True,
@@ -53,8 +55,9 @@ D = TrainOptions()  # the defaults
 @click.option("--eval-steps", type=click.IntRange(min=1), default=D.eval_steps,
               help="Validate every N steps (default: at the end of each epoch).")
 @click.option("--patience", type=click.IntRange(min=0), default=D.patience, show_default=True,
-              help="Stop after this many validations without improvement (0: never stop early). "
-                   "The adapter with the best validation loss is the one kept.")
+              help="Stop after this many validations without improvement (0: never stop early) "
+                   "[default: 1 to 3, more when there are more validations]. The adapter with the best "
+                   "validation is the one kept.")
 @click.option("--resume", is_flag=True, default=D.resume,
               help="Continue from the last checkpoint in WORKSPACE/adapter/checkpoints.")
 @click.option("--padding-free/--no-padding-free", default=D.padding_free, show_default=True,
@@ -69,9 +72,10 @@ def train_command(workspace: Path, **options):
 
     \b
     On several GPUs (or CPU processes), launch it with torchrun or accelerate:
-      torchrun --nproc_per_node 2 $(which twin) train -w WORKSPACE
-      accelerate launch --num_processes 2 $(which twin) train -w WORKSPACE
-    Each process trains on its share of every batch; the main one writes the adapter.
+      torchrun --nproc_per_node 2 --no-python twin train -w WORKSPACE
+      accelerate launch --multi_gpu --num_processes 2 --no_python twin train -w WORKSPACE
+    Each process trains on its share of every batch (--batch-size is per process);
+    the main one writes the adapter, the log and twin.toml.
     """
     main = is_main_process()
     with cli_errors("interrupted: rerun with --resume to continue from the last checkpoint"):
