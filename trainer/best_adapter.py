@@ -86,6 +86,8 @@ class BestAdapterCallback(TrainerCallback, ExportableState):
         if better(float(loss), penalty, self.best_loss, self.best_penalty, self.min_delta):
             self.best_loss, self.best_penalty, self.best_step = float(loss), penalty, state.global_step
             self.evals_without_improvement = 0
+            if not state.is_world_process_zero:
+                return  # every rank keeps the same record (metrics are gathered); rank 0 writes
             with atomic_dir(self.best_dir) as tmp:
                 model.save_pretrained(tmp)
                 (tmp / "best.json").write_text(json.dumps({"step": self.best_step, "eval_loss": self.best_loss,
