@@ -2,25 +2,19 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as twin_cli does; before torch / llama_cpp load
 
 import pytest
 
-TESTS = Path(__file__).parent
-ROOT = TESTS.parent
-sys.path.insert(0, str(TESTS))
-
-SAMPLE_CSV = ROOT / "samples" / "imessage" / "messages.csv"
-SAMPLE_FACTS = ROOT / "samples" / "facts.toml"
+from helpers.paths import SAMPLE_CSV, SAMPLE_FACTS  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     """A tiny random llama model + BPE tokenizer (ChatML template) in a HF directory."""
-    from tiny import build_tiny_model
+    from helpers.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE_CSV, SAMPLE_FACTS
+from helpers.paths import SAMPLE_CSV, SAMPLE_FACTS
 
 pytestmark = pytest.mark.e2e
 # The console script installed beside this interpreter, as a user runs it.

@@ -12,7 +12,7 @@ def test_k_quant_through_llama_cpp(tmp_path):
     from export.gguf_writer import write_gguf
     from export.quantize import quantize_gguf
     from export.verify import verify_gguf
-    from tiny import build_tiny_model
+    from helpers.tiny import build_tiny_model
 
     # K-quants work on rows of 256: use hidden 256 so most tensors really become Q4_K/Q6_K.
     model = build_tiny_model(tmp_path / "m256", hidden_size=256, layers=2, heads=4, kv_heads=2)

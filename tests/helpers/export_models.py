@@ -11,7 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tiny import _CORPUS, build_tiny_model, build_tiny_tokenizer
+from helpers.tiny import _CORPUS, build_tiny_model, build_tiny_tokenizer
 
 SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=2, max_position_embeddings=512)

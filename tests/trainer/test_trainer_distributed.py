@@ -61,7 +61,7 @@ def test_two_processes_train_one_adapter_written_once(train_workspace, tiny_llam
     out = tmp_path / "ranks"
     out.mkdir()
     steps = 3
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
     run = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(worker), str(out),
          "train", "-w", str(train_workspace), "--base", str(tiny_llama), "--max-steps", str(steps),

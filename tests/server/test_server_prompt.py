@@ -16,7 +16,7 @@ from dataprocess.live_prompt import LivePrompt, rules_from_metadata
 from dataprocess.pipeline import run_process
 from server.app import create_app
 from server.decoding import sampling_from_metadata
-from server_support import ScriptedBackend
+from helpers.server import ScriptedBackend
 
 ME, ALEX = "Me", "Alex Kim"
 # (minutes after the start, sender, text): caps, URLs, emoji, phone numbers, repeats, turns of

@@ -10,7 +10,7 @@ import pytest
 
 from server.app import MAX_BODY_BYTES, create_app
 from server.cli import waitress_limits
-from server_support import ScriptedBackend, running
+from helpers.server import ScriptedBackend, running
 
 
 @pytest.fixture(scope="module")

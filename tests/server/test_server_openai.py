@@ -6,7 +6,7 @@ import pytest
 from server.app import create_app
 from server.backends import LlamaCppBackend
 from server.batching import BatchedLlamaBackend
-from server_support import ScriptedBackend, running
+from helpers.server import ScriptedBackend, running
 
 KEY = "test-key"
 

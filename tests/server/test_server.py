@@ -15,7 +15,7 @@ from server.conversations import ConversationStore
 from server.queueing import Gate
 from server.ratelimit import RateLimiter
 from server.replies import StopFilter, TerminatorFilter
-from server_support import ScriptedBackend
+from helpers.server import ScriptedBackend
 
 
 @pytest.fixture(scope="module")

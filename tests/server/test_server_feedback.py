@@ -7,12 +7,12 @@ import threading
 
 from click.testing import CliRunner
 
-from conftest import SAMPLE_CSV
+from helpers.paths import SAMPLE_CSV
 from core.settings import Rules
 from dataprocess.feedback import FeedbackStore, good_replies
 from dataprocess.template import prompt_messages
 from server.app import create_app
-from server_support import ScriptedBackend
+from helpers.server import ScriptedBackend
 from twin_cli import main
 
 

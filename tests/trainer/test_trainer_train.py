@@ -180,7 +180,7 @@ def test_killed_run_resumes_from_its_last_complete_checkpoint(train_workspace, t
 
     twin = [sys.executable, "-m", "twin_cli", "train", "-w", str(train_workspace), "--base", str(tiny_llama),
             "--save-steps", "3", "--no-tensorboard"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     checkpoints = train_workspace / "adapter" / "checkpoints"
     proc = subprocess.Popen([*twin, "--max-steps", "100000"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

@@ -45,7 +45,7 @@ def test_a_copied_workspace_finds_its_base_in_the_cache_by_fingerprint(tiny_llam
 
 
 def test_a_different_model_of_the_same_name_is_not_taken(tiny_llama, tmp_path, monkeypatch):
-    from tiny import build_tiny_model
+    from helpers.tiny import build_tiny_model
 
     name, fingerprint = record_base(str(tiny_llama), str(tiny_llama))
     monkeypatch.setenv("TWIN_CACHE", str(tmp_path / "other-machine"))
@@ -55,7 +55,7 @@ def test_a_different_model_of_the_same_name_is_not_taken(tiny_llama, tmp_path, m
 
 
 def test_base_option_overrides_the_record_and_warns_on_another_model(tiny_llama, tmp_path):
-    from tiny import build_tiny_model
+    from helpers.tiny import build_tiny_model
 
     other = build_tiny_model(tmp_path / "other", seed=1)
     record = TrainRecord(base=tiny_llama.name, base_fingerprint=base_ref.fingerprint(tiny_llama))

@@ -13,7 +13,7 @@ from core import artifacts
 from core.terminator import strip_terminator
 from server.app import create_app
 from server.can_you_tell import PAGE_PATH, enable
-from server_support import ScriptedBackend, running
+from helpers.server import ScriptedBackend, running
 from test_web_page import browser, wait_for  # noqa: F401 - the shared headless Chromium fixture
 from trainer.judgements import summary
 

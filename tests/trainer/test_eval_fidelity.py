@@ -2,6 +2,7 @@
 headline score, the confidence interval, the "best adapter" rule, the schedule, the judgement
 store and the seeded small persona."""
 import random
+import subprocess
 import sys
 
 import pytest
@@ -11,7 +12,7 @@ from trainer.best_adapter import better
 from trainer.judgements import JudgementStore, RoundError, summary
 from trainer.schedule import MAX_EPOCHS, plan
 
-from conftest import ROOT
+from helpers.paths import ROOT
 
 REAL_POOL = ["omg hiii | im good just got back from climbing | u?", "bet | see u at 7", "lowkey tired ngl",
              "pickle says hi", "ya fr lmaooo", "bartaco?", "ugh ya | same fr", "love that", "ik | shes perfect",
@@ -130,12 +131,10 @@ def test_small_persona_is_seeded_and_about_120_pairs(tmp_path):
     from core.workspace import Workspace
     from dataprocess.pipeline import run_process
 
-    sys.path.insert(0, str(ROOT / "samples"))
-    import make_small_persona
-
     first, second = tmp_path / "a", tmp_path / "b"
-    make_small_persona.generate(first)
-    make_small_persona.generate(second)
+    for out in (first, second):   # run as its README line says: a script, not an import
+        subprocess.run([sys.executable, str(ROOT / "samples" / "make_small_persona.py"), str(out)],
+                       check=True, capture_output=True)
     csv = first / "messages.csv"
     assert csv.read_bytes() == (second / "messages.csv").read_bytes()
     run_process([csv], Workspace(tmp_path / "ws"))

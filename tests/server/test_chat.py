@@ -8,7 +8,7 @@ from click.testing import CliRunner
 import server.chat
 from core.settings import Rules, Sampling
 from server.cli import Served
-from server_support import ScriptedBackend
+from helpers.server import ScriptedBackend
 from twin_cli import main
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import server
 from server.app import BLUEPRINTS, create_app
-from server_support import ScriptedBackend
+from helpers.server import ScriptedBackend
 
 PACKAGE = Path(server.__file__).parent
 NO_FLASK = ["replies", "reply_log", "decoding", "keys", "ratelimit", "conversations", "backend_base", "backends",

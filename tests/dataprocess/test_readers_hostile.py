@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from dataprocess import ChatExportError, read_export
 from dataprocess.readers import base
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 TG_CHAT = FIXTURES / "telegram" / "chat_dima" / "result.json"
 CSV_HEADER = "Timestamp,Readable Time,Sender,Sender ID,Message,Group Chat,Group Chat Name,Sent by Me,To\n"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import SAMPLE_CSV, SAMPLE_FACTS
+from helpers.paths import SAMPLE_CSV, SAMPLE_FACTS
 from dataprocess import ChatExportError, Message, read_export
 from dataprocess.clean import clean_text, squash_repeats, strip_emoji
 from dataprocess.conversations import Stats, pairs_from_chat, select_messages

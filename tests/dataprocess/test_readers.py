@@ -20,7 +20,7 @@ from dataprocess.readers.messenger import fix_mojibake
 from dataprocess.readers.telegram import text_of
 from core.workspace import Workspace
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 WA = FIXTURES / "whatsapp"
 TG_CHAT = FIXTURES / "telegram" / "chat_dima" / "result.json"
 TG_ACCOUNT = FIXTURES / "telegram" / "account" / "result.json"

@@ -15,7 +15,7 @@ import pytest
 from server.app import create_app
 from server.backends import LlamaCppBackend
 from server.feedback import good_replies
-from server_support import ScriptedBackend, running
+from helpers.server import ScriptedBackend, running
 
 CHROMIUM = os.environ.get("TWIN_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("TWIN_CHROMEDRIVER", "/usr/bin/chromedriver")

@@ -9,7 +9,7 @@ import pytest
 
 from dataprocess import detect_format, read_export
 
-WA = Path(__file__).parent / "fixtures" / "whatsapp"
+WA = Path(__file__).parents[1] / "fixtures" / "whatsapp"
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 CSV_PATH = SAMPLES / "imessage" / "messages.csv"
 FACTS_PATH = SAMPLES / "facts.toml"
 HEADER = ["Timestamp", "Readable Time", "Sender", "Sender ID", "Message", "Group Chat", "Group Chat Name", "Sent by Me", "To"]
