@@ -34,45 +34,11 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from synthetic_model import synthetic_llama  # noqa: E402 - beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
-SHAPE = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
-             num_key_value_heads=8, vocab_size=128256, max_position_embeddings=4096, tie_word_embeddings=True,
-             rope_theta=500000.0)
 BASELINE_GB, BASELINE_RATIO = 7.35, 3.2   # `twin export --quant Q8_0` before the streaming merge
 GOAL_RATIO = 1.25
-
-
-def synthetic_llama(target: Path) -> Path:
-    """The synthetic ~1.2B Llama at ``target``, built on first use (a few minutes, ~2.5 GB)."""
-    if (target / "config.json").is_file():
-        return target
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from core.atomic import atomic_dir
-    from trainer.base_model import resolve_base
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_base())  # the embedded model's tokenizer and template
-    config = LlamaConfig(**SHAPE, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         torch_dtype="bfloat16")
-    print(f"building the synthetic model in {target} (once)...", flush=True)
-    torch.manual_seed(0)
-    with torch.device("meta"):
-        model = LlamaForCausalLM(config)
-    model = model.to_empty(device="cpu").to(torch.bfloat16)
-    with torch.no_grad():  # random weights, in place, one tensor at a time
-        for name, param in model.named_parameters():
-            if "norm" in name:
-                param.fill_(1.0)
-            else:
-                param.normal_(0.0, 0.02)
-    # to_empty() gave lm_head storage of its own: tie it again, or the checkpoint holds two
-    # different 128k x 2048 matrices (1.5B parameters) that transformers then leaves untied.
-    model.tie_weights()
-    with atomic_dir(target) as tmp:
-        model.save_pretrained(tmp, max_shard_size="1GB")
-        tokenizer.save_pretrained(tmp)
-    return target
 
 
 def make_workspace(base: Path, root: Path) -> Path:
@@ -115,9 +81,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the workspace (printed)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from core.base_ref import user_cache_dir
 
-    base = synthetic_llama(user_cache_dir() / "bench" / "synthetic-llama-1.2b-tied")
+    base = synthetic_llama()
     weights = sum(p.stat().st_size for p in base.glob("*.safetensors"))
     n_params = weights // 2
     work = Path(tempfile.mkdtemp(prefix="twin-export-mem-"))

@@ -3,7 +3,7 @@
 Builds (once, then reused) a synthetic Llama of ~1.2B parameters shaped like Llama-3.2-1B
 (hidden 2048, 16 layers, 32 heads / 8 KV heads, MLP 8192, vocabulary 128,256, tied
 embeddings): random bfloat16 weights from a config, saved as safetensors with the embedded
-model's tokenizer, in ``$TWIN_CACHE/bench/synthetic-llama-1.2b``. Then, for each
+model's tokenizer (bench/synthetic_model.py). Then, for each
 quantization, processes the bundled sample into a fresh workspace and runs
 
     twin train -w WS --base MODEL --quant Q --max-steps 2 --batch-size B --max-length L
@@ -35,44 +35,9 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from synthetic_model import synthetic_llama  # noqa: E402 - beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
-SHAPE = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
-             num_key_value_heads=8, vocab_size=128256, max_position_embeddings=4096, tie_word_embeddings=True,
-             rope_theta=500000.0)
-
-
-def synthetic_llama(target: Path) -> Path:
-    """The synthetic ~1.2B Llama at ``target``, built on first use (a few minutes, ~2.5 GB)."""
-    if (target / "config.json").is_file():
-        return target
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from core.atomic import atomic_dir
-    from trainer.base_model import resolve_base
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_base())  # the embedded model's tokenizer and template
-    config = LlamaConfig(**SHAPE, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         dtype="bfloat16")
-    print(f"building the synthetic model in {target} (once)...", flush=True)
-    torch.manual_seed(0)
-    with torch.device("meta"):
-        model = LlamaForCausalLM(config)
-    model = model.to_empty(device="cpu").to(torch.bfloat16)
-    model.tie_weights()  # to_empty gave the output layer its own tensor: share the embeddings' again
-    with torch.no_grad():  # random weights, in place, one tensor at a time
-        for name, param in model.named_parameters():
-            if "norm" in name:
-                param.fill_(1.0)
-            else:
-                param.normal_(0.0, 0.02)
-    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
-    with atomic_dir(target) as tmp:
-        model.save_pretrained(tmp, max_shard_size="1GB")
-        tokenizer.save_pretrained(tmp)
-    return target
-
-
 def _weights_bytes(model_dir: Path) -> int:
     return sum(p.stat().st_size for p in model_dir.glob("*.safetensors"))
 
@@ -115,9 +80,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None, help="default: the synthetic model in twin's cache")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))  # a script beside the package, not an installed module
-    from core.base_ref import user_cache_dir
 
-    model = args.model or synthetic_llama(user_cache_dir() / "bench" / "synthetic-llama-1.2b")
+    model = args.model or synthetic_llama()
     size16 = _weights_bytes(model)
     n_params = size16 / 2  # 16-bit weights: two bytes a parameter (the safetensors headers are noise)
     twin = str(Path(sys.executable).with_name("twin"))
