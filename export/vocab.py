@@ -415,8 +415,6 @@ def spm_scores(vocab: dict[str, int], merges: list[tuple[str, str]], n_vocab: in
 
 def _read_spm(hf_dir: Path, tok, tokenizer_json: dict, n_vocab: int | None,
               config: dict | None) -> TokenizerVocab:
-    import gguf
-
     vocab: dict[str, int] = tok.get_vocab()
     n_vocab = _check_size(vocab, n_vocab)
     model = tokenizer_json.get("model") or {}
@@ -431,15 +429,7 @@ def _read_spm(hf_dir: Path, tok, tokenizer_json: dict, n_vocab: int | None,
     added = tok.added_tokens_decoder  # id -> AddedToken
     unk_token = model.get("unk_token") or getattr(tok, "unk_token", None)
 
-    def token_type(i: int, text: str) -> int:
-        if text == unk_token:
-            return gguf.TokenType.UNKNOWN
-        if i in added:
-            return gguf.TokenType.CONTROL if added[i].special else gguf.TokenType.USER_DEFINED
-        if byte_fallback and _BYTE_TOKEN.fullmatch(text):
-            return gguf.TokenType.BYTE
-        return gguf.TokenType.NORMAL
-
+    token_type = _sentencepiece_token_type(added, unk_token, byte_fallback)
     by_id, tokens, toktypes = _token_table(vocab, n_vocab, token_type)
 
     # SentencePiece's dummy prefix: does "a" come out as "\u2581a"?
@@ -453,6 +443,21 @@ def _read_spm(hf_dir: Path, tok, tokenizer_json: dict, n_vocab: int | None,
         **_specials(tok, vocab, by_id, n_vocab, _read_config(hf_dir, config)))
 
 
+def _sentencepiece_token_type(added: dict, unk_token: str | None, byte_fallback: bool):
+    """The GGUF token type of (id, text) in a SentencePiece-style vocabulary (BPE or Unigram)."""
+    import gguf
+
+    def token_type(i: int, text: str) -> int:
+        if text == unk_token:
+            return gguf.TokenType.UNKNOWN
+        if i in added:
+            return gguf.TokenType.CONTROL if added[i].special else gguf.TokenType.USER_DEFINED
+        if byte_fallback and _BYTE_TOKEN.fullmatch(text):
+            return gguf.TokenType.BYTE
+        return gguf.TokenType.NORMAL
+    return token_type
+
+
 def _normalizers(tokenizer_json: dict) -> list[dict]:
     node = tokenizer_json.get("normalizer") or {}
     return list(node.get("normalizers") or []) if node.get("type") == "Sequence" else ([node] if node else [])
@@ -461,8 +466,6 @@ def _normalizers(tokenizer_json: dict) -> list[dict]:
 def _read_unigram(hf_dir: Path, tok, tokenizer_json: dict, n_vocab: int | None,
                   config: dict | None) -> TokenizerVocab:
     import base64
-
-    import gguf
 
     vocab: dict[str, int] = tok.get_vocab()
     n_vocab = _check_size(vocab, n_vocab)
@@ -474,15 +477,7 @@ def _read_unigram(hf_dir: Path, tok, tokenizer_json: dict, n_vocab: int | None,
     byte_fallback = bool(model.get("byte_fallback"))
     added = tok.added_tokens_decoder
 
-    def token_type(i: int, text: str) -> int:
-        if text == unk_token:
-            return gguf.TokenType.UNKNOWN
-        if i in added:
-            return gguf.TokenType.CONTROL if added[i].special else gguf.TokenType.USER_DEFINED
-        if byte_fallback and _BYTE_TOKEN.fullmatch(text):
-            return gguf.TokenType.BYTE
-        return gguf.TokenType.NORMAL
-
+    token_type = _sentencepiece_token_type(added, unk_token, byte_fallback)
     by_id, tokens, toktypes = _token_table(vocab, n_vocab, token_type)
     scores = [piece_score.get(by_id.get(i, ""), 0.0) for i in range(n_vocab)]
 
