@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_process_scaling.py [--lines 1000000] [--tokenizer]
 
 Two WhatsApp exports of ``--lines`` lines are generated (bench_whatsapp_parse's generator, two
-participants, a message every 5 s to 15 min): a *gapless* one (never a 6-hour silence: one
+participants, a message every 5 s to 15 min, ~0.1% system lines): a *gapless* one (never a 6-hour silence: one
 endless conversation, as in a busy chat) and one with *nightly gaps* (nothing from 23:00 to
 08:00, so each day is a conversation). Each is also generated at a tenth of the lines. For every
 file two child processes run, each timed by itself, with its peak RSS read from ``os.wait4``:
@@ -23,47 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_whatsapp_parse import CONTACT, ME, WORDS  # noqa: E402
-
-
-def generate(path: Path, lines: int, nightly: bool, seed: int = 0) -> None:
-    """An Android-layout export of exactly ``lines`` lines; ``nightly``: silent from 23:00 to 08:00."""
-    rng = random.Random(seed)
-    now = datetime(2023, 1, 1, 8, 0)
-    written = 0
-    with open(path, "w", encoding="utf-8", newline="\n") as out:
-        buf = []
-        while written < lines:
-            now += timedelta(seconds=rng.randint(5, 900))
-            if nightly and (now.hour >= 23 or now.hour < 8):
-                now = (now + timedelta(days=1 if now.hour >= 23 else 0)).replace(hour=8, minute=rng.randint(0, 30))
-            head = f"{now.day:02d}/{now.month:02d}/{now.year}, {now.hour:02d}:{now.minute:02d} - "
-            name = ME if rng.random() < 0.5 else CONTACT
-            roll = rng.random()
-            if roll < 0.04:
-                buf.append(f"{head}{name}: <Media omitted>\n")
-                written += 1
-                continue
-            buf.append(f"{head}{name}: " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 12))) + "\n")
-            written += 1
-            if roll > 0.94:
-                for _ in range(min(rng.randint(1, 3), lines - written)):
-                    buf.append(" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 8))) + "\n")
-                    written += 1
-            if len(buf) > 10000:
-                out.write("".join(buf))
-                buf.clear()
-        out.write("".join(buf))
+from bench_whatsapp_parse import CONTACT, ME, generate  # noqa: E402
 
 
 def child_reader(path: str) -> None:

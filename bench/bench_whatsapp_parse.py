@@ -32,8 +32,9 @@ WORDS = ("ok yeah sure lol haha see you soon tonight tomorrow coffee climbing gy
          "mai gặp nhé 😂 👍 dinner movie").split()
 
 
-def generate(path: Path, lines: int, seed: int = 0) -> None:
-    """Write an Android-layout export of exactly ``lines`` lines."""
+def generate(path: Path, lines: int, seed: int = 0, nightly: bool = False) -> None:
+    """Write an Android-layout export of exactly ``lines`` lines; ``nightly``: silent from
+    23:00 to 08:00 (each day a conversation), else never a 6-hour silence."""
     rng = random.Random(seed)
     now = datetime(2023, 1, 1, 8, 0)
     written = 0
@@ -41,6 +42,8 @@ def generate(path: Path, lines: int, seed: int = 0) -> None:
         buf = []
         while written < lines:
             now += timedelta(seconds=rng.randint(5, 900))
+            if nightly and (now.hour >= 23 or now.hour < 8):
+                now = (now + timedelta(days=1 if now.hour >= 23 else 0)).replace(hour=8, minute=rng.randint(0, 30))
             head = f"{now.day:02d}/{now.month:02d}/{now.year}, {now.hour:02d}:{now.minute:02d} - "
             roll = rng.random()
             if roll < 0.001:
