@@ -14,12 +14,18 @@ from .state import current
 
 blueprint = Blueprint("pages", __name__)
 PAGE = Path(__file__).with_name("static") / "chat.html"
+KEY_SCRIPT = Path(__file__).with_name("static") / "key.js"  # the key box both pages share
 
 
 @blueprint.get("/")
 def page():
     return Response(PAGE.read_bytes(), mimetype="text/html",
                     headers={"Cache-Control": "no-cache", "Content-Security-Policy": PAGE_POLICY})
+
+
+@blueprint.get("/key.js")
+def key_script():
+    return Response(KEY_SCRIPT.read_bytes(), mimetype="text/javascript", headers={"Cache-Control": "no-cache"})
 
 
 @blueprint.get("/favicon.ico")

@@ -22,9 +22,9 @@ from .ratelimit import RateLimiter
 from .state import TwinState
 
 OPEN_ROUTES = ("/health",)           # no key needed, not rate-limited
-PUBLIC_PAGES = ("/", "/favicon.ico", "/can-you-tell")  # static, no data: loadable by a browser without a key
+PUBLIC_PAGES = ("/", "/favicon.ico", "/key.js", "/can-you-tell")  # static, no data: loadable by a browser without a key
 FRAME_POLICY = "frame-ancestors 'none'"
-PAGE_POLICY = ("default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
+PAGE_POLICY = ("default-src 'self'; style-src 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src data:; "
                "base-uri 'none'; form-action 'self'; " + FRAME_POLICY)
 
 
