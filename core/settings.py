@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime
@@ -149,6 +150,21 @@ class Settings:
 
     def save(self, path: Path) -> None:
         write_atomic(path, self.to_toml())
+
+
+def section_from_metadata(cls, metadata, key: str):
+    """A settings section (``Rules``, ``Sampling``) stored as JSON text under ``key`` in a GGUF's
+    metadata (``core.artifacts.GGUF_KEY_*``): what `twin serve --model FILE.gguf` uses without the
+    workspace. The section's defaults when the key is absent or unreadable (with a warning)."""
+    raw = metadata.get(key)
+    if not raw:
+        return cls()
+    try:
+        return _from_dict(cls, json.loads(raw), key, "the model's metadata")
+    except (ValueError, TypeError) as exc:   # InputError is a ValueError
+        logging.getLogger(__name__).warning("the model's %s metadata is unreadable (%s): using the defaults",
+                                            key, exc)
+        return cls()
 
 
 def _drop_none(values: dict) -> dict:

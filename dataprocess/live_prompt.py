@@ -19,19 +19,16 @@ without its workspace, from the GGUF's metadata key ``core.artifacts.GGUF_KEY_RU
 """
 from __future__ import annotations
 
-import json
-import logging
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from core.artifacts import GGUF_KEY_RULES
-from core.settings import DEFAULT_PERSONA, Rules
+from core.settings import DEFAULT_PERSONA, Rules, section_from_metadata
 from core.terminator import join_messages
 
 from .conversations import clean_message, context_window
 from .template import prompt_messages
 
-log = logging.getLogger("twin.prompt")
 
 ROLES = ("user", "assistant")
 
@@ -92,11 +89,4 @@ class LivePrompt:
 
 def rules_from_metadata(metadata: Mapping[str, str]) -> Rules:
     """The data rules stored in a GGUF's metadata (defaults when absent or unreadable)."""
-    raw = metadata.get(GGUF_KEY_RULES)
-    if not raw:
-        return Rules()
-    try:
-        return Rules.from_dict(json.loads(raw))
-    except (ValueError, TypeError) as exc:
-        log.warning("the model's %s metadata is unreadable (%s): using the default data rules", GGUF_KEY_RULES, exc)
-        return Rules()
+    return section_from_metadata(Rules, metadata, GGUF_KEY_RULES)

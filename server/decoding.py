@@ -8,15 +8,12 @@ for a GGUF served alone, from its metadata key ``core.artifacts.GGUF_KEY_SAMPLIN
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
 from dataclasses import dataclass
 from typing import Mapping
 
 from core.artifacts import GGUF_KEY_SAMPLING
-from core.settings import Sampling
+from core.settings import Sampling, section_from_metadata
 
-log = logging.getLogger("twin.server")
 
 _DEFAULT = Sampling()
 MAX_STOP_STRINGS = 4
@@ -54,12 +51,5 @@ class Decoding:
 
 
 def sampling_from_metadata(metadata: Mapping[str, str]) -> Sampling:
-    """The decoding defaults stored in a GGUF's metadata (Sampling's own when absent)."""
-    raw = metadata.get(GGUF_KEY_SAMPLING)
-    if not raw:
-        return Sampling()
-    try:
-        return Sampling.from_dict(json.loads(raw))
-    except (ValueError, TypeError) as exc:
-        log.warning("the model's %s metadata is unreadable (%s): using default sampling", GGUF_KEY_SAMPLING, exc)
-        return Sampling()
+    """The decoding defaults stored in a GGUF's metadata (Sampling's own when absent or unreadable)."""
+    return section_from_metadata(Sampling, metadata, GGUF_KEY_SAMPLING)

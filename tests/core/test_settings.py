@@ -1,4 +1,5 @@
 """core.settings: twin.toml read and written through dataclasses."""
+import json
 from datetime import datetime
 
 import pytest
@@ -63,3 +64,15 @@ def test_no_absolute_path_is_written(tmp_path):
     ws = Workspace(tmp_path)
     ws.save_settings(Settings(train=TrainRecord(base="smollm2-135m", base_fingerprint="0" * 32)))
     assert str(tmp_path) not in ws.settings_path.read_text()
+
+
+def test_sections_read_back_from_gguf_metadata():
+    from core.artifacts import GGUF_KEY_RULES, GGUF_KEY_SAMPLING
+    from core.settings import section_from_metadata
+
+    rules = Rules(context_turns=2, lowercase=False)
+    metadata = {GGUF_KEY_RULES: json.dumps(rules.to_dict())}
+    assert section_from_metadata(Rules, metadata, GGUF_KEY_RULES) == rules
+    assert section_from_metadata(Sampling, {}, GGUF_KEY_SAMPLING) == Sampling()
+    for broken in ("{bad", '{"temperature": "hot"}', "[1, 2]"):
+        assert section_from_metadata(Sampling, {GGUF_KEY_SAMPLING: broken}, GGUF_KEY_SAMPLING) == Sampling()
