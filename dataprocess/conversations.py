@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache, partial
+from operator import attrgetter
 from pathlib import Path
 from datetime import datetime, timedelta
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from .clean import clean_text
 from .message import Message
@@ -51,6 +53,14 @@ CONTACT_PLACEHOLDER = "<contact>"
 
 def anonymize_names(text: str, names: Iterable[str]) -> str:
     """Replace the given people's full names and first names (3+ letters) in ``text``."""
+    pattern = _names_pattern(tuple(names))
+    return pattern.sub(CONTACT_PLACEHOLDER, text) if pattern is not None else text
+
+
+@lru_cache(maxsize=1024)
+def _names_pattern(names: tuple[str, ...]) -> re.Pattern | None:
+    """One compiled pattern for a chat's names (a history has few; each message reuses it).
+    Longer names come first in the alternation, so a full name wins over its first name."""
     parts = set()
     for name in names:
         if name:
@@ -58,9 +68,16 @@ def anonymize_names(text: str, names: Iterable[str]) -> str:
             first = name.split()[0]
             if len(first) >= 3:
                 parts.add(first)
-    for part in sorted(parts, key=len, reverse=True):
-        text = re.sub(rf"(?<!\w){re.escape(part)}(?!\w)", CONTACT_PLACEHOLDER, text, flags=re.IGNORECASE)
-    return text
+    if not parts:
+        return None
+    alternatives = "|".join(re.escape(part) for part in sorted(parts, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+
+def message_cleaner(rules: Rules) -> Callable[[str], str]:
+    """``clean_text`` with the rules' switches set: made once, applied to every message."""
+    return partial(clean_text, lowercase=rules.lowercase, urls=rules.replace_urls, emoji=rules.strip_emoji,
+                   repeats=rules.squash_repeats, scrub=rules.scrub_personal_data)
 
 
 def clean_message(text: str, rules: Rules, contact_names: Iterable[str] = ()) -> str:
@@ -70,43 +87,62 @@ def clean_message(text: str, rules: Rules, contact_names: Iterable[str] = ()) ->
     messages, when ``rules.anonymize_contacts`` is on)."""
     if contact_names:
         text = anonymize_names(text, contact_names)
-    return clean_text(text, lowercase=rules.lowercase, urls=rules.replace_urls, emoji=rules.strip_emoji,
-                      repeats=rules.squash_repeats, scrub=rules.scrub_personal_data)
+    return message_cleaner(rules)(text)
 
 
-def select_messages(messages: Iterable[Message], rules: Rules, stats: Stats) -> dict[str, list[Message]]:
+class Kept(NamedTuple):
+    """A message kept by the rules, with only what pairing needs: a plain tuple, so a chat of a
+    million messages costs a third of the memory of full :class:`Message` records and nothing
+    for Python's garbage collector to walk (a tuple of strings, a datetime and a bool is untracked)."""
+
+    timestamp: datetime
+    from_me: bool
+    text: str
+
+
+def select_messages(messages: Iterable[Message], rules: Rules, stats: Stats) -> dict[str, list[Kept]]:
     """Apply the per-message rules and group what is kept by chat, top contacts only.
 
     A chat is keyed by its name and the file it came from, so a WhatsApp "Alex" and a
     Telegram "Alex" stay separate conversations (their name gets the file's name appended);
     the top-contacts rule counts a name's messages across all files.
     """
-    by_chat: dict[tuple[str, str], list[Message]] = {}
+    by_chat: dict[tuple[str, str], list[Kept]] = {}
+    dropped = Counter()
+    read = 0
+    since, group_chats, max_chars = rules.since, rules.group_chats, rules.max_message_chars
+    anonymize = rules.anonymize_contacts
+    clean = message_cleaner(rules)
     for msg in messages:
-        stats["read"] += 1
+        read += 1
         if msg.kind != "text":
-            stats[f"dropped_{msg.kind}"] += 1
+            dropped[f"dropped_{msg.kind}"] += 1
             continue
-        if msg.timestamp < rules.since:
-            stats["dropped_before_cutoff"] += 1
+        if msg.timestamp < since:
+            dropped["dropped_before_cutoff"] += 1
             continue
-        if msg.is_group and not rules.group_chats:
-            stats["dropped_group_chat"] += 1
+        if msg.is_group and not group_chats:
+            dropped["dropped_group_chat"] += 1
             continue
-        if rules.max_message_chars and len(msg.text) > rules.max_message_chars:
-            stats["dropped_too_long"] += 1
+        if max_chars and len(msg.text) > max_chars:
+            dropped["dropped_too_long"] += 1
             continue
-        names = (msg.chat, msg.sender) if rules.anonymize_contacts and not msg.from_me else ()
-        text = clean_message(msg.text, rules, contact_names=names)
+        # clean_message's cleaning (as for live requests), with the cleaner made once
+        text = clean(anonymize_names(msg.text, (msg.chat, msg.sender)) if anonymize and not msg.from_me
+                     else msg.text)
         if not text:
-            stats["dropped_empty_after_cleaning"] += 1
+            dropped["dropped_empty_after_cleaning"] += 1
             continue
         if msg.is_group and not msg.from_me:
-            speaker = CONTACT_PLACEHOLDER if rules.anonymize_contacts else msg.sender
+            speaker = CONTACT_PLACEHOLDER if anonymize else msg.sender
             text = f"{speaker.lower() if rules.lowercase else speaker}: {text}"
-        by_chat.setdefault((msg.chat, msg.source), []).append(
-            Message(sender=msg.sender, text=text, timestamp=msg.timestamp, chat=msg.chat,
-                    from_me=msg.from_me, kind=msg.kind, is_group=msg.is_group, source=msg.source))
+        key = (msg.chat, msg.source)
+        kept = by_chat.get(key)
+        if kept is None:
+            kept = by_chat[key] = []
+        kept.append(Kept(msg.timestamp, msg.from_me, text))
+    stats["read"] += read
+    stats.update(dropped)
     per_name = Counter()
     for (chat, _), kept in by_chat.items():
         per_name[chat] += len(kept)
@@ -122,7 +158,7 @@ def select_messages(messages: Iterable[Message], rules: Rules, stats: Stats) -> 
             for (chat, source), kept in by_chat.items()}
 
 
-def conversations(messages: list[Message], gap: timedelta, burst: timedelta,
+def conversations(messages: Sequence[Kept | Message], gap: timedelta, burst: timedelta,
                   block: timedelta | None = None) -> Iterator[list[Turn]]:
     """Cut one chat's messages at silences longer than ``gap`` and merge them into turns.
 
@@ -135,17 +171,19 @@ def conversations(messages: list[Message], gap: timedelta, burst: timedelta,
     block = gap if block is None else block
     turns: list[Turn] = []
     last: datetime | None = None
-    for msg in sorted(messages, key=lambda m: m.timestamp):
-        if turns and (msg.timestamp - last > gap or (
-                msg.timestamp - turns[0].start > block and not msg.from_me and turns[-1].from_me)):
+    # Exports are in time order already: sorting them again is a linear scan (Timsort).
+    for msg in sorted(messages, key=attrgetter("timestamp")):
+        timestamp, from_me = msg.timestamp, msg.from_me
+        if turns and (timestamp - last > gap or (
+                timestamp - turns[0].start > block and not from_me and turns[-1].from_me)):
             yield turns
             turns = []
-        if turns and turns[-1].from_me == msg.from_me and msg.timestamp - turns[-1].end <= burst:
+        if turns and turns[-1].from_me == from_me and timestamp - turns[-1].end <= burst:
             turns[-1].parts.append(msg.text)
-            turns[-1].end = msg.timestamp
+            turns[-1].end = timestamp
         else:
-            turns.append(Turn(msg.from_me, msg.timestamp, msg.timestamp, [msg.text]))
-        last = msg.timestamp
+            turns.append(Turn(from_me, timestamp, timestamp, [msg.text]))
+        last = timestamp
     if turns:
         yield turns
 
@@ -165,11 +203,13 @@ def context_window(turns: Sequence[tuple[str, str]], rules: Rules) -> list[tuple
     return picked
 
 
-def pairs_from_chat(chat: str, messages: list[Message], rules: Rules, stats: Stats) -> Iterator[Pair]:
+def pairs_from_chat(chat: str, messages: Sequence[Kept | Message], rules: Rules, stats: Stats) -> Iterator[Pair]:
     """Training pairs of one chat: each reply of mine to the contact's turn before it."""
     window = timedelta(minutes=rules.reply_window_minutes)
     for index, turns in enumerate(conversations(messages, timedelta(hours=rules.session_gap_hours), window)):
         conversation = f"{chat}#{index}"
+        # each turn's role and text, joined once (a turn is context for up to context_turns pairs)
+        said = [("assistant" if t.from_me else "user", t.text) for t in turns]
         for position in range(1, len(turns)):
             before, reply = turns[position - 1], turns[position]
             if not reply.from_me or before.from_me:
@@ -177,8 +217,9 @@ def pairs_from_chat(chat: str, messages: list[Message], rules: Rules, stats: Sta
             if reply.start - before.end > window:
                 stats["dropped_late_reply"] += 1
                 continue
-            if len(reply.text) > rules.max_reply_chars:
+            reply_text = said[position][1]
+            if len(reply_text) > rules.max_reply_chars:
                 stats["dropped_long_reply"] += 1
                 continue
-            earlier = [("assistant" if t.from_me else "user", t.text) for t in turns[max(0, position - 1 - rules.context_turns):position - 1]]
-            yield Pair(conversation, context_window(earlier, rules), before.text, reply.text)
+            earlier = said[max(0, position - 1 - rules.context_turns):position - 1]
+            yield Pair(conversation, context_window(earlier, rules), said[position - 1][1], reply_text)

@@ -21,26 +21,46 @@ REPLY_LENGTH_BINS = (0, 10, 20, 40, 80, 160, 320, 10_000)
 
 
 class Tally:
-    """Counts of the raw messages passing through :meth:`watch`."""
+    """Counts of the raw messages passing through :meth:`watch`.
+
+    One counter keyed by (source, contact, kind, year, month, hour) is kept as the stream flows
+    (one dict update per message: the stream can be millions long); the per-field counts are
+    summed from it when asked for."""
 
     def __init__(self) -> None:
-        self.by_source: Counter = Counter()
-        self.by_contact: Counter = Counter()
-        self.by_hour: Counter = Counter()
-        self.by_kind: Counter = Counter()
-        self._by_year_month: Counter = Counter()   # formatted only once, in by_month
+        self._counts: Counter = Counter()
+
+    def _by(self, *fields: int) -> Counter:
+        out: Counter = Counter()
+        for key, n in self._counts.items():
+            out[key[fields[0]] if len(fields) == 1 else tuple(key[f] for f in fields)] += n
+        return out
+
+    @property
+    def by_source(self) -> Counter:
+        return self._by(0)
+
+    @property
+    def by_contact(self) -> Counter:
+        return self._by(1)
+
+    @property
+    def by_kind(self) -> Counter:
+        return self._by(2)
 
     @property
     def by_month(self) -> Counter:
-        return Counter({f"{year:04d}-{month:02d}": n for (year, month), n in self._by_year_month.items()})
+        return Counter({f"{year:04d}-{month:02d}": n for (year, month), n in self._by(3, 4).items()})
+
+    @property
+    def by_hour(self) -> Counter:
+        return self._by(5)
 
     def watch(self, messages: Iterable[Message]) -> Iterator[Message]:
+        counts = self._counts
         for msg in messages:
-            self.by_source[msg.source] += 1
-            self.by_contact[msg.chat] += 1
-            self._by_year_month[msg.timestamp.year, msg.timestamp.month] += 1
-            self.by_hour[msg.timestamp.hour] += 1
-            self.by_kind[msg.kind] += 1
+            stamp = msg.timestamp
+            counts[msg.source, msg.chat, msg.kind, stamp.year, stamp.month, stamp.hour] += 1
             yield msg
 
 
@@ -61,30 +81,59 @@ def _histogram(lengths: list[int]) -> dict[str, int]:
 
 
 def top_terms(texts: Iterable[str], n: int = 20) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
-    """Most common words and word pairs (bigrams) in ``texts``."""
-    words, pairs = Counter(), Counter()
+    """Most common words and word pairs (bigrams, joined with a space) in ``texts``."""
+    stats = ReplyStats()
     for text in texts:
-        _count_terms(text, words, pairs)
-    return words.most_common(n), pairs.most_common(n)
+        stats.add(text)
+    return stats.words.most_common(n), _joined(stats.bigrams.most_common(n))
 
 
-def _count_terms(text: str, words: Counter, pairs: Counter) -> None:
-    tokens = _WORD_RE.findall(text.lower())
-    words.update(tokens)
-    pairs.update(" ".join(p) for p in zip(tokens, tokens[1:]))
+def _joined(pairs: list[tuple[tuple[str, str], int]]) -> list[tuple[str, int]]:
+    return [(" ".join(pair), n) for pair, n in pairs]
+
+
+class PrunedCounter(Counter):
+    """A counter of a stream's terms in bounded memory: the most common ones, counted exactly.
+
+    When it holds more than ``capacity`` distinct terms, every term seen at most ``floor``
+    times is dropped and the floor goes up by one (lossy counting, Manku and Motwani 2002): a
+    term that comes back later restarts from 0, so a count can only be low, and by at most the
+    floor. Top terms of a long history are seen thousands of times, far above the floor.
+    Without pruning, a history of years makes millions of distinct word pairs, and each new
+    one costs more as the table outgrows the CPU's caches.
+    """
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        super().__init__()
+        self.capacity = capacity
+        self.floor = 0
+
+    def add_all(self, terms: Iterable) -> None:
+        self.update(terms)
+        if len(self) > self.capacity:
+            self.floor += 1
+            for term in [term for term, n in self.items() if n <= self.floor]:
+                del self[term]
 
 
 class ReplyStats:
-    """My replies' lengths and words, fed one reply at a time (only counts are held)."""
+    """My replies' lengths and words, fed one reply at a time (only counts are held: memory is
+    bounded at any history size)."""
 
     def __init__(self) -> None:
-        self.lengths: list[int] = []
-        self.words: Counter = Counter()
-        self.bigrams: Counter = Counter()
+        self.length_counts: Counter = Counter()
+        self.words = PrunedCounter()
+        self.bigrams = PrunedCounter()
+
+    @property
+    def lengths(self) -> list[int]:
+        return sorted(self.length_counts.elements())
 
     def add(self, reply: str) -> None:
-        self.lengths.append(len(reply))
-        _count_terms(reply, self.words, self.bigrams)
+        self.length_counts[len(reply)] += 1
+        tokens = _WORD_RE.findall(reply.lower())
+        self.words.add_all(tokens)
+        self.bigrams.add_all(zip(tokens, tokens[1:]))
 
 
 def cached_tokenizer():
@@ -130,7 +179,7 @@ def build_report(*, persona: str, inputs: list[str], rules: dict, stats: dict, t
         "activity": {"by_month": dict(sorted(tally.by_month.items())),
                      "by_hour": {str(h): tally.by_hour.get(h, 0) for h in range(24)}},
         "top_words": replies.words.most_common(n_top),
-        "top_bigrams": replies.bigrams.most_common(n_top),
+        "top_bigrams": _joined(replies.bigrams.most_common(n_top)),
     }
 
 

@@ -237,7 +237,7 @@ def test_report_counts_and_charts(sample_workspace):
     hist = report["reply_chars"]["histogram"]
     assert sum(hist.values()) == sum(1 for split in ("train", "valid", "test")   # all of my replies
                                      for line in open(sample_workspace / "data" / f"{split}.jsonl")
-                                     if '"source": "chat"' in line)
+                                     if json.loads(line)["source"] == "chat")
     assert report["top_words"] and report["top_bigrams"]
     for name in ("activity.png", "reply_lengths.png", "top_words.png"):
         assert (sample_workspace / "data" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -249,6 +249,31 @@ def test_top_terms_keep_non_latin_words():
     words, pairs = top_terms(["привет как дела", "привет lol", "שלום lol"])
     assert ("привет", 2) in words and ("lol", 2) in words and ("שלום", 1) in words
     assert ("привет как", 1) in pairs
+
+
+def test_clean_text_fast_path_equals_every_rule_applied():
+    import random
+
+    from dataprocess.clean import apply_rules
+
+    rng = random.Random(7)
+    alphabet = "aAbBwWoO  .@/:1234567890!?,'-\t\n\u00a0é😀"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(20000)]
+    texts += ["www.x.com", "WwW.site.org ok", "soooo good", "a  b", " hi ", "call 555 123 4567", "a@b.co", "aAaA", "NoOoO"]
+    for flags in ({}, {"lowercase": False}, {"repeats": False, "urls": False}):
+        for text in texts:
+            assert clean_text(text, **flags) == apply_rules(text, **flags), (text, flags)
+
+
+def test_pruned_counter_keeps_the_top_terms_exact_in_bounded_memory():
+    from dataprocess.report import PrunedCounter
+
+    counter = PrunedCounter(capacity=50)
+    for i in range(5000):   # two frequent terms among thousands seen once
+        counter.add_all(["yeah", f"rare{i}"] + (["lol"] if i % 2 else []))
+        assert len(counter) <= 51
+    assert counter.most_common(2) == [("yeah", 5000), ("lol", 2500)]
+    assert counter.floor > 0   # it did prune
 
 
 def test_same_chat_name_in_two_files_stays_two_conversations():
