@@ -100,6 +100,13 @@ class Sampling:
     repeat_penalty: float = 1.0
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    # Logit biases (added to the raw logits at every step) that keep the twin's
+    # replies at the person's length and `` | `` habit: ``end_bias`` on the token that begins
+    # the terminator (> 0: shorter replies), ``separator_bias`` on the message separator's
+    # token (> 0: more messages per reply). Fitted by `twin eval` on the valid split
+    # (trainer.decoding_choice); the tokens are found by core.terminator.style_token_ids.
+    end_bias: float = 0.0
+    separator_bias: float = 0.0
 
     @classmethod
     def from_dict(cls, data: dict) -> "Sampling":

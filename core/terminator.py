@@ -14,6 +14,8 @@ sender are joined with :data:`MESSAGE_SEPARATOR` and a reply is split on it agai
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Callable
 
 DONE = "DONE"
 TERMINATOR = " " + DONE
@@ -53,3 +55,36 @@ def split_messages(reply: str) -> list[str]:
 def join_messages(parts: list[str]) -> str:
     """Consecutive messages from one sender as one turn."""
     return MESSAGE_SEPARATOR.join(parts)
+
+
+
+@dataclass(frozen=True)
+class StyleTokens:
+    """The tokens the [sampling] biases apply to, for one tokenizer: the token that begins
+    :data:`TERMINATOR` after a word, and the one that begins :data:`MESSAGE_SEPARATOR` after a
+    word (SmolLM2: `` D`` and `` |``). Found once per model, by :meth:`find`."""
+
+    end: tuple[int, ...]
+    separator: tuple[int, ...]
+
+    @classmethod
+    def find(cls, tokenize: Callable[[str], list[int]]) -> "StyleTokens":
+        """``tokenize``: text -> ids, without special tokens. Each token is the first that
+        differs between a word alone and the word followed by the terminator or separator:
+        the token the model really writes in that place."""
+        def after_word(suffix: str) -> tuple[int, ...]:
+            base, full = tokenize("ok"), tokenize("ok" + suffix)
+            common = 0
+            while common < min(len(base), len(full)) and base[common] == full[common]:
+                common += 1
+            return (full[common],) if common < len(full) else ()
+
+        return cls(after_word(TERMINATOR), after_word(MESSAGE_SEPARATOR.rstrip()))
+
+    def biases(self, end_bias: float, separator_bias: float) -> dict[int, float]:
+        """Token id -> logit bias (empty when both biases are 0)."""
+        out: dict[int, float] = {}
+        for ids, bias in ((self.end, end_bias), (self.separator, separator_bias)):
+            for token in ids if bias else ():
+                out[token] = out.get(token, 0.0) + bias
+        return out

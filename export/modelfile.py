@@ -81,7 +81,7 @@ def _quote(text: str) -> str:
 
 
 def render_modelfile(gguf_name: str, fmt: ChatFormat, done: str, system: str | None = None,
-                     parameters: dict[str, Any] | None = None) -> str:
+                     parameters: dict[str, Any] | None = None, notes: list[str] = ()) -> str:
     """The Modelfile text for ``gguf_name`` (a file name relative to the Modelfile).
 
     ``system`` is the default system prompt (the twin's persona line); without it, the one
@@ -90,7 +90,7 @@ def render_modelfile(gguf_name: str, fmt: ChatFormat, done: str, system: str | N
     lines = ["# Ollama Modelfile written by `twin export`.",
              "# Use: ollama create twin -f Modelfile && ollama run twin",
              f"FROM ./{gguf_name}", ""]
-    for note in fmt.notes:
+    for note in [*fmt.notes, *notes]:
         lines.append(f"# note: {note}")
     if fmt.template:
         lines.append(f"TEMPLATE {_quote(fmt.template)}")
@@ -106,10 +106,11 @@ def render_modelfile(gguf_name: str, fmt: ChatFormat, done: str, system: str | N
 
 
 def write_modelfile(path: Path | str, gguf_name: str, tokenizer: Any, done: str,
-                    system: str | None = None, parameters: dict[str, Any] | None = None) -> Path:
+                    system: str | None = None, parameters: dict[str, Any] | None = None,
+                    notes: list[str] = ()) -> Path:
     """Write the Modelfile for ``gguf_name`` at ``path`` (atomically). Returns ``path``."""
     path = Path(path)
-    text = render_modelfile(gguf_name, chat_format(tokenizer), done, system, parameters)
+    text = render_modelfile(gguf_name, chat_format(tokenizer), done, system, parameters, notes)
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path

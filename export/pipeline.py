@@ -35,7 +35,7 @@ from core import artifacts
 from core.atomic import temp_sibling
 from core.base_ref import missing_base_error
 from core.settings import Settings
-from core.terminator import DONE
+from core.terminator import DONE, StyleTokens
 from core.workspace import Workspace
 from export.errors import ExportError, ExportInputError
 
@@ -126,6 +126,19 @@ def modelfile_parameters(settings: Settings) -> dict[str, object]:
     s = settings.sampling
     return {"temperature": s.temperature, "top_p": s.top_p, "repeat_penalty": s.repeat_penalty,
             "num_predict": s.max_tokens}
+
+
+def bias_notes(settings: Settings, tokenizer) -> list[str]:
+    """The fitted [sampling] biases have no Ollama parameter: a note on how to pass them to
+    llama.cpp by hand (twin serve applies them by itself, from the GGUF's twin.sampling key)."""
+    s = settings.sampling
+    biases = StyleTokens.find(lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]).biases(
+        s.end_bias, s.separator_bias)
+    if not biases:
+        return []
+    flags = " ".join(f"--logit-bias {token}{bias:+g}" for token, bias in biases.items())
+    return [f"twin's length and separator biases (end {s.end_bias:+g}, separator {s.separator_bias:+g}) have no "
+            f"Modelfile parameter; twin serve applies them, and llama.cpp's llama-cli/llama-server take {flags}"]
 
 
 class _Checker:
@@ -356,7 +369,8 @@ def _export(ws, adapter_dir, base_dir, settings, options, quant, log) -> ExportR
     log(f"[{step}/{n_steps}] writing the Ollama Modelfile...")
     result.modelfile = write_modelfile(model_dir / artifacts.MODELFILE, final.name, tokenizer, DONE,
                                        system=system_prompt(settings.persona.name),
-                                       parameters=modelfile_parameters(settings))
+                                       parameters=modelfile_parameters(settings),
+                                       notes=bias_notes(settings, tokenizer))
     log(f"exported {final} ({_mb(final)})")
     log(f"  serve it:  twin serve --workspace {ws.root}")
     log(f"  ollama:    cd {model_dir} && ollama create twin -f {artifacts.MODELFILE}")

@@ -49,7 +49,7 @@ from typing import Iterator
 
 from dataprocess.template import FALLBACK_CHAT_TEMPLATE
 
-from core.terminator import is_terminated
+from core.terminator import StyleTokens, is_terminated
 from core.settings import REQUEST_TIMEOUT_S
 
 from .backend_base import Backend, BackendError, PromptTooLong, new_stats, prompt_segments, terminator_start_ids
@@ -120,10 +120,12 @@ class BatchedLlamaBackend(Backend):
         self.first_banned = sorted(terminator_start_ids(
             lambda text: self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False),
             lambda token: self.llm.detokenize([token]).decode("utf-8", "replace"), eog))
+        self.style_tokens = StyleTokens.find(lambda text: self.llm.tokenize(text.encode("utf-8"), add_bos=False,
+                                                                             special=False))
         self._lock = threading.Lock()  # admission: choosing a worker, counting the queue
         self._count = 0
-        self.workers = [_Worker(llama_cpp, self.llm._model.model, parallel, context, threads, n, self.first_banned)
-                        for n in range(max(1, workers))]
+        self.workers = [_Worker(llama_cpp, self.llm._model.model, parallel, context, threads, n, self.first_banned,
+                                self.style_tokens) for n in range(max(1, workers))]
 
     # -- the caller's side (waitress threads) ----------------------------------------------
 
@@ -195,9 +197,11 @@ class BatchedLlamaBackend(Backend):
 class _Worker:
     """One llama.cpp context and the scheduler thread that alone uses it."""
 
-    def __init__(self, L, model, parallel: int, context: int, threads: int, number: int, first_banned=()):
+    def __init__(self, L, model, parallel: int, context: int, threads: int, number: int, first_banned=(),
+                 style_tokens: StyleTokens | None = None):
         self.L = L
         self.first_banned = list(first_banned)
+        self.style_tokens = style_tokens or StyleTokens((), ())
         params = L.llama_context_default_params()
         params.n_ctx, params.n_batch, params.n_ubatch = context * parallel, 512, 512
         params.n_seq_max, params.kv_unified, params.no_perf = parallel, True, True
@@ -280,6 +284,11 @@ class _Worker:
         L, d = self.L, request.decoding
         chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
         samplers = []
+        biases = self.style_tokens.biases(d.end_bias, d.separator_bias)
+        if biases:  # the twin's fitted length and separator biases ([sampling]): llama.cpp's own sampler
+            array = (L.llama_logit_bias * len(biases))(*[L.llama_logit_bias(token, bias)
+                                                         for token, bias in biases.items()])
+            samplers.append(L.llama_sampler_init_logit_bias(L.llama_vocab_n_tokens(self.vocab), len(biases), array))
         if d.repeat_penalty != 1 or d.frequency_penalty or d.presence_penalty:
             samplers.append(L.llama_sampler_init_penalties(L.llama_vocab_n_tokens(self.vocab), PENALTY_LAST_N,
                                                            d.repeat_penalty, d.frequency_penalty, d.presence_penalty))

@@ -29,6 +29,8 @@ class Decoding:
     repeat_penalty: float = _DEFAULT.repeat_penalty
     presence_penalty: float = _DEFAULT.presence_penalty
     frequency_penalty: float = _DEFAULT.frequency_penalty
+    end_bias: float = _DEFAULT.end_bias              # the twin's fitted logit biases (twin.toml only;
+    separator_bias: float = _DEFAULT.separator_bias  # a request cannot change them)
     seed: int | None = None          # None: a fresh seed per request
     stop: tuple[str, ...] = ()       # extra strings that end the reply (not shown)
 

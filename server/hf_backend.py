@@ -3,18 +3,20 @@ for trying the twin before ``twin export``; on CPU or GPU, one reply at a time.
 
 Decoding follows server.decoding.Decoding like the llama.cpp backend: repetition penalty
 (transformers' own processor), presence and frequency penalties (OpenAI's definition, which
-transformers has no processor for: subtracted from the logits here), temperature and top-p
-(transformers' warpers), a seed. The first token cannot end the reply; the prompt's message
-contents are tokenized as plain text (server.backend_base).
+transformers has no processor for: subtracted from the logits here), the fitted end and
+separator biases, top-k 40, top-p and min-p 0.05, then the temperature (transformers' warpers,
+in llama.cpp's order; top-k and min-p at llama-cpp-python's defaults, as the llama.cpp backend
+samples), a seed. The first token cannot end the reply; the prompt's message contents are tokenized as
+plain text (server.backend_base).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from core.terminator import is_terminated
+from core.terminator import StyleTokens, is_terminated
 from core.settings import REQUEST_TIMEOUT_S
 
-from trainer.generation import first_token_bans, stop_token_ids
+from trainer.generation import SERVER_MIN_P, SERVER_TOP_K, first_token_bans, stop_token_ids
 
 from .backend_base import Backend, BackendError, PromptTooLong, prompt_segments
 from .queueing import Gate
@@ -54,6 +56,7 @@ class TransformersBackend(Backend):
         # the same stop tokens and first-token bans as twin eval's generation (trainer.generation)
         self.stop_ids = set(stop_token_ids(self.tokenizer, model))
         self.first_banned = first_token_bans(self.tokenizer, model)
+        self.style_tokens = StyleTokens.find(lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"])
         self.context = getattr(model.config, "max_position_embeddings", 2048)
 
     def tokenize_prompt(self, messages: list[dict]) -> list[int]:
@@ -66,8 +69,8 @@ class TransformersBackend(Backend):
         return ids
 
     def _pieces(self, messages, decoding, stats):
-        from transformers.generation.logits_process import (RepetitionPenaltyLogitsProcessor,
-                                                            TopPLogitsWarper)
+        from transformers.generation.logits_process import (MinPLogitsWarper, RepetitionPenaltyLogitsProcessor,
+                                                            TopKLogitsWarper, TopPLogitsWarper)
 
         torch = self.torch
         prompt = self.tokenize_prompt(messages)
@@ -80,6 +83,9 @@ class TransformersBackend(Backend):
             (self.seed + self._count if decoding.seed is None else decoding.seed) & 0xFFFFFFFF)
         repeat = RepetitionPenaltyLogitsProcessor(decoding.repeat_penalty) if decoding.repeat_penalty != 1 else None
         top_p = TopPLogitsWarper(max(decoding.top_p, 1e-6)) if decoding.top_p < 1 else None  # 0: the top token
+        top_k, min_p = TopKLogitsWarper(SERVER_TOP_K), MinPLogitsWarper(SERVER_MIN_P)
+        biases = self.style_tokens.biases(decoding.end_bias, decoding.separator_bias)
+        bias_ids, bias_values = list(biases), torch.tensor(list(biases.values()))
         stats["finish_reason"] = "length"
         out_ids: list[int] = []
         text, past, step_input = "", None, torch.tensor([prompt], device=self.device)
@@ -87,6 +93,8 @@ class TransformersBackend(Backend):
             for _ in range(decoding.max_tokens):
                 out = self.model(input_ids=step_input, past_key_values=past, use_cache=True)
                 past, logits = out.past_key_values, out.logits[0, -1].float().cpu()
+                if bias_ids:  # the twin's fitted length and separator biases ([sampling])
+                    logits[bias_ids] += bias_values
                 if not out_ids:
                     logits[self.first_banned] = -float("inf")  # no reply may end before it begins
                 else:
@@ -99,9 +107,11 @@ class TransformersBackend(Backend):
                 if decoding.temperature <= 0:
                     token = int(logits.argmax())
                 else:
-                    scores = logits[None] / decoding.temperature
+                    # llama.cpp's order: top-k, top-p, min-p on the plain logits, then the temperature
+                    scores = top_k(None, logits[None])
                     if top_p is not None:
                         scores = top_p(None, scores)
+                    scores = min_p(None, scores) / decoding.temperature
                     token = int(torch.multinomial(torch.softmax(scores[0], dim=-1), 1, generator=generator))
                 if token in self.stop_ids:
                     stats["finish_reason"] = "stop"

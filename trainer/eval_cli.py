@@ -24,11 +24,13 @@ from .fidelity import STYLE_KEYS
                    "them in twin.toml [sampling], or keep the ones there.")
 @click.option("--base/--no-base", default=True, show_default=True,
               help="Also generate with the base model, for comparison.")
+@click.option("--samples", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Replies per test prompt for the style figures (0: enough for 60 replies, at most 4).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def eval_command(workspace, limit, max_new_tokens, choose_sampling, base, seed):
+def eval_command(workspace, limit, max_new_tokens, choose_sampling, base, samples, seed):
     """Can the twin be told apart from you? Classifier, style, loops and perplexity on the test split."""
     options = EvalOptions(limit=limit, max_new_tokens=max_new_tokens, seed=seed, choose_sampling=choose_sampling,
-                          base=base)
+                          base=base, samples=samples)
     with cli_errors():
         report = run_eval(Workspace(workspace), options, log=click.echo)
     click.echo(summary_table(report))
@@ -45,7 +47,7 @@ def summary_table(report: dict) -> str:
     score = report["sounds_like_you"]["score"]
     lines = [f"\nsounds like you: {score if score is not None else 'n/a'}/100  "
              f"({report['sounds_like_you']['meaning']})",
-             f"\n{'':24}{'real':>10}" + "".join(f"{w:>10}" for w in who)]
+             f"\n{'':24}{'you':>10}" + "".join(f"{w:>10}" for w in who)]
 
     def row(name, real, values, fmt=".2f"):
         lines.append(f"{name:24}{_cell(real, fmt)}" + "".join(_cell(v, fmt) for v in values))
@@ -55,9 +57,10 @@ def summary_table(report: dict) -> str:
     row("termination rate", None, [report["termination_rate"].get(w) for w in who])
     row("loop rate", report["loop_rate"].get("real"), [report["loop_rate"].get(w) for w in who])
     row("empty rate", None, [report["empty_rate"].get(w) for w in who])
+    # style: "you" is the person over all their replies; ratios are twin/you (1 = the person)
     for key in STYLE_KEYS:
-        row(key.replace("_", " "), report["style"]["real"][key], [report["style"][w][key] for w in who])
-        row(f"  ratio to real", None, [report["ratios"][w][key] for w in who])
+        row(key.replace("_", " "), report["style"]["person"][key], [report["style"][w][key] for w in who])
+        row("  ratio to you", None, [report["ratios"][w][key] for w in who])
     row("vocabulary overlap", None, [report["style"][w]["vocabulary_overlap"] for w in who])
     judged = report.get("can_you_tell")
     if judged and judged["answered"]:
@@ -67,5 +70,6 @@ def summary_table(report: dict) -> str:
     used = report["sampling"]["used"]
     lines.append(f"\nsampling ({report['sampling']['chosen_from']}): temperature {used['temperature']}, "
                  f"top-p {used['top_p']}, repeat penalty {used['repeat_penalty']}, "
-                 f"presence penalty {used['presence_penalty']}")
+                 f"presence penalty {used['presence_penalty']}, end bias {used['end_bias']:+}, "
+                 f"separator bias {used['separator_bias']:+}")
     return "\n".join(lines)

@@ -6,10 +6,16 @@ For the base model and the twin (base + adapter, the same weights with the adapt
 * replies to the test prompts, sampled the way the server samples (``trainer.generation``, with
   the workspace's [sampling] defaults; never empty), compared with the person's real replies
   (``trainer.fidelity``): a cross-validated character n-gram classifier's accuracy at telling
-  them apart (0.5 is the goal), the style rates as twin/real, the loop, empty and termination
-  rates, and the headline "sounds like you" score;
+  them apart (0.5 is the goal), the loop, empty and termination rates, and the headline
+  "sounds like you" score;
+* the style rates as twin/person: ``ratios`` against the person's habit, measured over all their
+  chat replies (train, valid and test: hundreds of replies rather than the dozen a small test
+  split holds), and ``ratios_to_test`` against the real replies to the same test prompts. Each
+  test prompt is answered ``samples`` times for the style figures (the classifier pairs the
+  first reply with the real one), so that the twin's side is not a dozen-reply estimate either;
 * first, unless asked not to, the decoding defaults are chosen on the valid split
-  (``trainer.decoding_choice``) and written to ``twin.toml`` [sampling];
+  (``trainer.decoding_choice``: a candidate setting, then the length and separator biases fitted
+  to the person) and written to ``twin.toml`` [sampling];
 * the "Can you tell?" page's results, when friends have played (``trainer.judgements``).
 
 Written to WORKSPACE/eval/report.json and charts in WORKSPACE/eval/ (style.png, fidelity.png).
@@ -44,6 +50,17 @@ class EvalOptions:
     choose_sampling: bool = True  # pick [sampling] on the valid split first and save it in twin.toml
     choice_limit: int = 24        # valid prompts each candidate setting answers
     base: bool = True             # also generate with the base model (for comparison)
+    samples: int = 0              # replies per test prompt for the style figures; 0: enough for
+                                  # MIN_STYLE_REPLIES (at most 4)
+
+
+MIN_STYLE_REPLIES = 60
+
+
+def samples_per_prompt(options: EvalOptions, prompts: int) -> int:
+    if options.samples:
+        return options.samples
+    return max(1, min(4, math.ceil(MIN_STYLE_REPLIES / max(prompts, 1))))
 
 
 def _load_split(workspace: Workspace, split: str, required: bool) -> list[dict]:
@@ -68,6 +85,24 @@ def _load_split(workspace: Workspace, split: str, required: bool) -> list[dict]:
 
 def real_reply(row: dict) -> str:
     return strip_terminator(row["completion"][0]["content"])
+
+
+def person_replies(workspace: Workspace) -> list[str]:
+    """All the person's chat replies in the splits (fact answers left out): their habit."""
+    replies = []
+    for split in ("train", "valid", "test"):
+        path = workspace.split_path(split)
+        if not path.is_file():
+            continue
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                    if record.get("source", "chat") == "chat":
+                        replies.append(real_reply(record))
+                except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+                    continue  # _load_split names a broken line of valid/test; train's own reader does
+    return replies
 
 
 def _load_models(workspace: Workspace, log=print):
@@ -118,22 +153,28 @@ def perplexity(model, tokenizer, rows: list[dict]) -> float:
     return math.exp(total_loss / total_tokens) if total_tokens else float("nan")
 
 
-def compare(replies, real: list[str], all_real: list[str], seed: int = 0) -> dict:
-    """Every figure of one model's generated replies against the person's real ones."""
+def compare(replies, real: list[str], all_real: list[str], seed: int = 0, samples: int = 1) -> dict:
+    """Every figure of one model's generated replies against the person's real ones.
+
+    ``replies`` holds ``samples`` rounds of replies to the prompts of ``real`` (round after
+    round); ``all_real`` is all of the person's replies."""
     texts = [r.text for r in replies]
-    own, theirs = style(texts), style(real)
+    first = texts[:len(real)]
+    own, theirs, person = style(texts), style(real), style(all_real)
     figures = dict(own)
-    figures["length_ratio"] = round(own["mean_chars"] / theirs["mean_chars"], 4) if theirs["mean_chars"] else None
+    figures["length_ratio"] = round(own["mean_chars"] / person["mean_chars"], 4) if person["mean_chars"] else None
     figures["vocabulary_overlap"] = vocabulary_overlap(texts, all_real)
-    classifier = fidelity.classifier_accuracy(real, texts, seed=seed)
+    classifier = fidelity.classifier_accuracy(real, first, seed=seed)
     return {
         "style": figures,
-        "ratios": fidelity.style_ratios(own, theirs),
+        "ratios": fidelity.style_ratios(own, person),
+        "ratios_to_test": fidelity.style_ratios(own, theirs),
         "termination_rate": round(sum(r.terminated for r in replies) / max(len(replies), 1), 4),
         "loop_rate": fidelity.loop_rate(texts),
         "empty_rate": fidelity.empty_rate(texts),
         "retried": sum(r.attempts > 1 for r in replies),
         "classifier": classifier,
+        "samples_per_prompt": samples,
     }
 
 
@@ -149,38 +190,43 @@ def run_eval(workspace: Workspace, options: EvalOptions, log=print) -> dict:
     settings = workspace.settings()
     real = [real_reply(r) for r in rows]
     sample, real_sample = rows[: options.limit], real[: options.limit]
+    everything = person_replies(workspace) or real
+    person = style(everything)
 
     log(f"perplexity on {len(rows)} test replies...")
     with model.disable_adapter():
         base_ppl = perplexity(model, tokenizer, rows)
     twin_ppl = perplexity(model, tokenizer, rows)
 
-    sampling, chosen_from, table = settings.sampling, "twin.toml", []
+    sampling, chosen_from, table, rounds = settings.sampling, "twin.toml", [], []
     if options.choose_sampling and valid:
         choice_rows = valid[: options.choice_limit]
         log(f"choosing decoding defaults on {len(choice_rows)} valid prompts...")
-        sampling, table = choose_sampling(model, tokenizer, choice_rows, [real_reply(r) for r in choice_rows],
-                                          settings.sampling, options.max_new_tokens, log=log)
+        sampling, table, rounds = choose_sampling(model, tokenizer, choice_rows,
+                                                  [real_reply(r) for r in choice_rows], settings.sampling,
+                                                  options.max_new_tokens, person=person, log=log)
         chosen_from = "valid split"
         latest = workspace.settings()  # re-read: only [sampling] changes
         latest.sampling = sampling
         workspace.save_settings(latest)
         log(f"decoding defaults saved in {workspace.settings_path} [sampling]: temperature {sampling.temperature}, "
             f"top-p {sampling.top_p}, repeat penalty {sampling.repeat_penalty}, "
-            f"presence penalty {sampling.presence_penalty}")
+            f"presence penalty {sampling.presence_penalty}, end bias {sampling.end_bias:+}, "
+            f"separator bias {sampling.separator_bias:+}")
 
     decoding = Decoding.from_sampling(sampling, options.max_new_tokens)
-    prompts = [r["prompt"] for r in sample]
-    log(f"generating replies to {len(sample)} test prompts (sampled like the server)...")
+    samples = samples_per_prompt(options, len(sample))
+    prompts = [r["prompt"] for r in sample] * samples
+    log(f"generating {len(prompts)} replies to {len(sample)} test prompts (sampled like the server)...")
     torch.manual_seed(options.seed)
     twin_replies = generate_replies(model, tokenizer, prompts, decoding)
-    results = {"twin": compare(twin_replies, real_sample, real, options.seed)}
+    results = {"twin": compare(twin_replies, real_sample, everything, options.seed, samples)}
     base_replies = None
     if options.base:
         torch.manual_seed(options.seed)
         with model.disable_adapter():
             base_replies = generate_replies(model, tokenizer, prompts, decoding)
-        results["base"] = compare(base_replies, real_sample, real, options.seed)
+        results["base"] = compare(base_replies, real_sample, everything, options.seed, samples)
 
     accuracy = results["twin"]["classifier"]["accuracy"]
     report = {
@@ -188,7 +234,10 @@ def run_eval(workspace: Workspace, options: EvalOptions, log=print) -> dict:
         "generated": len(sample),
         "max_new_tokens": options.max_new_tokens,
         "sounds_like_you": {"score": fidelity.sounds_like_you(accuracy), "meaning": fidelity.HEADLINE_MEANING},
-        "sampling": {"used": dataclasses.asdict(sampling), "chosen_from": chosen_from, "candidates": table},
+        "samples_per_prompt": samples,
+        "person_replies": len(everything),
+        "sampling": {"used": dataclasses.asdict(sampling), "chosen_from": chosen_from, "candidates": table,
+                     "bias_rounds": rounds},
         "perplexity": {"base": round(base_ppl, 3), "twin": round(twin_ppl, 3),
                        "ratio_twin_to_base": round(twin_ppl / base_ppl, 4)},
         "classifier_accuracy": {who: r["classifier"]["accuracy"] for who, r in results.items()},
@@ -196,8 +245,9 @@ def run_eval(workspace: Workspace, options: EvalOptions, log=print) -> dict:
         "loop_rate": {"real": fidelity.loop_rate(real_sample), **{who: r["loop_rate"] for who, r in results.items()}},
         "empty_rate": {who: r["empty_rate"] for who, r in results.items()},
         "retried": {who: r["retried"] for who, r in results.items()},
-        "style": {"real": style(real_sample), **{who: r["style"] for who, r in results.items()}},
+        "style": {"real": style(real_sample), "person": person, **{who: r["style"] for who, r in results.items()}},
         "ratios": {who: r["ratios"] for who, r in results.items()},
+        "ratios_to_test": {who: r["ratios_to_test"] for who, r in results.items()},
         "classifier": {who: r["classifier"] for who, r in results.items()},
         "can_you_tell": judgements.summary(workspace.root / artifacts.JUDGEMENTS_FILE),
         "examples": [{"prompt": r["prompt"][-1]["content"], "real": real_sample[i], "twin": twin_replies[i].text,

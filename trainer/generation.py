@@ -8,6 +8,8 @@ terminator cut off (``core.terminator``).
 No empty replies: the end-of-turn token and the tokens that begin ``DONE`` (or are only
 whitespace) cannot be the first token generated (transformers' ``begin_suppress_tokens``), and a
 reply that is still empty after cleaning is generated again, sampled, up to ``retries`` times.
+The [sampling] logit biases (``end_bias``, ``separator_bias``) go through transformers'
+``sequence_bias``.
 
 Prompts are generated in left-padded batches (one forward pass per token for the whole batch).
 """
@@ -16,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.settings import Sampling
-from core.terminator import DONE, is_terminated, join_messages, split_messages, strip_terminator
+from core.terminator import (DONE, StyleTokens, is_terminated, join_messages, split_messages,
+                             strip_terminator)
 
 RETRIES = 3
 _SAMPLING = Sampling()  # the decoding defaults are defined once, in core.settings
@@ -34,14 +37,16 @@ class Decoding:
     repeat_penalty: float = _SAMPLING.repeat_penalty
     presence_penalty: float = _SAMPLING.presence_penalty
     frequency_penalty: float = _SAMPLING.frequency_penalty
+    end_bias: float = _SAMPLING.end_bias
+    separator_bias: float = _SAMPLING.separator_bias
     max_new_tokens: int = 48
 
     @classmethod
     def from_sampling(cls, sampling: Sampling, max_new_tokens: int | None = None) -> "Decoding":
         return cls(do_sample=sampling.temperature > 0, temperature=sampling.temperature, top_p=sampling.top_p,
                    repeat_penalty=sampling.repeat_penalty, presence_penalty=sampling.presence_penalty,
-                   frequency_penalty=sampling.frequency_penalty,
-                   max_new_tokens=max_new_tokens or sampling.max_tokens)
+                   frequency_penalty=sampling.frequency_penalty, end_bias=sampling.end_bias,
+                   separator_bias=sampling.separator_bias, max_new_tokens=max_new_tokens or sampling.max_tokens)
 
     @classmethod
     def greedy(cls, max_new_tokens: int = 48) -> "Decoding":
@@ -131,6 +136,10 @@ def _generate_batch(model, tokenizer, prompts: list[list[dict]], decoding: Decod
         kwargs["repetition_penalty"] = decoding.repeat_penalty
     if decoding.presence_penalty or decoding.frequency_penalty:
         kwargs["logits_processor"] = LogitsProcessorList([_penalty_processor(decoding, length)])
+    biases = StyleTokens.find(lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]).biases(
+        decoding.end_bias, decoding.separator_bias)
+    if biases:  # transformers' own SequenceBiasLogitsProcessor, one-token sequences
+        kwargs["sequence_bias"] = {(token,): bias for token, bias in biases.items()}
     with torch.no_grad():
         out = model.generate(**batch, **kwargs)
     results = []

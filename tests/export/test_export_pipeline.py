@@ -11,13 +11,19 @@ import pytest
 from helpers.export_models import gguf_field, gguf_reader, make_adapter
 
 
+def _sampling():
+    from core.settings import Sampling
+
+    return Sampling(temperature=0.4, max_tokens=48, end_bias=0.5, separator_bias=-1.25)
+
+
 def _workspace(tmp_path: Path, base: Path, persona: str = "maya"):
     from core.settings import Persona, Sampling, Settings
     from core.workspace import Workspace
 
     ws = Workspace(tmp_path / "ws")
     make_adapter(base, ws.adapter_dir)
-    ws.save_settings(Settings(persona=Persona(name=persona), sampling=Sampling(temperature=0.4, max_tokens=48)))
+    ws.save_settings(Settings(persona=Persona(name=persona), sampling=_sampling()))
     return ws
 
 
@@ -30,7 +36,7 @@ def _run(ws, **options):
 
 
 def test_exports_only_the_gguf_and_modelfile_with_twin_metadata(tiny, tmp_path):
-    from core.settings import Rules, Sampling
+    from core.settings import Rules
     from export.llama_runtime import open_llama
 
     ws = _workspace(tmp_path, tiny["llama"])
@@ -47,7 +53,7 @@ def test_exports_only_the_gguf_and_modelfile_with_twin_metadata(tiny, tmp_path):
     assert gguf_field(r, "general.name") == "twin-maya"
     assert gguf_field(r, "twin.persona") == "maya"
     assert Rules.from_dict(json.loads(gguf_field(r, "twin.data_rules"))) == Rules()
-    assert json.loads(gguf_field(r, "twin.sampling")) == dataclasses.asdict(Sampling(temperature=0.4, max_tokens=48))
+    assert json.loads(gguf_field(r, "twin.sampling")) == dataclasses.asdict(_sampling())  # biases too
 
     modelfile = (ws.model_dir / "Modelfile").read_text()
     assert "FROM ./twin-F16.gguf" in modelfile and 'PARAMETER stop "DONE"' in modelfile
@@ -55,6 +61,13 @@ def test_exports_only_the_gguf_and_modelfile_with_twin_metadata(tiny, tmp_path):
     for line in ("PARAMETER temperature 0.4", "PARAMETER top_p 1.0", "PARAMETER repeat_penalty 1.0",
                  "PARAMETER num_predict 48"):
         assert line in modelfile.splitlines()
+    # the fitted biases have no Ollama parameter: the note gives llama.cpp's flags with the token ids
+    from core.terminator import StyleTokens
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny["llama"])
+    found = StyleTokens.find(lambda text: tokenizer(text, add_special_tokens=False)["input_ids"])
+    assert f"--logit-bias {found.end[0]}+0.5 --logit-bias {found.separator[0]}-1.25" in modelfile
 
     llm = open_llama(ws.model_gguf("F16"), n_ctx=128, n_threads=2)
     try:  # the exported GGUF chats with the tokenizer's template through llama-cpp-python

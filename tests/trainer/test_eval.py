@@ -61,7 +61,21 @@ def test_eval_report(trained_workspace):
     choice = report["sampling"]
     assert choice["chosen_from"] == "valid split" and len(choice["candidates"]) >= 4
     best = min(choice["candidates"], key=lambda c: c["penalty"])
-    assert choice["used"] == best["sampling"]
+    biases = ("end_bias", "separator_bias")
+    # the best candidate, with its length and separator biases fitted: those of a round it measured
+    assert {k: v for k, v in choice["used"].items() if k not in biases} == \
+        {k: v for k, v in best["sampling"].items() if k not in biases}
+    rounds = choice["bias_rounds"]
+    assert rounds and rounds[0]["end_bias"] == best["sampling"]["end_bias"]
+    assert (choice["used"]["end_bias"], choice["used"]["separator_bias"]) in \
+        [(r["end_bias"], r["separator_bias"]) for r in rounds]
+    assert all(abs(choice["used"][k]) <= 4.0 for k in biases)
+    # style ratios against the person's habit (all their replies), and against the test replies
+    assert report["person_replies"] > report["test_examples"]
+    assert report["ratios"]["twin"]["mean_chars"] == round(
+        report["style"]["twin"]["mean_chars"] / report["style"]["person"]["mean_chars"], 4)
+    assert set(report["ratios_to_test"]["twin"]) == set(report["ratios"]["twin"])
+    assert report["samples_per_prompt"] == 4  # 5 prompts: 4 replies each for the style figures
     assert ws.settings().sampling == Sampling.from_dict(choice["used"])
     assert any("decoding defaults saved" in line for line in said)
     assert report["can_you_tell"] is None  # nobody played yet
@@ -156,7 +170,7 @@ def test_eval_cli_prints_the_headline_and_table(trained_workspace, tmp_path):
                                        "--keep-sampling", "--no-base"])
     assert result.exit_code == 0, result.output
     assert "sounds like you:" in result.output and "classifier accuracy" in result.output
-    assert "loop rate" in result.output and "ratio to real" in result.output
+    assert "loop rate" in result.output and "ratio to you" in result.output and "end bias" in result.output
     assert "sampling (twin.toml)" in result.output
 
 
