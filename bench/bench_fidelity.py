@@ -79,7 +79,7 @@ def main() -> None:
     rows = [
         ("termination rate", ">= 98%", pct(report["termination_rate"]["twin"]), pct(baseline.get("termination"))),
         ("replies without loops", ">= 98%", pct(1 - report["loop_rate"]["twin"]), "n/a"),
-        ("empty replies", "0", f"{round(report['empty_rate']['twin'] * report['generated'])}", "1 in 10 served"),
+        ("empty replies", "0", f"{round(report['empty_rate']['twin'] * report['generated'] * report.get('samples_per_prompt', 1))}", "1 in 10 served"),
         ("mean length, twin/person", "0.90-1.10", f"{ratios['mean_chars']:.2f}", f"{baseline['length_ratio']:.2f}"),
         ("' | ' rate, twin/person", "0.90-1.10", f"{ratios['separator_rate'] or 0:.2f}",
          f"{baseline['separator_ratio']:.2f}"),

@@ -11,7 +11,8 @@ Then the two logit biases of [sampling] are fitted (:func:`fit_style_biases`): `
 token that begins the terminator sets how soon replies end, ``separator_bias`` on `` |`` how
 often a reply is several messages. Temperature and penalties move length and separators only
 as a side effect; the biases aim at them directly. A few rounds generate replies to the valid
-prompts (each prompt several times: a mean over a dozen replies is too noisy to steer by) and
+prompts (each prompt several times: a mean over a dozen replies is too noisy to steer by; the same
+random draws every round, so that two rounds differ by what the biases did, not by luck) and
 move each bias by the log of the ratio still to close, towards the person's own mean length and
 `` | `` rate over all their replies. The round closest to the person is kept.
 """
@@ -91,7 +92,7 @@ def choose_sampling(model, tokenizer, rows: list[dict], real: list[str], current
 
 
 FIT_ROUNDS = 4          # generation rounds at most (the first measures the chosen candidate as it is)
-FIT_REPLIES = 48        # replies per round: the valid prompts, repeated
+FIT_REPLIES = 64        # replies per round: the valid prompts, repeated
 MAX_BIAS = 4.0          # |bias| in logits; beyond it the model's own preference is overruled
 STEP_LIMIT = 1.5        # the most one round may move a bias
 FIRST_GAIN = 2.0        # first step: this many logits per unit of log ratio (a model sure of where
@@ -122,8 +123,8 @@ def fit_style_biases(model, tokenizer, prompts: list[list[dict]], person: dict, 
     repeated = [prompts[i % len(prompts)] for i in range(max(FIT_REPLIES, len(prompts)))]
     rounds, best = [], None
     current = sampling
-    for number in range(FIT_ROUNDS):
-        torch.manual_seed(number)
+    for _ in range(FIT_ROUNDS):
+        torch.manual_seed(0)  # the same draws every round: what changes is the biases' doing, not luck
         replies = generate_replies(model, tokenizer, repeated, Decoding.from_sampling(current, max_new_tokens))
         twin = fidelity.style([r.text for r in replies])
         length, separator = _drift(twin, person)
