@@ -13,7 +13,6 @@ message object at a time (:func:`json_items`). Memory stays bounded by one messa
 """
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from pathlib import Path
@@ -83,17 +82,6 @@ def json_items(path: Path, prefix: str, what: str) -> Iterator[Any]:
             yield from ijson.items(handle, prefix, use_float=True)
         except ijson.JSONError as exc:
             raise json_error(path, what, exc) from None
-
-
-def load_json(path: Path, what: str):
-    """Load a small JSON file whole (Messenger's ``message_N.json`` are capped by Facebook)."""
-    try:
-        with open(path, encoding="utf-8-sig") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise ChatExportError(f"{path}: not a valid {what} export (JSON error at line {exc.lineno}: {exc.msg})") from None
-    except RecursionError:
-        raise ChatExportError(f"{path}: JSON nested deeper than a {what} export is: refused") from None
 
 
 _KEY_RE = re.compile(r'"([A-Za-z_]+)"\s*:')

@@ -1,11 +1,24 @@
 """Reader for Facebook Messenger's JSON export (``messages/inbox/<thread>/message_N.json``).
 
 Give it one ``message_N.json`` file (that file is read) or the thread's folder (every
-``message_N.json`` in it is read). Each file is one JSON document, loaded whole (Facebook caps
-them at a few thousand messages); a thread's files hold disjoint time ranges (``message_1.json``
+``message_N.json`` in it is read). A thread's files hold disjoint time ranges (``message_1.json``
 the newest), so the folder is read from the highest N down, one file at a time, each file's
-messages sorted by time: the messages come out oldest first without holding more than one file
-in memory.
+messages in time order (ties in file order): the messages come out oldest first.
+
+**Memory** is bounded whatever the size of a file; no file is loaded whole. Each file is
+streamed twice with ijson (see ``_common``): a first pass of parser events reads
+``participants``, ``title`` and ``thread_type`` (Facebook writes ``title`` after ``messages`` in
+some exports) and notes whether the messages are already oldest first; the second builds one
+message at a time (``messages.item``). A file already oldest first is yielded as it streams.
+Facebook writes each file newest first, so its messages are put in order by an external merge
+sort: runs of at most :data:`_RUN` messages (or :data:`_RUN_BYTES` bytes of them, marshalled)
+are sorted in memory; when a file holds more than one run, the runs are spooled to an anonymous
+temporary file (in the system's temporary folder, never in the workspace; deleted when closed;
+about the file's size on disk while it is read) and merged back :data:`_FAN_IN` runs at a time,
+each run read through a :data:`_BLOCK`-byte buffer. So what is held is one run, or one buffer
+and one message per merged run, plus two offsets per run, never the file: about 5 MB for a 50 MB
+file. A file of up to 8,192 messages and 4 MiB (most real ones) is one run and touches no disk.
+Ties keep file order, as a stable sort of the whole file would.
 
 * Every string is repaired from Facebook's mojibake (UTF-8 bytes written as Latin-1 code
   points, ``cafÃ©`` -> ``café``): ``s.encode("latin-1").decode("utf-8")``, kept as it was when
@@ -29,14 +42,18 @@ inbox folder. Otherwise ChatExportError asks for ``--me`` and lists the particip
 """
 from __future__ import annotations
 
-import json
+import heapq
+import marshal
+import math
 import re
+import struct
+import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterable, Iterator
 
 from ..errors import ChatExportError
 from ..message import Message
-from ._common import json_keys, load_json, local_from_unix
+from ._common import json_events, json_items, json_keys, local_from_unix
 from .base import Chat, Reader, same_person
 
 _FILE_RE = re.compile(r"message_(\d+)\.json$")
@@ -80,15 +97,83 @@ def _thread_files(folder: Path) -> list[Path]:
     return [p for _, p in sorted(found, key=lambda item: item[0], reverse=True)]
 
 
-def _load(path: Path) -> dict:
-    data = fix_mojibake(load_json(path, "Messenger"))
-    if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
+_SCALARS = ("string", "number", "integer", "boolean", "null")
+
+
+def _key(value) -> float:
+    """The sort key of a ``timestamp_ms`` value: its float, -inf when it has none (NaN included,
+    so that the order is total; such a message is skipped as malformed anyway)."""
+    try:
+        key = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return -math.inf
+    return -math.inf if key != key else key
+
+
+def _sort_key(msg: object) -> float:
+    try:
+        return _key(msg["timestamp_ms"])  # type: ignore[index]
+    except (KeyError, TypeError):
+        return -math.inf
+
+
+def _scan(path: Path) -> dict:
+    """A first pass of parser events over a ``message_N.json``: its participants, title and thread
+    type (mojibake repaired), and whether its messages are already oldest first."""
+    participants: list[str] = []
+    title = thread_type = None
+    has_messages = False
+    ascending = True
+    last = key = -math.inf
+    for prefix, event, value in json_events(path, "Messenger"):
+        if prefix == "messages.item.timestamp_ms":
+            if event in _SCALARS:
+                key = _key(fix_mojibake(value))
+            elif event in ("start_map", "start_array"):
+                key = -math.inf
+        elif prefix == "messages.item":
+            if event == "start_map" or event == "start_array":
+                key = -math.inf
+            elif event != "map_key":  # the end of an item (or an item that is not an object)
+                if event in _SCALARS:
+                    key = -math.inf
+                if key < last:
+                    ascending = False
+                last = key
+        elif prefix == "messages":
+            if event == "start_array":
+                has_messages = True
+        elif prefix == "participants.item":
+            if event == "start_map" or event == "start_array":
+                participants.append("")
+            elif event in _SCALARS:
+                participants.append(fix_mojibake(str(value)))
+        elif prefix == "participants.item.name":
+            if event == "string" and participants:
+                participants[-1] = fix_mojibake(value)
+        elif prefix == "title" and event == "string":
+            title = fix_mojibake(value)
+        elif prefix == "thread_type" and event == "string":
+            thread_type = value
+    if not has_messages:
         raise ChatExportError(f"{path}: not a Messenger export (no 'messages' list)")
-    return data
+    return {"participants": participants, "title": title, "thread_type": thread_type, "ascending": ascending}
 
 
-def _participants(data: dict) -> list[str]:
-    return [p.get("name", "") if isinstance(p, dict) else str(p) for p in data.get("participants") or []]
+def _names_in(path: Path) -> list[str] | None:
+    """The participants of a ``message_N.json`` (streamed, stopping after them); None when unreadable."""
+    names: list[str] = []
+    try:
+        for prefix, event, value in json_events(path, "Messenger"):
+            if prefix == "participants.item.name" and event == "string":
+                names.append(fix_mojibake(value))
+            elif prefix == "participants.item" and event == "string":
+                names.append(fix_mojibake(value))
+            elif prefix == "participants" and event == "end_array":
+                return names
+    except (OSError, ChatExportError):
+        return None
+    return names
 
 
 def _profile_name(start: Path) -> str | None:
@@ -99,10 +184,11 @@ def _profile_name(start: Path) -> str | None:
             candidate = folder / rel
             if candidate.is_file():
                 try:
-                    data = fix_mojibake(json.loads(candidate.read_text(encoding="utf-8")))
-                    name = data["profile_v2"]["name"]["full_name"]
-                except (OSError, ValueError, KeyError, TypeError):
+                    name = next((value for prefix, event, value in json_events(candidate, "Facebook profile")
+                                 if prefix == "profile_v2.name.full_name" and event == "string"), None)
+                except (OSError, ChatExportError):
                     continue
+                name = fix_mojibake(name)
                 if isinstance(name, str) and name.strip():
                     return name.strip()
     return None
@@ -121,15 +207,100 @@ def _in_every_thread(thread_folder: Path, limit: int = 30) -> str | None:
         first = folder / "message_1.json"
         if not first.is_file():
             continue
-        try:
-            names = set(_participants(fix_mojibake(json.loads(first.read_text(encoding="utf-8")))))
-        except (OSError, ValueError, AttributeError):
+        names = _names_in(first)
+        if names is None:
             continue
-        common = names if common is None else common & names
+        common = set(names) if common is None else common & set(names)
         seen += 1
     if common is not None and seen >= 2 and len(common) == 1:
         return next(iter(common))
     return None
+
+
+# ---------------------------------------------------------------- oldest first, in bounded memory
+
+#: Messages sorted in memory at a time (and the most bytes of them, marshalled).
+_RUN = 8192
+_RUN_BYTES = 4 << 20
+#: Sorted runs merged at once, and the bytes each run's reader buffers while merging.
+_FAN_IN = 32
+_BLOCK = 1 << 16
+#: A spooled message: its sort key, its index in the file, the length of its marshalled form.
+_HEAD = struct.Struct("<dqQ")
+
+_Entry = tuple[float, int, bytes]
+
+
+def _oldest_first(items: Iterable[tuple[int, object]]) -> Iterator[tuple[int, object]]:
+    """``(index, message)`` pairs sorted by (time, index): an external merge sort (module docstring).
+
+    A message is held marshalled (``marshal`` is exact for JSON's values and reads back only what
+    this function wrote to its own anonymous temporary file)."""
+    spools: list[IO[bytes]] = []
+    try:
+        runs: list[tuple[int, int]] = []
+        batch: list[_Entry] = []
+        size = 0
+        for index, msg in items:
+            payload = marshal.dumps(msg)
+            batch.append((_sort_key(msg), index, payload))
+            size += len(payload)
+            if len(batch) >= _RUN or size >= _RUN_BYTES:
+                if not spools:
+                    spools.append(tempfile.TemporaryFile())
+                batch.sort()
+                runs.append(_write_run(spools[-1], batch))
+                batch, size = [], 0
+        batch.sort()
+        if not spools:  # the whole file was one run
+            for _, index, payload in batch:
+                yield index, marshal.loads(payload)
+            return
+        if batch:
+            runs.append(_write_run(spools[-1], batch))
+        del batch
+        while len(runs) > _FAN_IN:  # merge groups of runs into a new spool until few are left
+            source = spools[-1]
+            spools.append(tempfile.TemporaryFile())
+            runs = [_write_run(spools[-1], heapq.merge(*(_read_run(source, run) for run in runs[at:at + _FAN_IN])))
+                    for at in range(0, len(runs), _FAN_IN)]
+            spools.pop(-2).close()
+        for _, index, payload in heapq.merge(*(_read_run(spools[-1], run) for run in runs)):
+            yield index, marshal.loads(payload)
+    finally:
+        for spool in spools:
+            spool.close()
+
+
+def _write_run(spool: IO[bytes], entries: Iterable[_Entry]) -> tuple[int, int]:
+    """Append sorted entries to the spool; the run's (start, end) byte offsets."""
+    spool.seek(0, 2)
+    start = spool.tell()
+    for key, index, payload in entries:
+        spool.write(_HEAD.pack(key, index, len(payload)))
+        spool.write(payload)
+    return start, spool.tell()
+
+
+def _read_run(spool: IO[bytes], run: tuple[int, int]) -> Iterator[_Entry]:
+    """The entries of one run, read through a buffer of about :data:`_BLOCK` bytes (the readers of
+    several runs share the spool: each seeks to its own position before it reads)."""
+    pos, end = run
+    buf, at = b"", 0
+    while at < len(buf) or pos < end:
+        need = _HEAD.size
+        if len(buf) - at >= need:
+            key, index, length = _HEAD.unpack_from(buf, at)
+            need += length
+            if len(buf) - at >= need:
+                yield key, index, buf[at + _HEAD.size:at + need]
+                at += need
+                continue
+        spool.seek(pos)
+        more = spool.read(min(end - pos, max(_BLOCK, need - (len(buf) - at))))
+        if not more:
+            raise OSError("the spool of a Messenger file ended early")
+        buf, at, pos = buf[at:] + more, 0, pos + len(more)
 
 
 class MessengerReader(Reader):
@@ -156,10 +327,10 @@ class MessengerReader(Reader):
             folder = path
         else:
             files, folder = [path], path.parent
-        first = _load(files[0])
-        participants = _participants(first)
-        is_group = first.get("thread_type") == "RegularGroup" or len(participants) > 2
-        yield Chat(title=first.get("title") or "", is_group=is_group, people={n: {n} for n in participants if n},
+        first = _scan(files[0])
+        participants = first["participants"]
+        is_group = first["thread_type"] == "RegularGroup" or len(participants) > 2
+        yield Chat(title=first["title"] or "", is_group=is_group, people={n: {n} for n in participants if n},
                    data={"files": files, "first": first, "folder": folder})
 
     def owner(self, path: Path, chat: Chat, me_ids: frozenset[str]) -> frozenset[str] | None:
@@ -187,14 +358,15 @@ class MessengerReader(Reader):
 
     def records(self, path: Path, chat: Chat) -> Iterator[tuple[int, object]]:
         for number, file in enumerate(chat.data["files"]):
-            data = chat.data["first"] if number == 0 else _load(file)
-            chat.data["first"] = None  # one file in memory at a time
-            participants = _participants(data)
+            info = chat.data["first"] if number == 0 else _scan(file)
+            participants = info["participants"]
             chat.data["file"] = file
-            chat.data["chat"] = data.get("title") or next(
+            chat.data["chat"] = info["title"] or next(
                 (n for n in participants if n not in chat.mine), "") or file.parent.name
-            chat.data["is_group"] = data.get("thread_type") == "RegularGroup" or len(participants) > 2
-            yield from sorted(enumerate(data["messages"]), key=lambda item: _sort_key(item[1]))
+            chat.data["is_group"] = info["thread_type"] == "RegularGroup" or len(participants) > 2
+            items = ((index, fix_mojibake(msg)) for index, msg in
+                     enumerate(json_items(file, "messages.item", "Messenger")))
+            yield from items if info["ascending"] else _oldest_first(items)
 
     def message(self, msg: object, chat: Chat, mine: frozenset[str]) -> Message:
         data = chat.data
@@ -202,13 +374,6 @@ class MessengerReader(Reader):
 
     def record_file(self, path: Path, chat: Chat) -> Path:
         return chat.data["file"]  # a skip names the message_N.json it is in, not the thread folder
-
-
-def _sort_key(msg: object) -> float:
-    try:
-        return float(msg["timestamp_ms"])  # type: ignore[index]
-    except (KeyError, TypeError, ValueError):
-        return float("-inf")
 
 
 def _message(msg: dict, chat: str, is_group: bool, mine: frozenset[str], source: str) -> Message:

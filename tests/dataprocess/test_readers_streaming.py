@@ -1,0 +1,162 @@
+"""Messenger's message_N.json files are streamed, never loaded whole: the same messages in the
+same order as the whole-file reader gave, in memory far below a file's size. The large files
+are generated here."""
+from __future__ import annotations
+
+import json
+import random
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from dataprocess import read_export
+from dataprocess.readers import messenger
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+INBOX = FIXTURES / "messenger" / "your_activity" / "messages" / "inbox"
+FB_LINH = INBOX / "linhnguyen_1234"
+
+
+def rows(messages):
+    return [(m.timestamp, m.sender, m.text, m.from_me, m.kind, m.chat, m.is_group, m.source) for m in messages]
+
+
+def whole_file_order(folder: Path) -> list[tuple[str, int]]:
+    """(file, index) of every message as the whole-file reader ordered them: files from the highest
+    N down, each file's messages sorted by timestamp_ms (stable: ties in file order)."""
+    def key(msg):
+        try:
+            return float(msg["timestamp_ms"])
+        except (KeyError, TypeError, ValueError):
+            return float("-inf")
+
+    files = sorted(folder.glob("message_*.json"), key=lambda p: int(p.stem.split("_")[1]), reverse=True)
+    order = []
+    for file in files:
+        messages = json.loads(file.read_text(encoding="utf-8"))["messages"]
+        order += [(file.name, i) for i, _ in sorted(enumerate(messages), key=lambda item: key(item[1]))]
+    return order
+
+
+def write_thread(folder: Path, stamps_by_file: dict[int, list]) -> None:
+    """A thread whose every message's content names its file and index."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, stamps in stamps_by_file.items():
+        messages = [{"sender_name": "Maya Cohen" if i % 2 else "Linh Nguy\u00e1\u00bb\u0085n",
+                     "content": f"m{number}-{i} caf\u00c3\u00a9", **({} if t is None else {"timestamp_ms": t})}
+                    for i, t in enumerate(stamps)]
+        data = {"participants": [{"name": "Linh Nguy\u00e1\u00bb\u0085n"}, {"name": "Maya Cohen"}],
+                "messages": messages, "title": "Linh Nguy\u00e1\u00bb\u0085n", "thread_type": "Regular"}
+        (folder / f"message_{number}.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+def read_order(folder: Path, skipped: list | None = None) -> list[tuple[str, int]]:
+    found = []
+    for m in read_export(folder, fmt="messenger", me="Maya Cohen", skipped=skipped):
+        number, index = m.text.split()[0][1:].split("-")
+        found.append((f"message_{number}.json", int(index)))
+    return found
+
+
+# ---------------------------------------------------------------- Messenger, streamed
+
+def test_oldest_first_file_gives_the_same_rows_as_facebooks_newest_first(tmp_path):
+    """The fixture thread, and the same thread with each file's messages written oldest first (the
+    path that streams without sorting): the same messages, kinds, repairs and order."""
+    flipped = tmp_path / "inbox" / "linhnguyen_1234"
+    flipped.mkdir(parents=True)
+    for file in FB_LINH.glob("message_*.json"):
+        data = json.loads(file.read_text(encoding="utf-8"))
+        stamped = [m for m in data["messages"] if isinstance(m.get("timestamp_ms"), int)]
+        unstamped = [m for m in data["messages"] if not isinstance(m.get("timestamp_ms"), int)]
+        data["messages"] = unstamped + stamped[::-1]
+        (flipped / file.name).write_text(json.dumps(data), encoding="utf-8")
+    assert not messenger._scan(FB_LINH / "message_2.json")["ascending"]
+    assert messenger._scan(flipped / "message_2.json")["ascending"]
+    original = rows(read_export(FB_LINH, me="Maya Cohen"))
+    assert [r[2] for r in original][:3] == ["", "Chào Maya! Đi ăn sáng không?", "bánh mì or café?"]
+    assert [(r[:5]) for r in rows(read_export(flipped, me="Maya Cohen"))] == [r[:5] for r in original]
+
+
+@pytest.mark.parametrize("order", ["newest first", "oldest first", "shuffled, with ties and no times"])
+def test_order_across_files_is_the_whole_file_readers(tmp_path, order):
+    rnd = random.Random(7)
+    newer = [2_000_000 + 1000 * i for i in range(40)]
+    older = [1_000_000 + 1000 * i for i in range(40)]
+    if order == "newest first":
+        newer, older = newer[::-1], older[::-1]
+    elif order != "oldest first":
+        newer = [rnd.choice(newer[:8]) for _ in newer] + [None, "not a time", 2_000_000.5]
+        older = older + older[:5] + [None]
+        rnd.shuffle(newer)
+        rnd.shuffle(older)
+    folder = tmp_path / "inbox" / "linh_1"
+    write_thread(folder, {1: newer, 2: older})
+    skipped = []
+    found = read_order(folder, skipped)
+    left_out = {(Path(file).name, index) for file, index, _ in skipped}
+    assert found == [place for place in whole_file_order(folder) if place not in left_out]
+    assert len(left_out) == (3 if order.startswith("shuffled") else 0)  # no time, "not a time"
+    assert read_order(folder / "message_2.json") == [place for place in whole_file_order(folder)
+                                                     if place[0] == "message_2.json" and place not in left_out]
+
+
+def test_the_external_sort_merges_many_runs_in_several_passes(tmp_path, monkeypatch):
+    """Tiny runs and fan-in force spooled runs and more than one merge pass."""
+    monkeypatch.setattr(messenger, "_RUN", 3)
+    monkeypatch.setattr(messenger, "_FAN_IN", 2)
+    monkeypatch.setattr(messenger, "_BLOCK", 7)  # a record straddles every buffer refill
+    rnd = random.Random(3)
+    stamps = [rnd.randrange(30) * 1000 for _ in range(200)]  # many ties
+    folder = tmp_path / "inbox" / "linh_1"
+    write_thread(folder, {1: stamps})
+    passes = []
+    real_write = messenger._write_run
+    monkeypatch.setattr(messenger, "_write_run", lambda *a: passes.append(1) or real_write(*a))
+    assert read_order(folder) == whole_file_order(folder)
+    assert len(passes) > 200 // 3  # spooled, and merged again
+    # the content and its repair survive the spool
+    assert {m.text.split()[1] for m in read_export(folder, fmt="messenger")} == {"café"}
+
+
+def test_a_50_mb_messenger_file_is_read_in_a_few_mb(tmp_path):
+    """Facebook's order (newest first) goes through the spooled sort; memory stays far below the
+    file's size (the whole-file reader peaked at about three times it)."""
+    path = tmp_path / "inbox" / "linh_1" / "message_1.json"
+    path.parent.mkdir(parents=True)
+    body = json.dumps("caf\u00c3\u00a9 " + "lorem ipsum dolor sit amet " * 150)[1:-1]
+    count = 12_500
+    with open(path, "w", encoding="utf-8") as out:
+        out.write('{"participants": [{"name": "Linh"}, {"name": "Maya"}], "messages": [\n')
+        for i in range(count):
+            out.write(f'{"," if i else ""}{{"sender_name": "{"Maya" if i % 2 else "Linh"}", '
+                      f'"timestamp_ms": {1_700_000_000_000 - i * 1000}, "content": "{i} {body}"}}\n')
+        out.write('], "title": "Linh", "thread_type": "Regular"}')
+    size = path.stat().st_size
+    assert size > 50_000_000
+    tracemalloc.start()
+    try:
+        seen = [int(m.text.split(" ", 1)[0]) for m in read_export(path, me="Maya")]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seen == list(range(count - 1, -1, -1))  # oldest first: the file's last message first
+    assert peak < size // 4, f"peak {peak:,} bytes reading a {size:,}-byte file"
+
+
+def test_participants_and_profile_name_are_read_from_parser_events(tmp_path):
+    inbox = tmp_path / "messages" / "inbox"
+    for name, other in (("a_1", "Alex Kim"), ("b_2", "Zoë Müller")):
+        write_thread(inbox / name, {1: [1000, 2000]})
+        data = json.loads((inbox / name / "message_1.json").read_text(encoding="utf-8"))
+        data["participants"] = [{"name": other}, {"name": "Maya Cohen"}, {"name": "Linh"}]
+        (inbox / name / "message_1.json").write_text(json.dumps(data), encoding="utf-8")
+    (inbox / "c_3").mkdir()
+    (inbox / "c_3" / "message_1.json").write_text("{not json", encoding="utf-8")  # unreadable: passed over
+    assert messenger._names_in(inbox / "a_1" / "message_1.json") == ["Alex Kim", "Maya Cohen", "Linh"]
+    assert messenger._in_every_thread(inbox / "a_1") is None  # Maya and Linh are in both
+    profile = tmp_path / "profile_information" / "profile_information.json"
+    profile.parent.mkdir()
+    profile.write_text(json.dumps({"profile_v2": {"name": {"full_name": "Maya Coh\u00c3\u00a9n"}}}), encoding="utf-8")
+    assert messenger._profile_name(inbox / "a_1") == "Maya Cohén"
