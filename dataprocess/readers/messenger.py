@@ -6,19 +6,20 @@ the newest), so the folder is read from the highest N down, one file at a time, 
 messages in time order (ties in file order): the messages come out oldest first.
 
 **Memory** is bounded whatever the size of a file; no file is loaded whole. Each file is
-streamed twice with ijson (see ``_common``): a first pass of parser events reads
-``participants``, ``title`` and ``thread_type`` (Facebook writes ``title`` after ``messages`` in
-some exports) and notes whether the messages are already oldest first; the second builds one
-message at a time (``messages.item``). A file already oldest first is yielded as it streams.
-Facebook writes each file newest first, so its messages are put in order by an external merge
-sort: runs of at most :data:`_RUN` messages (or :data:`_RUN_BYTES` bytes of them, marshalled)
-are sorted in memory; when a file holds more than one run, the runs are spooled to an anonymous
-temporary file (in the system's temporary folder, never in the workspace; deleted when closed;
-about the file's size on disk while it is read) and merged back :data:`_FAN_IN` runs at a time,
-each run read through a :data:`_BLOCK`-byte buffer. So what is held is one run, or one buffer
-and one message per merged run, plus two offsets per run, never the file: about 5 MB for a 50 MB
-file. A file of up to 8,192 messages and 4 MiB (most real ones) is one run and touches no disk.
-Ties keep file order, as a stable sort of the whole file would.
+streamed twice with ijson (see ``_common``, which also refuses any single JSON value over
+1 MiB): a first pass of parser events reads ``participants``, ``title`` and ``thread_type``
+(Facebook writes ``title`` after ``messages`` in some exports) and notes whether the messages
+are already oldest first; the second builds one message at a time (``messages.item``). A file
+already oldest first is yielded as it streams. Facebook writes each file newest first, so its
+messages are put in order by an external merge sort: runs of at most :data:`_RUN` messages (or
+:data:`_RUN_BYTES` bytes of them, marshalled) are sorted in memory; when a file holds more than
+one run, the runs are spooled to an anonymous temporary file (in the system's temporary folder,
+never in the workspace; deleted when closed; about the file's size on disk while it is read) and
+merged back :data:`_FAN_IN` runs at a time, each run read through a :data:`_BLOCK`-byte buffer.
+So what is held is one run, or one buffer and one message per merged run, plus two offsets per
+run, never the file: about 5 MB for a 50 MB file. A file of up to 8,192 messages and 4 MiB (most
+real ones) is one run and touches no disk. Ties keep file order, as a stable sort of the whole
+file would.
 
 * Every string is repaired from Facebook's mojibake (UTF-8 bytes written as Latin-1 code
   points, ``cafÃ©`` -> ``café``): ``s.encode("latin-1").decode("utf-8")``, kept as it was when

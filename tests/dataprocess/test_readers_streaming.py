@@ -1,21 +1,26 @@
-"""Messenger's message_N.json files are streamed, never loaded whole: the same messages in the
-same order as the whole-file reader gave, in memory far below a file's size. The large files
-are generated here."""
+"""JSON exports are streamed: Messenger's message_N.json files are never loaded whole (same
+messages, same order as the whole-file reader gave), and one huge JSON value is refused before
+ijson builds it. The large files are generated here."""
 from __future__ import annotations
 
+import io
 import json
 import random
 import tracemalloc
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from dataprocess import read_export
-from dataprocess.readers import messenger
+from dataprocess import ChatExportError, read_export
+from dataprocess.readers import _common, messenger
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 INBOX = FIXTURES / "messenger" / "your_activity" / "messages" / "inbox"
 FB_LINH = INBOX / "linhnguyen_1234"
+TG_CHAT = FIXTURES / "telegram" / "chat_dima" / "result.json"
+DC_DM = FIXTURES / "discord" / "dm_alex.json"
+BIG_STRING = 50_000_000
 
 
 def rows(messages):
@@ -160,3 +165,111 @@ def test_participants_and_profile_name_are_read_from_parser_events(tmp_path):
     profile.parent.mkdir()
     profile.write_text(json.dumps({"profile_v2": {"name": {"full_name": "Maya Coh\u00c3\u00a9n"}}}), encoding="utf-8")
     assert messenger._profile_name(inbox / "a_1") == "Maya Cohén"
+
+
+# ---------------------------------------------------------------- one huge JSON value
+
+def guarded(data: bytes, chunk: int) -> bytes:
+    """Everything read through the guard, ``chunk`` bytes at a time."""
+    guard = _common._QuoteGuard(io.BytesIO(data), Path("x.json"), "Test")
+    out = []
+    while part := guard.read(chunk):
+        out.append(part)
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 16])
+def test_the_guard_counts_from_the_last_unescaped_quote_across_chunks(monkeypatch, chunk):
+    """Bound 20: 18-byte strings pass, with escapes and backslashes at every chunk boundary; a
+    stretch of 60 bytes without a string quote does not (the bound holds give or take one read)."""
+    monkeypatch.setattr(_common, "MAX_JSON_STRING_BYTES", 20)
+    fine = (b'{"a": "' + b"x" * 18 + b'", "b": ["' + b"y" * 18 + b'", "\\\\"], "c": "' + b'\\"' * 9 + b'", '
+            + b'"d": ["\\\\", "\\\\", "\\\\", "\\\\", "\\\\", "\\\\", "\\\\"]}')
+    json.loads(fine)
+    assert guarded(fine, chunk) == fine
+    for hostile in (b'["' + b"x" * 60 + b'"]',          # a long string
+                    b'["a", ' + b"1" * 60 + b"]",        # a long number
+                    b'["' + b'\\"' * 30 + b'"]',         # escaped quotes are inside the string
+                    b'{"a":' + b" " * 60 + b'"b"}'):     # a long run of whitespace
+        with pytest.raises(ChatExportError, match=r"^x\.json: a JSON value longer than \d+ MiB \(no Test export"):
+            guarded(hostile, chunk)
+
+
+def test_a_long_string_under_the_bound_is_a_skipped_message_not_a_refusal(tmp_path):
+    chat = json.loads(TG_CHAT.read_text(encoding="utf-8"))
+    chat["messages"][1]["text"] = "w" * (_common.MAX_JSON_STRING_BYTES - 100)  # just under the bound
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(chat), encoding="utf-8")
+    skipped = []
+    texts = [m.text for m in read_export(path, skipped=skipped)]
+    assert len(texts) > 5 and 1 in [where for _, where, _ in skipped]
+
+
+def test_a_string_just_over_the_bound_is_refused(tmp_path):
+    """Fast, so that a broken guard fails here before the 50 MB files below make ijson crawl."""
+    chat = json.loads(TG_CHAT.read_text(encoding="utf-8"))
+    chat["messages"][1]["text"] = "w" * (_common.MAX_JSON_STRING_BYTES + _common._JSON_BUFFER + 1)
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(chat), encoding="utf-8")
+    with pytest.raises(ChatExportError, match="a JSON value longer than 1 MiB"):
+        list(read_export(path))
+
+
+def process(path: Path, workspace: Path, *extra: str):
+    from twin_cli import main
+
+    return CliRunner().invoke(main, ["process", str(path), "--workspace", str(workspace), "--me", "Maya", *extra])
+
+
+def huge_telegram(tmp_path: Path) -> Path:
+    chat = json.loads(TG_CHAT.read_text(encoding="utf-8"))
+    chat["messages"][1]["text"] = "w" * BIG_STRING
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(chat), encoding="utf-8")
+    return path
+
+
+def huge_discord(tmp_path: Path) -> Path:
+    channel = json.loads(DC_DM.read_text(encoding="utf-8"))
+    channel["messages"][0]["content"] = "w" * BIG_STRING
+    path = tmp_path / "dm.json"
+    path.write_text(json.dumps(channel), encoding="utf-8")
+    return path
+
+
+def huge_messenger(tmp_path: Path, text: str | None = None) -> Path:
+    thread = json.loads((FB_LINH / "message_2.json").read_text(encoding="utf-8"))
+    thread["messages"][-1]["content"] = "w" * BIG_STRING if text is None else text
+    path = tmp_path / "inbox" / "linh_1" / "message_1.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(thread), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("make, what", [(huge_telegram, "Telegram"), (huge_discord, "DiscordChatExporter"),
+                                        (huge_messenger, "Messenger")])
+def test_a_50_mb_string_is_refused_before_it_is_built(tmp_path, make, what):
+    path = make(tmp_path)
+    assert path.stat().st_size > BIG_STRING
+    tracemalloc.start()
+    try:
+        with pytest.raises(ChatExportError, match=f"a JSON value longer than 1 MiB \\(no {what} export"):
+            list(read_export(path, me="Maya"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * _common.MAX_JSON_STRING_BYTES  # the 50 MB string was never built
+    workspace = tmp_path / "ws"
+    result = process(path, workspace)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert "longer than 1 MiB" in result.output
+    assert not (workspace / "data").exists() or not any((workspace / "data").iterdir())
+
+
+def test_a_50_mb_string_of_escaped_quotes_is_refused_too(tmp_path):
+    """Written ``\\"\\"\\"...``: full of quote bytes, none of which ends the string."""
+    path = huge_messenger(tmp_path, '"' * (BIG_STRING // 2))
+    assert b'"\\"\\"\\"' in path.read_bytes()[:5000]
+    with pytest.raises(ChatExportError, match="a JSON value longer than 1 MiB"):
+        list(read_export(path, me="Maya"))
