@@ -46,7 +46,9 @@ $(DEMO)/data/train.jsonl: samples/imessage/messages.csv samples/facts.toml | $(S
 $(DEMO)/adapter/adapter_config.json: $(DEMO)/data/train.jsonl
 	$(BIN)/twin train --workspace $(DEMO) --max-steps $(DEMO_STEPS) --lr $(DEMO_LR)
 
-$(DEMO)/model/twin-Q8_0.gguf: $(DEMO)/adapter/adapter_config.json
+# twin.toml too: after `twin eval --workspace demo-workspace` has fitted the decoding defaults
+# ([sampling]), the next `make demo` exports again so that the GGUF carries them.
+$(DEMO)/model/twin-Q8_0.gguf: $(DEMO)/adapter/adapter_config.json $(DEMO)/twin.toml
 	$(BIN)/twin export --workspace $(DEMO) --quant Q8_0
 
 demo: $(DEMO)/model/twin-Q8_0.gguf | $(STAMP)

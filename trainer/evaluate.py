@@ -157,18 +157,26 @@ def compare(replies, real: list[str], all_real: list[str], seed: int = 0, sample
     """Every figure of one model's generated replies against the person's real ones.
 
     ``replies`` holds ``samples`` rounds of replies to the prompts of ``real`` (round after
-    round); ``all_real`` is all of the person's replies."""
+    round); ``all_real`` is all of the person's replies. The classifier is run on each round
+    paired with ``real`` and its accuracy averaged: the twin's side of the draw matters less."""
     texts = [r.text for r in replies]
-    first = texts[:len(real)]
-    own, theirs, person = style(texts), style(real), style(all_real)
+    rounds = [texts[i:i + len(real)] for i in range(0, len(texts), len(real))] if real else []
+    own = style(texts)
+    person = style(all_real, richness_size=len(texts))     # vocabulary richness at the same size
+    theirs, own_at_test_size = style(real), style(texts, richness_size=len(real))
     figures = dict(own)
     figures["length_ratio"] = round(own["mean_chars"] / person["mean_chars"], 4) if person["mean_chars"] else None
     figures["vocabulary_overlap"] = vocabulary_overlap(texts, all_real)
-    classifier = fidelity.classifier_accuracy(real, first, seed=seed)
+    per_round = [fidelity.classifier_accuracy(real, texts_of_round, seed=seed) for texts_of_round in rounds]
+    scored = [c["accuracy"] for c in per_round if c["accuracy"] is not None]
+    classifier = dict(per_round[0]) if per_round else fidelity.classifier_accuracy(real, [], seed=seed)
+    if scored:
+        classifier.update(accuracy=round(sum(scored) / len(scored), 4), rounds=scored)
     return {
         "style": figures,
+        "person_style": person,
         "ratios": fidelity.style_ratios(own, person),
-        "ratios_to_test": fidelity.style_ratios(own, theirs),
+        "ratios_to_test": fidelity.style_ratios(own_at_test_size, theirs),
         "termination_rate": round(sum(r.terminated for r in replies) / max(len(replies), 1), 4),
         "loop_rate": fidelity.loop_rate(texts),
         "empty_rate": fidelity.empty_rate(texts),
@@ -245,7 +253,8 @@ def run_eval(workspace: Workspace, options: EvalOptions, log=print) -> dict:
         "loop_rate": {"real": fidelity.loop_rate(real_sample), **{who: r["loop_rate"] for who, r in results.items()}},
         "empty_rate": {who: r["empty_rate"] for who, r in results.items()},
         "retried": {who: r["retried"] for who, r in results.items()},
-        "style": {"real": style(real_sample), "person": person, **{who: r["style"] for who, r in results.items()}},
+        "style": {"real": style(real_sample), "person": results["twin"]["person_style"],
+                  **{who: r["style"] for who, r in results.items()}},
         "ratios": {who: r["ratios"] for who, r in results.items()},
         "ratios_to_test": {who: r["ratios_to_test"] for who, r in results.items()},
         "classifier": {who: r["classifier"] for who, r in results.items()},

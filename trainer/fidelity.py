@@ -39,10 +39,21 @@ HEADLINE_MEANING = ("'sounds like you' is 100 when a character n-gram classifier
                     "it is 200 x (1 - accuracy), capped to 0-100")
 
 
-def style(texts: list[str]) -> dict:
-    """Style figures of a list of replies (each rate is a share of replies, except where said)."""
-    n = max(len(texts), 1)
+def _richness(texts: list[str]) -> float:
     words = [w for t in texts for w in _WORD_RE.findall(t.lower())]
+    return len(set(words)) / len(words) if words else 0.0
+
+
+def style(texts: list[str], richness_size: int | None = None) -> dict:
+    """Style figures of a list of replies (each rate is a share of replies, except where said).
+
+    Vocabulary richness (distinct words per word) falls as more text is counted, so two lists
+    of replies are only comparable at one size: with ``richness_size``, it is the mean over
+    consecutive chunks of that many replies (the person's hundreds of replies measured at the
+    size of the twin's sample)."""
+    n = max(len(texts), 1)
+    size = richness_size if richness_size and richness_size < len(texts) else len(texts)
+    chunks = [texts[i:i + size] for i in range(0, len(texts) - size + 1, size)] if size else []
     return {
         "mean_chars": round(sum(len(t) for t in texts) / n, 2),
         "separator_rate": round(sum(MESSAGE_SEPARATOR.strip() in t for t in texts) / n, 4),
@@ -50,7 +61,7 @@ def style(texts: list[str]) -> dict:
         "emoji_rate": round(sum(bool(EMOJI_RE.search(t)) for t in texts) / n, 4),
         "punctuation_rate": round(sum(bool(_PUNCT_RE.search(t)) for t in texts) / n, 4),
         # distinct words per word used: how varied the vocabulary is
-        "vocabulary_richness": round(len(set(words)) / len(words), 4) if words else 0.0,
+        "vocabulary_richness": round(sum(map(_richness, chunks)) / len(chunks), 4) if chunks else 0.0,
     }
 
 

@@ -76,6 +76,8 @@ def test_eval_report(trained_workspace):
         report["style"]["twin"]["mean_chars"] / report["style"]["person"]["mean_chars"], 4)
     assert set(report["ratios_to_test"]["twin"]) == set(report["ratios"]["twin"])
     assert report["samples_per_prompt"] == 4  # 5 prompts: 4 replies each for the style figures
+    rounds = report["classifier"]["twin"]["rounds"]   # the classifier on each round, averaged
+    assert len(rounds) == 4 and report["classifier_accuracy"]["twin"] == round(sum(rounds) / 4, 4)
     assert ws.settings().sampling == Sampling.from_dict(choice["used"])
     assert any("decoding defaults saved" in line for line in said)
     assert report["can_you_tell"] is None  # nobody played yet

@@ -141,3 +141,13 @@ def test_small_persona_is_seeded_and_about_120_pairs(tmp_path):
     pairs = sum(len((tmp_path / "ws" / "data" / f"{s}.jsonl").read_text().splitlines())
                 for s in ("train", "valid", "test"))
     assert 105 <= pairs <= 135
+
+
+def test_vocabulary_richness_is_compared_at_one_size():
+    from trainer.fidelity import style
+
+    ten = [f"word{i} and more{i}" for i in range(10)]
+    many = ten * 20                                # the same replies, 200 of them
+    assert style(many)["vocabulary_richness"] < 0.1  # counted over all: it falls with the size
+    assert style(many, richness_size=10)["vocabulary_richness"] == style(ten)["vocabulary_richness"]
+    assert style(ten, richness_size=50) == style(ten)  # a size above the list's is the whole list
