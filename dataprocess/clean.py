@@ -138,20 +138,32 @@ def normalise_spaces(text: str) -> str:
     return " ".join(line for line in lines if line)
 
 
-# Anything some rule below would change in an ASCII, printable text: a digit, "@" or "/" (personal
-# data, URLs), "www.", a character repeated 4+ times, a double space. Texts without any of them
-# (most chat messages) only need lowercasing and trimming: two scans instead of six (the
-# repeat's backreference is checked apart: in one alternation it makes the whole scan slower).
-_NEEDS_RULES_RE = re.compile(r"[\d@/]|[wW]{3}\.|  ")
+# What the personal-data and URL rules need in a text: a digit, "@", "/" or "www.". A printable
+# text (no line break, tab or no-break space) without any of them (most chat messages) only needs
+# its emoji stripped, lowercasing, repeats squashed and spaces collapsed: clean_text's fast path.
+# Each check is the cheapest scan that answers it (measured per message on a generated history:
+# one character class 0.6 us where an alternation with "www" and "  " took 2.4-3.5 us; four equal
+# characters as (.)\1\1\1 0.6 us where REPEAT_RE's open-ended (.)\1{3,} takes 1.5-1.9 us).
+_DIGIT_AT_SLASH_RE = re.compile(r"[\d@/]")
+_FIRST_EMOJI = "\u200d"  # the lowest code point EMOJI_RE removes (the zero-width joiner)
+_FOUR_SAME_RE = re.compile(r"(.)\1\1\1", re.DOTALL)
 
 
 def clean_text(text: str, *, lowercase: bool = True, urls: bool = True, emoji: bool = True,
                repeats: bool = True, scrub: bool = True) -> str:
     """Apply the enabled rules in order; returns '' when nothing is left."""
-    if text.isascii() and text.isprintable() and _NEEDS_RULES_RE.search(text) is None:
-        lowered = text.lower() if lowercase else text
-        if REPEAT_RE.search(lowered) is None:  # after lowercasing: "aAaA" is a repeat too
-            return lowered.strip()
+    if text.isprintable() and _DIGIT_AT_SLASH_RE.search(text) is None:
+        lowered = text.lower()
+        if "www." not in lowered:
+            out = lowered if lowercase else text
+            # every emoji range starts at U+200D or above (Cyrillic, Hebrew, Vietnamese... are
+            # below: no scan for those); no emoji has a case, so lowercasing first changes nothing
+            if emoji and not out.isascii() and max(out) >= _FIRST_EMOJI:
+                out = EMOJI_RE.sub("", out)
+            if _FOUR_SAME_RE.search(out) is None:  # after lowercasing: "aAaA" is a repeat too
+                # printable: no line break, tab or no-break space; only double spaces (left where
+                # an emoji was, say) are collapsed
+                return (_SPACES_RE.sub(" ", out) if "  " in out else out).strip()
     return apply_rules(text, lowercase=lowercase, urls=urls, emoji=emoji, repeats=repeats, scrub=scrub)
 
 

@@ -33,24 +33,30 @@ def example_texts(example: dict) -> list[str]:
     return [m["content"] for m in example["prompt"]] + [m["content"] for m in example["completion"]]
 
 
+def _sizes_by_text(examples: list[dict], count: Callable[[list[str]], list[int]]) -> list[int]:
+    """Each example's size, with ``count`` (texts -> sizes) run once per distinct text: a turn
+    is context for several examples in a row, and every example has the same system line."""
+    index: dict[str, int] = {}
+    owners = [[index.setdefault(text, len(index)) for text in example_texts(ex)] for ex in examples]
+    sizes = count(list(index)) if index else []
+    return [sum(sizes[i] for i in owned) for owned in owners]
+
+
+def _word_counts(texts: list[str]) -> list[int]:
+    return [len(text.split()) for text in texts]
+
+
 def word_sizes(examples: list[dict]) -> list[int]:
     """The size of each example in words (used when no tokenizer is at hand)."""
-    return [sum(map(len, map(str.split, example_texts(ex)))) for ex in examples]
+    return _sizes_by_text(examples, _word_counts)
 
 
 def token_sizes(tokenizer) -> Callable[[list[dict]], list[int]]:
     """The size of each example in tokens of ``tokenizer`` (a ``tokenizers.Tokenizer``)."""
-    def sizes(examples: list[dict]) -> list[int]:
-        texts, owners = [], []
-        for k, example in enumerate(examples):
-            for text in example_texts(example):
-                texts.append(text)
-                owners.append(k)
-        counts = [0] * len(examples)
-        for owner, encoding in zip(owners, tokenizer.encode_batch(texts) if texts else []):
-            counts[owner] += len(encoding.ids)
-        return counts
-    return sizes
+    def token_counts(texts: list[str]) -> list[int]:
+        return [len(encoding.ids) for encoding in tokenizer.encode_batch(texts)]
+
+    return lambda examples: _sizes_by_text(examples, token_counts)
 
 
 class ExampleSpool:

@@ -259,10 +259,17 @@ def test_clean_text_fast_path_equals_every_rule_applied():
     rng = random.Random(7)
     alphabet = "aAbBwWoO  .@/:1234567890!?,'-\t\n\u00a0é😀"
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(20000)]
-    texts += ["www.x.com", "WwW.site.org ok", "soooo good", "a  b", " hi ", "call 555 123 4567", "a@b.co", "aAaA", "NoOoO"]
+    texts += ["www.x.com", "WwW.site.org ok", "soooo good", "a  b", " hi ", "call 555 123 4567", "a@b.co", "aAaA", "NoOoO", "ok 😀 yes", "😀", "aa😀aa", "İstanbul ÉTÉ", "#\u20e3 ok", "привет 😂"]
     for flags in ({}, {"lowercase": False}, {"repeats": False, "urls": False}):
         for text in texts:
             assert clean_text(text, **flags) == apply_rules(text, **flags), (text, flags)
+
+
+def test_fast_path_emoji_bound_is_below_every_emoji_range():
+    from dataprocess.clean import _FIRST_EMOJI, EMOJI_RE
+
+    body = EMOJI_RE.pattern.strip("[]+")
+    assert min(c for c in body if c != "-") == _FIRST_EMOJI
 
 
 def test_pruned_counter_keeps_the_top_terms_exact_in_bounded_memory():
