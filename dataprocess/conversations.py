@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from .clean import clean_text
+from .clean_pool import TextCleaner, cleaning_flags
 from .message import Message
 from .rules import Rules
 from core.terminator import MESSAGE_SEPARATOR
@@ -76,8 +77,7 @@ def _names_pattern(names: tuple[str, ...]) -> re.Pattern | None:
 
 def message_cleaner(rules: Rules) -> Callable[[str], str]:
     """``clean_text`` with the rules' switches set: made once, applied to every message."""
-    return partial(clean_text, lowercase=rules.lowercase, urls=rules.replace_urls, emoji=rules.strip_emoji,
-                   repeats=rules.squash_repeats, scrub=rules.scrub_personal_data)
+    return partial(clean_text, **cleaning_flags(rules))
 
 
 def clean_message(text: str, rules: Rules, contact_names: Iterable[str] = ()) -> str:
@@ -112,27 +112,11 @@ def select_messages(messages: Iterable[Message], rules: Rules, stats: Stats) -> 
     read = 0
     since, group_chats, max_chars = rules.since, rules.group_chats, rules.max_message_chars
     anonymize = rules.anonymize_contacts
-    clean = message_cleaner(rules)
-    for msg in messages:
-        read += 1
-        if msg.kind != "text":
-            dropped[f"dropped_{msg.kind}"] += 1
-            continue
-        if msg.timestamp < since:
-            dropped["dropped_before_cutoff"] += 1
-            continue
-        if msg.is_group and not group_chats:
-            dropped["dropped_group_chat"] += 1
-            continue
-        if max_chars and len(msg.text) > max_chars:
-            dropped["dropped_too_long"] += 1
-            continue
-        # clean_message's cleaning (as for live requests), with the cleaner made once
-        text = clean(anonymize_names(msg.text, (msg.chat, msg.sender)) if anonymize and not msg.from_me
-                     else msg.text)
+
+    def keep(text: str, msg: Message) -> None:
         if not text:
             dropped["dropped_empty_after_cleaning"] += 1
-            continue
+            return
         if msg.is_group and not msg.from_me:
             speaker = CONTACT_PLACEHOLDER if anonymize else msg.sender
             text = f"{speaker.lower() if rules.lowercase else speaker}: {text}"
@@ -141,6 +125,28 @@ def select_messages(messages: Iterable[Message], rules: Rules, stats: Stats) -> 
         if kept is None:
             kept = by_chat[key] = []
         kept.append(Kept(msg.timestamp, msg.from_me, text))
+
+    # clean_message's cleaning (as for live requests); on a long history in a second process
+    with TextCleaner(rules) as cleaner:
+        for msg in messages:
+            read += 1
+            if msg.kind != "text":
+                dropped[f"dropped_{msg.kind}"] += 1
+                continue
+            if msg.timestamp < since:
+                dropped["dropped_before_cutoff"] += 1
+                continue
+            if msg.is_group and not group_chats:
+                dropped["dropped_group_chat"] += 1
+                continue
+            if max_chars and len(msg.text) > max_chars:
+                dropped["dropped_too_long"] += 1
+                continue
+            raw = anonymize_names(msg.text, (msg.chat, msg.sender)) if anonymize and not msg.from_me else msg.text
+            for text, cleaned_msg in cleaner.add(raw, msg):
+                keep(text, cleaned_msg)
+        for text, cleaned_msg in cleaner.drain():
+            keep(text, cleaned_msg)
     stats["read"] += read
     stats.update(dropped)
     per_name = Counter()
