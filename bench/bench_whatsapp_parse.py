@@ -1,6 +1,6 @@
 """Benchmark: parse a generated 1,000,000-line WhatsApp export with twin's reader and chat-miner's.
 
-    .venv/bin/python bench/bench_whatsapp_parse.py [--lines 1000000] [--keep DIR]
+    .venv/bin/python bench/bench_whatsapp_parse.py [--lines 1000000] [--repeat 3] [--keep DIR]
 
 The export (Android layout, day-first dates, 24-hour clock, two participants, ~6% multi-line
 messages, ~4% ``<Media omitted>``, a few system lines) is generated deterministically into a
@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -114,6 +115,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--keep", type=Path, help="write the generated export into this folder and keep it")
+    ap.add_argument("--repeat", type=int, default=3, help="alternated runs of each parser (medians are reported)")
     ap.add_argument("--child", nargs=2, metavar=("PARSER", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -129,11 +131,22 @@ def main() -> None:
         size_mb = path.stat().st_size / 1e6
         print(f"generated {args.lines:,} lines ({size_mb:.1f} MB) in {time.perf_counter() - start:.1f} s: {path}")
 
-        results = {"twin whatsapp reader": run_child("twin", path)}
+        # alternated runs, medians reported: one run on a shared machine varies by +-20%
+        names = {"twin": "twin whatsapp reader"}
         if have_chat_miner():
-            results["chat-miner WhatsAppParser"] = run_child("chat-miner", path)
+            names["chat-miner"] = "chat-miner WhatsAppParser"
         else:
             print("NOTE: chat-miner is not installed (pip install chat-miner); reporting twin's reader only")
+        runs: dict[str, list[dict]] = {name: [] for name in names.values()}
+        for _ in range(args.repeat):
+            for parser, name in names.items():
+                runs[name].append(run_child(parser, path))
+        results = {}
+        for name, done in runs.items():
+            seconds = sorted(r["seconds"] for r in done)
+            results[name] = {**done[0], "seconds": statistics.median(seconds),
+                             "rss_mb": max(r["rss_mb"] for r in done)}
+            print(f"{name}: {[round(x, 2) for x in seconds]} s")
 
     print(f"\n{'parser':<28}{'messages':>12}{'seconds':>10}{'messages/s':>14}{'peak RSS MB':>14}")
     for name, r in results.items():

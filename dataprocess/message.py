@@ -1,15 +1,17 @@
 """The `Message` record every export reader yields, whatever the platform."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 #: Message kinds a reader may produce. Only ``text`` messages become training data.
 KINDS = ("text", "media", "system", "reaction")
 
 
-@dataclass(frozen=True, slots=True)  # slots: a million messages in a third of the memory
-class Message:
+# A named tuple: immutable, as small as a slotted class, and made 3-4x faster than a frozen
+# dataclass (whose __init__ sets each field through object.__setattr__): readers make one per
+# message, a million for a long history.
+class Message(NamedTuple):
     """One message of a chat export, normalised across platforms.
 
     ``chat`` names the conversation (the contact for a one-on-one chat, the group's name

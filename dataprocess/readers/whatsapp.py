@@ -40,7 +40,7 @@ import re
 import unicodedata
 import zipfile
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import BinaryIO, Callable, ContextManager, Iterator
@@ -51,7 +51,7 @@ from .base import MAX_MESSAGE_CHARS, NOBODY, Chat, Reader, decode_head, same_per
 from .whatsapp_layout import (FITS, HEADER_RE, REJECT, SUSPECT, Layout, LayoutScan, date_fields, date_pad, hour_pad,
                               layout_key, time_of)
 
-if [f.name for f in fields(Message)][:8] != ["sender", "text", "timestamp", "chat", "from_me", "kind",
+if list(Message._fields)[:8] != ["sender", "text", "timestamp", "chat", "from_me", "kind",
                                              "is_group", "source"]:  # pragma: no cover
     raise ImportError("whatsapp reader: Message fields changed order; update the positional construction")
 
