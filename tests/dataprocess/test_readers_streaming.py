@@ -221,20 +221,20 @@ def process(path: Path, workspace: Path, *extra: str):
     return CliRunner().invoke(main, ["process", str(path), "--workspace", str(workspace), "--me", "Maya", *extra])
 
 
+def _with_huge_string(fixture: Path, index: int, field: str, out: Path) -> Path:
+    """A copy of a JSON fixture with one message's ``field`` made BIG_STRING characters long."""
+    export = json.loads(fixture.read_text(encoding="utf-8"))
+    export["messages"][index][field] = "w" * BIG_STRING
+    out.write_text(json.dumps(export), encoding="utf-8")
+    return out
+
+
 def huge_telegram(tmp_path: Path) -> Path:
-    chat = json.loads(TG_CHAT.read_text(encoding="utf-8"))
-    chat["messages"][1]["text"] = "w" * BIG_STRING
-    path = tmp_path / "result.json"
-    path.write_text(json.dumps(chat), encoding="utf-8")
-    return path
+    return _with_huge_string(TG_CHAT, 1, "text", tmp_path / "result.json")
 
 
 def huge_discord(tmp_path: Path) -> Path:
-    channel = json.loads(DC_DM.read_text(encoding="utf-8"))
-    channel["messages"][0]["content"] = "w" * BIG_STRING
-    path = tmp_path / "dm.json"
-    path.write_text(json.dumps(channel), encoding="utf-8")
-    return path
+    return _with_huge_string(DC_DM, 0, "content", tmp_path / "dm.json")
 
 
 def huge_messenger(tmp_path: Path, text: str | None = None) -> Path:

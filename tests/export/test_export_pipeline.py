@@ -18,7 +18,7 @@ def _sampling():
 
 
 def _workspace(tmp_path: Path, base: Path, persona: str = "maya"):
-    from core.settings import Persona, Sampling, Settings
+    from core.settings import Persona, Settings
     from core.workspace import Workspace
 
     ws = Workspace(tmp_path / "ws")
