@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import lru_cache
 from operator import attrgetter
 from pathlib import Path
 from datetime import datetime, timedelta
-from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 from .clean import clean_text
 from .clean_pool import TextCleaner, cleaning_flags
@@ -75,11 +75,6 @@ def _names_pattern(names: tuple[str, ...]) -> re.Pattern | None:
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
 
 
-def message_cleaner(rules: Rules) -> Callable[[str], str]:
-    """``clean_text`` with the rules' switches set: made once, applied to every message."""
-    return partial(clean_text, **cleaning_flags(rules))
-
-
 def clean_message(text: str, rules: Rules, contact_names: Iterable[str] = ()) -> str:
     """One message's text as the rules clean it: for training examples and live requests alike.
 
@@ -87,7 +82,7 @@ def clean_message(text: str, rules: Rules, contact_names: Iterable[str] = ()) ->
     messages, when ``rules.anonymize_contacts`` is on)."""
     if contact_names:
         text = anonymize_names(text, contact_names)
-    return message_cleaner(rules)(text)
+    return clean_text(text, **cleaning_flags(rules))
 
 
 class Kept(NamedTuple):
