@@ -59,6 +59,19 @@ def token_sizes(tokenizer) -> Callable[[list[dict]], list[int]]:
     return lambda examples: _sizes_by_text(examples, token_counts)
 
 
+def _content(line: bytes, example: dict) -> bytes:
+    """What makes two examples duplicates: their prompt and completion, whatever their
+    conversation. Taken from the example's JSON line when prompt and completion come before the
+    conversation in it (``examples.example_from_pair`` builds them so): one encoding per example
+    instead of three. Quotes inside strings are escaped in JSON, so ``,"completion":`` and
+    ``,"conversation":`` are found only where they are keys."""
+    completion, conversation = line.rfind(b',"completion":'), line.rfind(b',"conversation":')
+    if line.startswith(b'{"prompt":') and 0 < completion < conversation:
+        return line[:conversation]
+    # the same bytes, encoded field by field (orjson writes no spaces)
+    return b'{"prompt":' + orjson.dumps(example["prompt"]) + b',"completion":' + orjson.dumps(example["completion"])
+
+
 class ExampleSpool:
     """Chat examples spooled to disk as made, then written to their split files."""
 
@@ -78,15 +91,15 @@ class ExampleSpool:
 
     def add(self, example: dict) -> bool:
         """Spool one chat example; False when it duplicates one already spooled."""
+        line = orjson.dumps(example)
         if self._dedupe:
-            key = hashlib.blake2b(orjson.dumps(example["prompt"]) + b"\0" + orjson.dumps(example["completion"]),
-                                  digest_size=16).digest()
+            key = hashlib.blake2b(_content(line, example), digest_size=16).digest()
             if key in self._seen:
                 self.duplicates += 1
                 return False
             self._seen.add(key)
         index = self._conversations.setdefault(example["conversation"], len(self._conversations))
-        self._pending.append((index, orjson.dumps(example), example))
+        self._pending.append((index, line, example))
         if len(self._pending) >= _BATCH:
             self._flush()
         self.count += 1

@@ -83,3 +83,23 @@ def test_a_failure_while_writing_leaves_no_split_file(tmp_path):
         with pytest.raises(RuntimeError):
             spool.write_splits(paths, (0.8, 0.1, 0.1), 0, [_example("facts", "q", "a", source="facts")])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_duplicates_are_the_same_prompt_and_reply_in_any_conversation():
+    first = _example("alex#1", 'he said "hi","conversation":', "ok")
+    again = _example("sam#4", 'he said "hi","conversation":', "ok", source="chat")
+    other_reply = _example("sam#4", 'he said "hi","conversation":', "ok!")
+    reordered = {"conversation": "kim#0", "source": "chat", "completion": first["completion"],
+                 "prompt": first["prompt"]}
+    with ExampleSpool() as spool:
+        assert [spool.add(first), spool.add(again), spool.add(other_reply), spool.add(reordered)] == \
+            [True, False, True, False]
+        assert spool.duplicates == 2
+
+
+def test_a_reply_that_only_looks_like_a_key_is_not_cut_at():
+    # the cut for the dedupe key must fall on the real "conversation" key, not on text in a reply
+    tricky = _example("alex#1", "x", 'a,"conversation":"alex#1"')
+    plain = _example("alex#1", "x", "a")
+    with ExampleSpool() as spool:
+        assert spool.add(tricky) and spool.add(plain)
