@@ -155,8 +155,15 @@ def select_messages(messages: Iterable[Message], rules: Rules, stats: Stats) -> 
     stats["kept_messages"] = sum(len(v) for v in by_chat.values())
     stats["kept_chats"] = len({chat for chat, _ in by_chat})
     names = Counter(chat for chat, _ in by_chat)
-    return {(chat if names[chat] == 1 else f"{chat} ({Path(source).name})"): kept
-            for (chat, source), kept in by_chat.items()}
+    file_names = Counter((chat, Path(source).name) for chat, source in by_chat)
+
+    def label(chat: str, source: str) -> str:  # the file's name, or its path where two share a name
+        if names[chat] == 1:
+            return chat
+        name = Path(source).name
+        return f"{chat} ({name if file_names[chat, name] == 1 else source})"
+
+    return {label(chat, source): kept for (chat, source), kept in by_chat.items()}
 
 
 def conversations(messages: Sequence[Kept | Message], gap: timedelta, burst: timedelta,
