@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import marshal
 import multiprocessing
-import os
 from collections import deque
 from typing import Generic, Iterator, TypeVar
 
 from core.settings import Rules
 
 from .clean import clean_text
+from .forked import can_fork, usable_cores
 
 Meta = TypeVar("Meta")
 
@@ -54,8 +54,7 @@ class TextCleaner(Generic[Meta]):
                  workers: int | None = None) -> None:
         self._flags = cleaning_flags(rules)
         self._start_after, self._batch = start_after, batch
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        self._parallel = (workers if workers is not None else cores) > 1
+        self._parallel = (workers if workers is not None else usable_cores()) > 1
         self._seen = 0
         self._process = None
         self._connection = None
@@ -91,8 +90,7 @@ class TextCleaner(Generic[Meta]):
 
     def _start(self) -> None:
         # fork where the platform has it: the worker starts in milliseconds with the code loaded
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        context = multiprocessing.get_context("fork" if can_fork() else None)
         self._connection, theirs = context.Pipe()
         self._process = context.Process(target=_worker, args=(theirs, self._flags), daemon=True)
         self._process.start()

@@ -15,6 +15,7 @@ from .conversations import Stats, pairs_from_chat, select_messages
 from .errors import ChatExportError
 from .examples import example_from_pair, examples_from_facts
 from .facts import load_facts
+from .forked import ForkedCall
 from .feedback import good_replies
 from .readers import read_export
 from .report import ReplyStats, Tally, build_report, cached_tokenizer, write_charts
@@ -29,6 +30,19 @@ class ProcessResult:
     persona: str
     report: dict
     charts: list[Path]
+
+
+FORK_AFTER = 32_768  # kept messages from which counting the reply figures aside is worth a process
+
+
+def count_replies(by_chat: dict[str, list], rules: Rules) -> ReplyStats:
+    """The reply figures of every pair the chats make (duplicates included)."""
+    replies = ReplyStats()
+    scratch = Stats()  # the pairing counts are the caller's to keep
+    for chat in sorted(by_chat):
+        for pair in pairs_from_chat(chat, by_chat[chat], rules, scratch):
+            replies.add(pair.reply)
+    return replies
 
 
 def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = None,
@@ -53,14 +67,19 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
         raise ChatExportError("no messages could be read from the input")
 
     # Examples go to a spool on disk as they are made (memory stays bounded at any history
-    # size); each chat's messages are let go as soon as its pairs are made.
+    # size); each chat's messages are let go as soon as its pairs are made. The report's reply
+    # figures are counted meanwhile on a second core (a forked copy pairs the same messages); the
+    # replies of examples that turn out to be duplicates are taken out of them afterwards.
     tokenizer = cached_tokenizer()
-    replies = ReplyStats()
-    with ExampleSpool(dedupe=rules.dedupe, sizes=token_sizes(tokenizer) if tokenizer else word_sizes) as spool:
+    duplicates = ReplyStats()
+    with ForkedCall(count_replies, by_chat, rules, parallel=stats["kept_messages"] >= FORK_AFTER) as counting, \
+            ExampleSpool(dedupe=rules.dedupe, sizes=token_sizes(tokenizer) if tokenizer else word_sizes) as spool:
         for chat in sorted(by_chat):
-            for pair in pairs_from_chat(chat, by_chat.pop(chat), rules, stats):
-                if spool.add(example_from_pair(pair, persona)):
-                    replies.add(pair.reply)
+            for pair in pairs_from_chat(chat, by_chat.pop(chat) if counting.forked else by_chat[chat], rules, stats):
+                if not spool.add(example_from_pair(pair, persona)):
+                    duplicates.add(pair.reply)
+        replies = counting.result()
+        replies.subtract(duplicates)
         if rules.dedupe:
             stats["dropped_duplicate"] = spool.duplicates
         if not spool.count:

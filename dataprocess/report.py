@@ -108,6 +108,9 @@ class PrunedCounter(Counter):
         self.capacity = capacity
         self.floor = 0
 
+    def __reduce__(self):  # Counter's own would pass the counts as ``capacity``
+        return _restore_pruned, (dict(self), self.capacity, self.floor)
+
     def add_all(self, terms: Iterable) -> None:
         self.update(terms)
         if len(self) > self.capacity:
@@ -116,36 +119,63 @@ class PrunedCounter(Counter):
                 del self[term]
 
 
+def _restore_pruned(counts: dict, capacity: int, floor: int) -> PrunedCounter:
+    counter = PrunedCounter(capacity)
+    counter.update(counts)
+    counter.floor = floor
+    return counter
+
+
 class ReplyStats:
     """My replies' lengths and words, fed one reply at a time (only counts are held: memory is
     bounded at any history size).
 
-    Terms wait in a buffer and are counted a batch at a time: one Counter update per batch
-    instead of two per reply (the update's own overhead was most of the cost)."""
+    Replies wait in a buffer and are counted a batch at a time: the batch is lowercased and cut
+    into words by one regex pass over the replies joined with newlines (a newline is the one
+    token the pattern keeps besides words, so a word pair never spans two replies), and each
+    counter gets one update per batch. Per reply, the calls' own overhead was most of the cost."""
 
-    _BATCH = 50_000  # buffered words before they are counted
+    _BATCH = 8192  # buffered replies before they are counted
+    _TOKEN_RE = re.compile(_WORD_RE.pattern + r"|\n", re.UNICODE)
 
     def __init__(self) -> None:
         self._length_counts: Counter = Counter()
-        self._lengths: list[int] = []
         self._words = PrunedCounter()
         self._bigrams = PrunedCounter()
-        self._word_buffer: list[str] = []
-        self._pair_buffer: list[tuple[str, str]] = []
+        self._buffer: list[str] = []
 
     def add(self, reply: str) -> None:
-        self._lengths.append(len(reply))
-        tokens = _WORD_RE.findall(reply.lower())
-        self._word_buffer += tokens
-        self._pair_buffer += zip(tokens, tokens[1:])
-        if len(self._word_buffer) >= self._BATCH:
+        self._buffer.append(reply)
+        if len(self._buffer) >= self._BATCH:
             self._count()
 
     def _count(self) -> None:
-        self._length_counts.update(self._lengths)
-        self._words.add_all(self._word_buffer)
-        self._bigrams.add_all(self._pair_buffer)
-        self._lengths, self._word_buffer, self._pair_buffer = [], [], []
+        if not self._buffer:
+            return
+        self._length_counts.update(map(len, self._buffer))
+        # a reply's own newlines are boundaries too: a word pair never spans lines
+        tokens = self._TOKEN_RE.findall("\n".join(self._buffer).lower())
+        self._buffer = []
+        self._words.add_all(token for token in tokens if token != "\n")
+        self._bigrams.add_all(pair for pair in zip(tokens, tokens[1:]) if "\n" not in pair)
+
+    def subtract(self, other: "ReplyStats") -> None:
+        """Take ``other``'s replies out of these counts (replies counted here that turned out to
+        be duplicates). A term pruned here may be left lower, never below zero."""
+        self._count()
+        other._count()
+        for mine, theirs in ((self._length_counts, other._length_counts), (self._words, other._words),
+                             (self._bigrams, other._bigrams)):
+            for term, n in theirs.items():
+                left = mine.get(term, 0) - n
+                if left > 0:
+                    mine[term] = left
+                else:
+                    mine.pop(term, None)
+
+    def __getstate__(self) -> dict:
+        self._count()  # nothing waits in the buffer of a copy sent to another process
+        return self.__dict__
 
     @property
     def words(self) -> PrunedCounter:

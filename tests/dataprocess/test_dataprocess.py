@@ -77,6 +77,16 @@ def test_malformed_rows_are_skipped_and_counted(tmp_path):
     assert len(skipped) == 1 and skipped[0][1] == 3
 
 
+def test_same_chat_name_in_two_files_of_the_same_name_loses_neither():
+    t = datetime(2024, 5, 1, 10, 0)
+    msgs = [Message("Alex", "hi", t, "Alex", False, source="a/wa.txt"),
+            Message("Alex", "yo", t, "Alex", False, source="b/wa.txt"),
+            Message("Alex", "sup", t, "Alex", False, source="c/tg.json")]
+    kept = select_messages(msgs, Rules(), Stats())
+    assert sorted(kept) == ["Alex (a/wa.txt)", "Alex (b/wa.txt)", "Alex (tg.json)"]
+    assert [k.text for k in kept["Alex (b/wa.txt)"]] == ["yo"]
+
+
 @pytest.mark.parametrize("raw, cleaned", [
     ("Check https://example.com/x?y=1 NOW", "check link now"),
     ("oooooooh nice", "oooh nice"),
@@ -249,6 +259,33 @@ def test_top_terms_keep_non_latin_words():
     words, pairs = top_terms(["привет как дела", "привет lol", "שלום lol"])
     assert ("привет", 2) in words and ("lol", 2) in words and ("שלום", 1) in words
     assert ("привет как", 1) in pairs
+
+
+def test_reply_stats_in_batches_count_what_each_reply_holds():
+    import random
+    import re
+    from collections import Counter
+
+    from dataprocess.report import ReplyStats
+
+    rng = random.Random(3)
+    vocabulary = ["ok", "Yeah", "don't", "привет", "שלום", "lol", "x2", "🙂", "|", "a-b", "İz"]
+    replies = [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 6))) for _ in range(3000)]
+    replies += ["two\nlines here", "end\n", "\nstart ok"]
+    stats = ReplyStats()
+    stats._BATCH = 500          # several batches, the last one partial
+    for reply in replies:
+        stats.add(reply)
+    word = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+    words, pairs = Counter(), Counter()
+    for reply in replies:
+        for line in reply.lower().split("\n"):
+            tokens = word.findall(line)
+            words.update(tokens)
+            pairs.update(zip(tokens, tokens[1:]))
+    assert dict(stats.words) == dict(words) and dict(stats.bigrams) == dict(pairs)
+    assert ("lines", "here") in stats.bigrams and ("two", "lines") not in stats.bigrams
+    assert stats.lengths == sorted(len(r) for r in replies)
 
 
 def test_clean_text_fast_path_equals_every_rule_applied():

@@ -1,0 +1,98 @@
+"""dataprocess.forked and its use by twin process: the reply figures counted in a forked child
+are the ones counted in place; a failing child is an error, not a hang; duplicates come out."""
+import json
+import os
+import pickle
+
+import pytest
+
+from core.workspace import Workspace
+from dataprocess import pipeline
+from dataprocess.forked import ForkedCall, can_fork, usable_cores
+from dataprocess.report import PrunedCounter, ReplyStats
+from helpers.paths import SAMPLE_CSV, SAMPLE_FACTS
+
+needs_fork = pytest.mark.skipif(not can_fork() or usable_cores() < 2,
+                                reason="needs fork and two cores (CI machines have both)")
+
+
+def _pid_and(value):
+    return os.getpid(), value * 2
+
+
+def _fails():
+    raise ValueError("bad row")
+
+
+@needs_fork
+def test_the_call_runs_in_another_process_and_returns_its_result():
+    with ForkedCall(_pid_and, 21) as call:
+        assert call.forked
+        pid, value = call.result()
+    assert value == 42 and pid != os.getpid()
+    assert not call.forked   # the child is gone once its result is in
+
+
+def test_in_place_when_not_worth_a_process():
+    call = ForkedCall(_pid_and, 5, parallel=False)
+    assert not call.forked
+    assert call.result() == (os.getpid(), 10)
+
+
+@needs_fork
+def test_a_failing_child_raises_here():
+    with ForkedCall(_fails) as call, pytest.raises(RuntimeError, match="ValueError: bad row"):
+        call.result()
+
+
+@needs_fork
+def test_a_child_that_dies_is_an_error_not_a_hang():
+    with ForkedCall(os._exit, 3) as call, pytest.raises(RuntimeError, match="ended unexpectedly"):
+        call.result()
+
+
+def test_reply_stats_travel_whole_through_pickle():
+    stats = ReplyStats()
+    for reply in ["ok lol", "ok see you", "lol"] * 3:
+        stats.add(reply)   # still in the buffer: pickling counts it first
+    copy = pickle.loads(pickle.dumps(stats))
+    assert copy.words == stats.words and copy.bigrams == stats.bigrams and copy.lengths == stats.lengths
+    assert isinstance(copy.words, PrunedCounter) and copy.words.capacity == stats.words.capacity
+
+
+def test_subtracting_duplicates_leaves_the_figures_of_the_rest():
+    everything, duplicates, rest = ReplyStats(), ReplyStats(), ReplyStats()
+    for reply in ["ok lol", "see you soon", "ok lol", "lol"]:
+        everything.add(reply)
+    duplicates.add("ok lol")
+    for reply in ["ok lol", "see you soon", "lol"]:
+        rest.add(reply)
+    everything.subtract(duplicates)
+    assert everything.words == rest.words and everything.bigrams == rest.bigrams
+    assert everything.lengths == rest.lengths
+
+
+@needs_fork
+def test_twin_process_report_is_the_same_counted_aside_or_in_place(tmp_path, monkeypatch):
+    copy = tmp_path / "copy" / SAMPLE_CSV.name
+    copy.parent.mkdir()
+    copy.write_bytes(SAMPLE_CSV.read_bytes())
+    reports = {}
+    original = pipeline.ForkedCall.__init__
+    for name, threshold in (("in place", 10**9), ("forked", 0)):
+        monkeypatch.setattr(pipeline, "FORK_AFTER", threshold)
+        calls = []
+
+        def spy(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            calls.append(self.forked)
+
+        monkeypatch.setattr(pipeline.ForkedCall, "__init__", spy)
+        workspace = Workspace(tmp_path / name.replace(" ", "-"))
+        pipeline.run_process([SAMPLE_CSV, copy], workspace, facts_path=SAMPLE_FACTS, make_charts=False)
+        assert calls == [name == "forked"]
+        reports[name] = json.loads((workspace.data_dir / "report.json").read_text(encoding="utf-8"))
+    # the sample and a copy: every example of the copy is a duplicate, taken back out
+    assert reports["forked"]["messages"]["dropped_duplicate"] > 0
+    for key in ("reply_chars", "top_words", "top_bigrams", "examples", "messages"):
+        assert reports["forked"][key] == reports["in place"][key], key
