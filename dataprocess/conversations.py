@@ -108,18 +108,22 @@ def select_messages(messages: Iterable[Message], rules: Rules, stats: Stats) -> 
     since, group_chats, max_chars = rules.since, rules.group_chats, rules.max_message_chars
     anonymize = rules.anonymize_contacts
 
-    def keep(text: str, msg: Message) -> None:
-        if not text:
-            dropped["dropped_empty_after_cleaning"] += 1
-            return
-        if msg.is_group and not msg.from_me:
-            speaker = CONTACT_PLACEHOLDER if anonymize else msg.sender
-            text = f"{speaker.lower() if rules.lowercase else speaker}: {text}"
-        key = (msg.chat, msg.source)
-        kept = by_chat.get(key)
-        if kept is None:
-            kept = by_chat[key] = []
-        kept.append(Kept(msg.timestamp, msg.from_me, text))
+    def keep(ready: list[tuple[str, Message]]) -> None:
+        """Group cleaned messages by chat (a batch from the cleaner: one loop, not a call each)."""
+        key = kept = None
+        for text, msg in ready:
+            if not text:
+                dropped["dropped_empty_after_cleaning"] += 1
+                continue
+            if msg.is_group and not msg.from_me:
+                speaker = CONTACT_PLACEHOLDER if anonymize else msg.sender
+                text = f"{speaker.lower() if rules.lowercase else speaker}: {text}"
+            if key != (msg.chat, msg.source):
+                key = (msg.chat, msg.source)
+                kept = by_chat.get(key)
+                if kept is None:
+                    kept = by_chat[key] = []
+            kept.append(Kept(msg.timestamp, msg.from_me, text))
 
     # clean_message's cleaning (as for live requests); on a long history in a second process
     with TextCleaner(rules) as cleaner:
@@ -138,10 +142,10 @@ def select_messages(messages: Iterable[Message], rules: Rules, stats: Stats) -> 
                 dropped["dropped_too_long"] += 1
                 continue
             raw = anonymize_names(msg.text, (msg.chat, msg.sender)) if anonymize and not msg.from_me else msg.text
-            for text, cleaned_msg in cleaner.add(raw, msg):
-                keep(text, cleaned_msg)
-        for text, cleaned_msg in cleaner.drain():
-            keep(text, cleaned_msg)
+            ready = cleaner.add(raw, msg)
+            if ready:
+                keep(ready)
+        keep(list(cleaner.drain()))
     stats["read"] += read
     stats.update(dropped)
     per_name = Counter()

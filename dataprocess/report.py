@@ -27,6 +27,8 @@ class Tally:
     (one dict update per message: the stream can be millions long); the per-field counts are
     summed from it when asked for."""
 
+    _BATCH = 65_536
+
     def __init__(self) -> None:
         self._counts: Counter = Counter()
 
@@ -57,11 +59,18 @@ class Tally:
         return self._by(5)
 
     def watch(self, messages: Iterable[Message]) -> Iterator[Message]:
-        counts = self._counts
-        for msg in messages:
-            stamp = msg.timestamp
-            counts[msg.source, msg.chat, msg.kind, stamp.year, stamp.month, stamp.hour] += 1
-            yield msg
+        # keys are counted a batch at a time: Counter.update over a list counts in C
+        keys: list[tuple] = []
+        try:
+            for msg in messages:
+                stamp = msg.timestamp
+                keys.append((msg.source, msg.chat, msg.kind, stamp.year, stamp.month, stamp.hour))
+                if len(keys) >= self._BATCH:
+                    self._counts.update(keys)
+                    keys.clear()
+                yield msg
+        finally:
+            self._counts.update(keys)
 
 
 def reply_text(example: dict) -> str:
@@ -240,6 +249,19 @@ def build_report(*, persona: str, inputs: list[str], rules: dict, stats: dict, t
     }
 
 
+MAX_MONTH_LABELS = 36  # beyond it (a history of years) the month chart is labelled by year
+
+
+def _month_ticks(months: list[str]) -> tuple[list[int], list[str]]:
+    """Tick positions and labels for bars of ``months`` ("YYYY-MM", one bar each): every month
+    for up to three years, else each year's first month shown as the year (hundreds of rotated
+    labels are unreadable, and drawing them took most of the charts' time)."""
+    if len(months) <= MAX_MONTH_LABELS:
+        return list(range(len(months))), months
+    ticks = [(i, month[:4]) for i, month in enumerate(months) if i == 0 or month[:4] != months[i - 1][:4]]
+    return [i for i, _ in ticks], [label for _, label in ticks]
+
+
 def write_charts(report: dict, out_dir: Path) -> list[Path]:
     """PNG charts of the report into ``out_dir``; returns their paths."""
     import matplotlib
@@ -260,9 +282,10 @@ def write_charts(report: dict, out_dir: Path) -> list[Path]:
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), layout="constrained")
     months = report["activity"]["by_month"]
-    top.bar(list(months), list(months.values()), color="#4a7bd0")
+    top.bar(range(len(months)), list(months.values()), color="#4a7bd0")
     top.set_title("messages read per month")
-    top.tick_params(axis="x", labelrotation=90, labelsize=7)
+    top.set_xticks(*_month_ticks(list(months)))
+    top.tick_params(axis="x", labelrotation=90 if len(months) <= MAX_MONTH_LABELS else 0, labelsize=7)
     hours = report["activity"]["by_hour"]
     bottom.bar([int(h) for h in hours], list(hours.values()), color="#d08a4a")
     bottom.set_title("messages read by hour of day")

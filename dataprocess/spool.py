@@ -42,13 +42,11 @@ def _sizes_by_text(examples: list[dict], count: Callable[[list[str]], list[int]]
     return [sum(sizes[i] for i in owned) for owned in owners]
 
 
-def _word_counts(texts: list[str]) -> list[int]:
-    return [len(text.split()) for text in texts]
-
-
 def word_sizes(examples: list[dict]) -> list[int]:
-    """The size of each example in words (used when no tokenizer is at hand)."""
-    return _sizes_by_text(examples, _word_counts)
+    """The size of each example in words (used when no tokenizer is at hand). Splitting is cheap
+    enough that one split of each example's texts joined by a space (the same words) beats
+    looking its texts up."""
+    return [len(" ".join(example_texts(example)).split()) for example in examples]
 
 
 def token_sizes(tokenizer) -> Callable[[list[dict]], list[int]]:

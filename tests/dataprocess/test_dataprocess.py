@@ -1,7 +1,8 @@
 """The data stage: iMessage CSV reading, cleaning rules, pairing, splits, CLI errors."""
 import csv
 import json
-from datetime import datetime
+from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -286,6 +287,33 @@ def test_reply_stats_in_batches_count_what_each_reply_holds():
     assert dict(stats.words) == dict(words) and dict(stats.bigrams) == dict(pairs)
     assert ("lines", "here") in stats.bigrams and ("two", "lines") not in stats.bigrams
     assert stats.lengths == sorted(len(r) for r in replies)
+
+
+def test_tally_counts_every_message_across_batches():
+    from dataprocess.report import Tally
+
+    t = datetime(2024, 5, 1, 10, 0)
+    msgs = [Message("Alex", "hi", t + timedelta(hours=7 * i), "Alex" if i % 3 else "Sam", False,
+                    kind="text" if i % 4 else "media", source="wa.txt") for i in range(1000)]
+    tally = Tally()
+    tally._BATCH = 64           # many batches, the last one partial
+    assert sum(1 for _ in tally.watch(msgs)) == 1000
+    assert tally.by_contact == Counter(m.chat for m in msgs)
+    assert tally.by_kind == Counter(m.kind for m in msgs)
+    assert tally.by_hour == Counter(m.timestamp.hour for m in msgs)
+    assert sum(tally.by_month.values()) == 1000 and tally.by_source == {"wa.txt": 1000}
+
+
+def test_month_chart_is_labelled_by_year_over_a_history_of_years():
+    from dataprocess.report import MAX_MONTH_LABELS, _month_ticks
+
+    few = ["2023-11", "2023-12", "2024-01"]
+    assert _month_ticks(few) == ([0, 1, 2], few)
+    many = [f"{y}-{m:02d}" for y in range(2010, 2025) for m in range(1, 13) if (y, m) != (2012, 1)][5:]
+    assert len(many) > MAX_MONTH_LABELS
+    positions, labels = _month_ticks(many)
+    assert labels == [str(y) for y in range(2010, 2025)]
+    assert [many[p][:4] for p in positions] == labels and many[positions[2]] == "2012-02"  # 2012 starts in Feb
 
 
 def test_clean_text_fast_path_equals_every_rule_applied():

@@ -103,3 +103,10 @@ def test_a_reply_that_only_looks_like_a_key_is_not_cut_at():
     plain = _example("alex#1", "x", "a")
     with ExampleSpool() as spool:
         assert spool.add(tricky) and spool.add(plain)
+
+
+def test_word_sizes_count_each_text_s_words():
+    rows = [_example("a#0", "two words", "one"), _example("a#1", "", "  spaced\tout \n"),
+            _example("a#2", "end|", "|start x")]
+    assert word_sizes(rows) == [sum(len(text.split()) for text in example_texts(row)) for row in rows]
+    assert word_sizes(rows)[1] == 3 + 3   # "you are maya.", "spaced out DONE"; the empty text adds none
