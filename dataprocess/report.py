@@ -165,14 +165,15 @@ class ReplyStats:
         # a reply's own newlines are boundaries too: a word pair never spans lines
         tokens = self._TOKEN_RE.findall("\n".join(self._buffer).lower())
         self._buffer = []
-        self._words.add_all(token for token in tokens if token != "\n")
-        self._bigrams.add_all(pair for pair in zip(tokens, tokens[1:]) if "\n" not in pair)
+        # counted whole, in C; the newline and the pairs across it are dropped when read
+        self._words.add_all(tokens)
+        self._bigrams.add_all(zip(tokens, tokens[1:]))
 
     def subtract(self, other: "ReplyStats") -> None:
         """Take ``other``'s replies out of these counts (replies counted here that turned out to
         be duplicates). A term pruned here may be left lower, never below zero."""
-        self._count()
-        other._count()
+        self._settle()
+        other._settle()
         for mine, theirs in ((self._length_counts, other._length_counts), (self._words, other._words),
                              (self._bigrams, other._bigrams)):
             for term, n in theirs.items():
@@ -183,17 +184,24 @@ class ReplyStats:
                     mine.pop(term, None)
 
     def __getstate__(self) -> dict:
-        self._count()  # nothing waits in the buffer of a copy sent to another process
+        self._settle()  # nothing waits in the buffer of a copy sent to another process
         return self.__dict__
+
+    def _settle(self) -> None:
+        """Count the buffer, then drop the line-break markers the batches counted."""
+        self._count()
+        self._words.pop("\n", None)
+        for pair in [pair for pair in self._bigrams if "\n" in pair]:
+            del self._bigrams[pair]
 
     @property
     def words(self) -> PrunedCounter:
-        self._count()
+        self._settle()
         return self._words
 
     @property
     def bigrams(self) -> PrunedCounter:
-        self._count()
+        self._settle()
         return self._bigrams
 
     @property

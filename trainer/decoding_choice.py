@@ -27,12 +27,16 @@ from . import fidelity
 from .generation import Decoding, generate_replies
 
 # (temperature, top_p, repeat_penalty, presence_penalty): from plain sampling to a firmly
-# penalised one; the workspace's current setting is always tried as well.
+# penalised one; the workspace's current setting is always tried as well. Temperature 1 samples
+# the words as often as the twin learnt them (the server's min-p and top-k still cut the unlikely
+# tail); lower ones favour its most likely replies, which a classifier learns to spot (the
+# sample's demo twin: told from the person 61% of the time at 0.8, 56% at 1.0; BENCHMARKS.md).
 CANDIDATES = (
     (0.7, 1.0, 1.0, 0.0),
     (0.7, 0.9, 1.1, 0.0),
     (0.5, 0.9, 1.15, 0.0),
     (0.8, 0.95, 1.1, 0.3),
+    (1.0, 0.95, 1.1, 0.3),
 )
 
 

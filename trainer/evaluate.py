@@ -48,7 +48,8 @@ class EvalOptions:
     max_new_tokens: int = 48
     seed: int = 0
     choose_sampling: bool = True  # pick [sampling] on the valid split first and save it in twin.toml
-    choice_limit: int = 24        # valid prompts each candidate setting answers
+    choice_limit: int = 60        # valid prompts each candidate setting answers (the classifier
+                                  # on fewer pairs is too noisy to choose by: +-0.1 at 24)
     base: bool = True             # also generate with the base model (for comparison)
     samples: int = 0              # replies per test prompt for the style figures; 0: enough for
                                   # MIN_STYLE_REPLIES (at most 4)

@@ -85,7 +85,7 @@ def test_same_chat_name_in_two_files_of_the_same_name_loses_neither():
             Message("Alex", "sup", t, "Alex", False, source="c/tg.json")]
     kept = select_messages(msgs, Rules(), Stats())
     assert sorted(kept) == ["Alex (a/wa.txt)", "Alex (b/wa.txt)", "Alex (tg.json)"]
-    assert [k.text for k in kept["Alex (b/wa.txt)"]] == ["yo"]
+    assert [text for _, _, text in kept["Alex (b/wa.txt)"]] == ["yo"]
 
 
 @pytest.mark.parametrize("raw, cleaned", [
@@ -151,7 +151,7 @@ def test_select_messages_applies_cutoff_groups_and_top_contacts():
     assert stats["dropped_before_cutoff"] == 1 and stats["dropped_group_chat"] == 1
     assert stats["dropped_not_top_contact"] == 1
     with_groups = select_messages(msgs, Rules(group_chats=True, top_contacts=0), Stats())
-    assert with_groups["Grp"][0].text == "g: group hi"
+    assert with_groups["Grp"][0][2] == "g: group hi"
 
 
 def test_split_keeps_conversations_whole():
@@ -381,7 +381,7 @@ def test_anonymize_contacts_and_message_cap():
             Message("Alex Kim", "x" * 2000, t, "Alex Kim", False)]
     stats = Stats()
     kept = select_messages(msgs, Rules(anonymize_contacts=True), stats)
-    texts = [m.text for m in kept["Alex Kim"]]
+    texts = [text for _, _, text in kept["Alex Kim"]]
     assert texts == ["<contact> here, kim family says hi", "hey alex"]  # only the contact's own messages
     assert stats["dropped_too_long"] == 1
 

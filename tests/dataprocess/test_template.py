@@ -36,3 +36,30 @@ def test_split_messages():
     assert split_messages("yeah | bartaco?") == ["yeah", "bartaco?"]
     assert split_messages("one|two | ") == ["one", "two"]
     assert split_messages("") == []
+
+
+def _reference_prompt(persona, incoming, history):
+    """prompt_messages as first written: merge same roles, then drop leading assistant turns."""
+    turns = []
+    for role, text in list(history) + [("user", incoming)]:
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"] += MESSAGE_SEPARATOR + text
+        else:
+            turns.append({"role": role, "content": text})
+    while turns and turns[0]["role"] == "assistant":
+        turns.pop(0)
+    return [{"role": "system", "content": system_prompt(persona)}] + turns
+
+
+def test_prompt_messages_equal_the_plain_merge_on_random_histories():
+    import random
+
+    rng = random.Random(5)
+    for _ in range(3000):
+        history = [(rng.choice(["user", "assistant"]), rng.choice(["a", "b c", ""])) for _ in range(rng.randint(0, 6))]
+        assert prompt_messages("maya", "hi", history) == _reference_prompt("maya", "hi", history), history
+
+
+def test_leading_replies_are_dropped_before_an_unknown_role_is_caught():
+    with pytest.raises(ValueError):
+        prompt_messages("maya", "hi", [("assistant", "x"), ("bot", "y")])
