@@ -1,7 +1,8 @@
 """Choosing the twin's decoding defaults (``twin.toml`` [sampling]) from measured figures.
 
 A few candidate settings (temperature, top-p, repetition and presence penalties) each generate
-replies to the valid split's prompts; the one whose replies are hardest to tell from the
+replies to the valid split's prompts (each prompt up to 4 times, for 120 replies: the classifier
+is averaged over those rounds); the one whose replies are hardest to tell from the
 person's, end on their own, do not loop and keep the person's length, `` | `` and lowercase
 habits (``trainer.fidelity.fidelity_penalty``, lowest wins) becomes the workspace's default,
 which the server, ``twin chat`` and the exported Modelfile/GGUF then use. The test split is left
@@ -51,18 +52,30 @@ def candidates(current: Sampling) -> list[Sampling]:
 
 
 def measure(replies, real: list[str], person: dict | None = None) -> dict:
-    """The figures one candidate is judged on (replies: ``trainer.generation.Generated``): the
-    classifier against ``real`` (the replies to the same prompts), the style ratios against
-    ``person`` (the style of all the person's replies; ``real``'s when not given)."""
+    """The figures one candidate is judged on (replies: ``trainer.generation.Generated``, one or
+    more rounds of replies to the prompts of ``real``, round after round): the classifier against
+    ``real`` (the replies to the same prompts), averaged over the rounds; the style ratios
+    against ``person`` (the style of all the person's replies; ``real``'s when not given)."""
     texts = [r.text for r in replies]
     twin_style, real_style = fidelity.style(texts), person or fidelity.style(real)
+    size = max(len(real), 1)
+    scored = [fidelity.classifier_accuracy(real, texts[i:i + size])["accuracy"] for i in range(0, len(texts), size)]
+    scored = [a for a in scored if a is not None]
     return {
         "termination_rate": round(sum(r.terminated for r in replies) / max(len(replies), 1), 4),
         "loop_rate": fidelity.loop_rate(texts),
         "empty_rate": fidelity.empty_rate(texts),
         "ratios": fidelity.style_ratios(twin_style, real_style),
-        "classifier_accuracy": fidelity.classifier_accuracy(real, texts)["accuracy"],
+        "classifier_accuracy": round(sum(scored) / len(scored), 4) if scored else None,
     }
+
+
+MIN_CHOICE_REPLIES = 120  # replies each candidate gives (each valid prompt up to 4 times): the
+                          # classifier on one round of 60 pairs still varied by +-0.05 between draws
+
+
+def choice_rounds(prompts: int) -> int:
+    return max(1, min(4, math.ceil(MIN_CHOICE_REPLIES / max(prompts, 1))))
 
 
 def choose_sampling(model, tokenizer, rows: list[dict], real: list[str], current: Sampling,
@@ -76,10 +89,11 @@ def choose_sampling(model, tokenizer, rows: list[dict], real: list[str], current
     person = person or fidelity.style(real)
 
     prompts = [r["prompt"] for r in rows]
+    repeated = prompts * choice_rounds(len(prompts))
     table = []
     for option in candidates(current):
         torch.manual_seed(0)  # every candidate meets the same random draws
-        replies = generate_replies(model, tokenizer, prompts, Decoding.from_sampling(option, max_new_tokens))
+        replies = generate_replies(model, tokenizer, repeated, Decoding.from_sampling(option, max_new_tokens))
         figures = measure(replies, real, person)
         figures["penalty"] = fidelity.fidelity_penalty(figures)
         table.append({"sampling": dataclasses.asdict(option), **figures})

@@ -190,7 +190,7 @@ def compare(replies, real: list[str], all_real: list[str], seed: int = 0, sample
 def run_eval(workspace: Workspace, options: EvalOptions, log=print) -> dict:
     import torch
 
-    from .decoding_choice import choose_sampling
+    from .decoding_choice import choice_rounds, choose_sampling
     from .generation import Decoding, generate_replies
 
     rows = _load_split(workspace, "test", required=True)
@@ -210,7 +210,8 @@ def run_eval(workspace: Workspace, options: EvalOptions, log=print) -> dict:
     sampling, chosen_from, table, rounds = settings.sampling, "twin.toml", [], []
     if options.choose_sampling and valid:
         choice_rows = valid[: options.choice_limit]
-        log(f"choosing decoding defaults on {len(choice_rows)} valid prompts...")
+        log(f"choosing decoding defaults on {len(choice_rows)} valid prompts "
+            f"({choice_rounds(len(choice_rows))} replies each per candidate)...")
         sampling, table, rounds = choose_sampling(model, tokenizer, choice_rows,
                                                   [real_reply(r) for r in choice_rows], settings.sampling,
                                                   options.max_new_tokens, person=person, log=log)

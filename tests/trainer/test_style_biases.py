@@ -106,3 +106,23 @@ def test_next_bias_steps_by_the_measured_slope():
     rounds.append({"end_bias": 1.6, "length_drift": 0.5, "separator_bias": 3.9, "separator_drift": -3.0})
     assert decoding_choice._next_bias(rounds, "end_bias", "length_drift") == 1.6 + 1.0
     assert decoding_choice._next_bias(rounds, "separator_bias", "separator_drift") == decoding_choice.MAX_BIAS
+
+
+def test_candidates_answer_each_valid_prompt_until_there_are_enough_replies():
+    assert decoding_choice.choice_rounds(60) == 2
+    assert decoding_choice.choice_rounds(11) == 4      # at most 4 replies per prompt
+    assert decoding_choice.choice_rounds(500) == 1
+
+
+def test_the_choice_averages_the_classifier_over_rounds():
+    from trainer import fidelity
+    from trainer.generation import Generated
+
+    real = [f"ok see u at {n}" for n in range(12)]
+    like = list(real)   # the same texts: nothing to tell them apart by
+    unlike = ["WHAT IS THIS?!" for _ in range(12)]
+    figures = decoding_choice.measure([Generated(t, True) for t in like + unlike], real)
+    expected = (fidelity.classifier_accuracy(real, like)["accuracy"]
+                + fidelity.classifier_accuracy(real, unlike)["accuracy"]) / 2
+    assert figures["classifier_accuracy"] == pytest.approx(expected, abs=1e-4)
+    assert fidelity.classifier_accuracy(real, unlike)["accuracy"] > figures["classifier_accuracy"]
