@@ -151,6 +151,16 @@ def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float,
     return round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)
 
 
+MIN_TERMINATION = 0.98   # replies that end on their own
+MAX_LOOPS = 0.02         # replies that repeat a message or an n-gram
+
+
+def within_limits(figures: dict) -> bool:
+    """Whether replies end on their own, do not loop and are never empty, as a twin must."""
+    return (figures.get("termination_rate", 1.0) >= MIN_TERMINATION and figures.get("loop_rate", 0.0) <= MAX_LOOPS
+            and not figures.get("empty_rate", 0.0))
+
+
 def fidelity_penalty(figures: dict) -> float:
     """One number to minimise when choosing decoding settings or an adapter: the classifier's
     margin above chance, the share of replies that do not end or loop or are empty, and how far

@@ -126,3 +126,12 @@ def test_the_choice_averages_the_classifier_over_rounds():
                 + fidelity.classifier_accuracy(real, unlike)["accuracy"]) / 2
     assert figures["classifier_accuracy"] == pytest.approx(expected, abs=1e-4)
     assert fidelity.classifier_accuracy(real, unlike)["accuracy"] > figures["classifier_accuracy"]
+
+
+def test_a_candidate_that_loops_is_not_chosen_while_another_keeps_to_the_limits():
+    table = [{"penalty": 0.3, "termination_rate": 1.0, "loop_rate": 0.07, "empty_rate": 0.0},
+             {"penalty": 0.5, "termination_rate": 0.97, "loop_rate": 0.0, "empty_rate": 0.0},
+             {"penalty": 0.6, "termination_rate": 1.0, "loop_rate": 0.0, "empty_rate": 0.0},
+             {"penalty": 0.2, "termination_rate": 1.0, "loop_rate": 0.0, "empty_rate": 0.01}]
+    assert decoding_choice.pick(table) == 2
+    assert decoding_choice.pick(table[:2]) == 0   # none keeps to them: the lowest penalty
