@@ -15,8 +15,8 @@ from .conversations import Stats, pairs_from_chat, select_messages
 from .errors import ChatExportError
 from .examples import example_from_pair, examples_from_facts
 from .facts import load_facts
-from .forked import ForkedCall
 from .feedback import good_replies
+from .forked import ForkedCall
 from .readers import read_export
 from .report import ReplyStats, Tally, build_report, cached_tokenizer, write_charts
 from .spool import ExampleSpool, token_sizes, word_sizes

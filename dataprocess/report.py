@@ -140,9 +140,10 @@ class ReplyStats:
     bounded at any history size).
 
     Replies wait in a buffer and are counted a batch at a time: the batch is lowercased and cut
-    into words by one regex pass over the replies joined with newlines (a newline is the one
-    token the pattern keeps besides words, so a word pair never spans two replies), and each
-    counter gets one update per batch. Per reply, the calls' own overhead was most of the cost."""
+    into words by one regex pass over the replies joined with newlines, and each counter gets one
+    update per batch (per reply, the calls' own overhead was most of the cost). A newline is the
+    one token the pattern keeps besides words; it and every word pair across it are dropped when
+    the figures are read, so a pair never spans two replies (or two lines of one)."""
 
     _BATCH = 8192  # buffered replies before they are counted
     _TOKEN_RE = re.compile(_WORD_RE.pattern + r"|\n", re.UNICODE)
