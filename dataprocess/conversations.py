@@ -167,7 +167,7 @@ def select_messages(messages: Iterable[Message], rules: Rules, stats: Stats) -> 
     return {label(chat, source): kept for (chat, source), kept in by_chat.items()}
 
 
-def conversations(messages: Sequence[Kept | Message], gap: timedelta, burst: timedelta,
+def conversations(messages: Sequence[Kept], gap: timedelta, burst: timedelta,
                   block: timedelta | None = None) -> Iterator[list[Turn]]:
     """Cut one chat's messages at silences longer than ``gap`` and merge them into turns.
 
@@ -178,8 +178,6 @@ def conversations(messages: Sequence[Kept | Message], gap: timedelta, burst: tim
     that the split can spread over train, valid and test, and context never crosses one.
     """
     block = gap if block is None else block
-    if messages and isinstance(messages[0], Message):
-        messages = [(m.timestamp, m.from_me, m.text) for m in messages]
     turns: list[Turn] = []
     last: datetime | None = None
     # Exports are in time order already: sorting them again is a linear scan (Timsort).
@@ -204,8 +202,8 @@ def context_window(turns: Sequence[tuple[str, str]], rules: Rules) -> list[tuple
     Training examples and live requests are both cut by this one function."""
     picked: list[tuple[str, str]] = []
     used = 0
-    recent = rules.context_turns
-    for role, text in reversed(turns[-recent:] if isinstance(turns, list) else list(turns)[-recent:]) if recent else ():
+    recent = turns[-rules.context_turns:] if rules.context_turns else []
+    for role, text in reversed(recent):
         used += len(text)
         if used > rules.context_chars:
             break
@@ -214,7 +212,7 @@ def context_window(turns: Sequence[tuple[str, str]], rules: Rules) -> list[tuple
     return picked
 
 
-def pairs_from_chat(chat: str, messages: Sequence[Kept | Message], rules: Rules, stats: Stats) -> Iterator[Pair]:
+def pairs_from_chat(chat: str, messages: Sequence[Kept], rules: Rules, stats: Stats) -> Iterator[Pair]:
     """Training pairs of one chat: each reply of mine to the contact's turn before it."""
     window = timedelta(minutes=rules.reply_window_minutes)
     for index, turns in enumerate(conversations(messages, timedelta(hours=rules.session_gap_hours), window)):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from helpers.kept import kept
 from helpers.paths import SAMPLE_CSV, SAMPLE_FACTS
 from dataprocess import ChatExportError, Message, read_export
 from dataprocess.clean import clean_text, squash_repeats, strip_emoji
@@ -126,7 +127,7 @@ def test_pairs_merge_bursts_and_respect_reply_window():
     msgs = [_msg(0, False, "haha"), _msg(1, False, "that is amazing"), _msg(2, True, "ikr"), _msg(3, True, "lol"),
             _msg(10, False, "tacos?"), _msg(55, True, "late reply")]
     stats = Stats()
-    pairs = list(pairs_from_chat("Alex", msgs, Rules(), stats))
+    pairs = list(pairs_from_chat("Alex", kept(msgs), Rules(), stats))
     assert len(pairs) == 1
     assert pairs[0].incoming == "haha | that is amazing" and pairs[0].reply == "ikr | lol"
     assert stats["dropped_late_reply"] == 1
@@ -136,7 +137,7 @@ def test_context_comes_from_the_same_conversation_only():
     msgs = [_msg(0, False, "hey"), _msg(1, True, "hiii"), _msg(2, False, "tacos?"), _msg(3, True, "bet"),
             _msg(0, False, "new day"), _msg(1, True, "morning")]
     msgs[4:] = [_msg(0, False, "new day", day=3), _msg(1, True, "morning", day=3)]
-    pairs = list(pairs_from_chat("Alex", msgs, Rules(), Stats()))
+    pairs = list(pairs_from_chat("Alex", kept(msgs), Rules(), Stats()))
     assert pairs[1].context == [("user", "hey"), ("assistant", "hiii")]
     assert pairs[2].context == [] and pairs[2].conversation != pairs[1].conversation
 
@@ -227,13 +228,13 @@ def test_imessage_csv_epoch_and_numeric_flags(tmp_path):
     assert msgs[1].timestamp == datetime(2024, 3, 4, 21, 15, 2)
     assert msgs[0].from_me and msgs[0].chat == "+15105550101" and msgs[1].chat == "+15105550101"
     assert msgs[2].is_group and msgs[2].chat == "Crew"
-    pairs = list(pairs_from_chat("x", [m for m in msgs if not m.is_group], Rules(), Stats()))
+    pairs = list(pairs_from_chat("x", kept([m for m in msgs if not m.is_group]), Rules(), Stats()))
     assert [(p.incoming, p.reply) for p in pairs] == [("hey", "yo")]
 
 
 def test_my_messages_hours_apart_are_separate_turns():
     msgs = [_msg(0, False, "hey"), _msg(1, True, "hiii"), _msg(300, True, "also pickle says hi")]
-    pairs = list(pairs_from_chat("Alex", msgs, Rules(session_gap_hours=12), Stats()))
+    pairs = list(pairs_from_chat("Alex", kept(msgs), Rules(session_gap_hours=12), Stats()))
     assert [(p.incoming, p.reply) for p in pairs] == [("hey", "hiii")]
 
 
