@@ -59,15 +59,12 @@ def measure(replies, real: list[str], person: dict | None = None) -> dict:
     against ``person`` (the style of all the person's replies; ``real``'s when not given)."""
     texts = [r.text for r in replies]
     twin_style, real_style = fidelity.style(texts), person or fidelity.style(real)
-    size = max(len(real), 1)
-    scored = [fidelity.classifier_accuracy(real, texts[i:i + size])["accuracy"] for i in range(0, len(texts), size)]
-    scored = [a for a in scored if a is not None]
     return {
         "termination_rate": round(sum(r.terminated for r in replies) / max(len(replies), 1), 4),
         "loop_rate": fidelity.loop_rate(texts),
         "empty_rate": fidelity.empty_rate(texts),
         "ratios": fidelity.style_ratios(twin_style, real_style),
-        "classifier_accuracy": round(sum(scored) / len(scored), 4) if scored else None,
+        "classifier_accuracy": fidelity.classifier_over_rounds(real, texts)["accuracy"],
     }
 
 

@@ -161,18 +161,13 @@ def compare(replies, real: list[str], all_real: list[str], seed: int = 0, sample
     round); ``all_real`` is all of the person's replies. The classifier is run on each round
     paired with ``real`` and its accuracy averaged: the twin's side of the draw matters less."""
     texts = [r.text for r in replies]
-    rounds = [texts[i:i + len(real)] for i in range(0, len(texts), len(real))] if real else []
     own = style(texts)
     person = style(all_real, richness_size=len(texts))     # vocabulary richness at the same size
     theirs, own_at_test_size = style(real), style(texts, richness_size=len(real))
     figures = dict(own)
     figures["length_ratio"] = round(own["mean_chars"] / person["mean_chars"], 4) if person["mean_chars"] else None
     figures["vocabulary_overlap"] = vocabulary_overlap(texts, all_real)
-    per_round = [fidelity.classifier_accuracy(real, texts_of_round, seed=seed) for texts_of_round in rounds]
-    scored = [c["accuracy"] for c in per_round if c["accuracy"] is not None]
-    classifier = dict(per_round[0]) if per_round else fidelity.classifier_accuracy(real, [], seed=seed)
-    if scored:
-        classifier.update(accuracy=round(sum(scored) / len(scored), 4), rounds=scored)
+    classifier = fidelity.classifier_over_rounds(real, texts, seed=seed)
     return {
         "style": figures,
         "person_style": person,

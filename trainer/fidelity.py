@@ -132,6 +132,19 @@ def classifier_accuracy(real: list[str], twin: list[str], folds: int = 5, seed: 
             "folds": [round(float(s), 4) for s in scores]}
 
 
+def classifier_over_rounds(real: list[str], twin: list[str], seed: int = 0) -> dict:
+    """:func:`classifier_accuracy` of each round of ``twin`` (replies to the prompts of ``real``,
+    round after round) against ``real``, the accuracy averaged over the rounds (``rounds``: each
+    one's); the folds and pairs are the first round's."""
+    size = len(real)
+    per_round = [classifier_accuracy(real, twin[i:i + size], seed=seed) for i in range(0, len(twin), size)] if size else []
+    result = dict(per_round[0]) if per_round else classifier_accuracy(real, [], seed=seed)
+    scored = [c["accuracy"] for c in per_round if c["accuracy"] is not None]
+    if scored:
+        result.update(accuracy=round(sum(scored) / len(scored), 4), rounds=scored)
+    return result
+
+
 def sounds_like_you(accuracy: float | None) -> int | None:
     """The headline score (see :data:`HEADLINE_MEANING`): 100 at chance accuracy, 0 when the
     classifier is always right. Accuracy below chance is noise around it and counts as 100."""
