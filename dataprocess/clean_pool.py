@@ -7,6 +7,7 @@ never far ahead), and results come back in the order the texts went in.
 
 A short history never starts the worker (starting it costs more than it saves), nor does a
 machine with one CPU: the texts are then cleaned where they are read, by the same function.
+A worker that dies gives :class:`~dataprocess.errors.BackgroundWorkError` (one line, exit 1).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Generic, Iterator, TypeVar
 from core.settings import Rules
 
 from .clean import clean_text
+from .errors import BackgroundWorkError
 from .forked import can_fork, usable_cores
 
 Meta = TypeVar("Meta")
@@ -34,6 +36,11 @@ def _worker(connection, flags: dict) -> None:
             break
         connection.send_bytes(marshal.dumps([clean_text(text, **flags) for text in marshal.loads(data)]))
     connection.close()
+
+
+def _worker_died() -> BackgroundWorkError:
+    return BackgroundWorkError("the process cleaning the messages ended unexpectedly; nothing was written "
+                               "(run the same command again)")
 
 
 def cleaning_flags(rules: Rules) -> dict:
@@ -97,7 +104,10 @@ class TextCleaner(Generic[Meta]):
         theirs.close()
 
     def _send(self) -> None:
-        self._connection.send_bytes(marshal.dumps(self._texts))
+        try:
+            self._connection.send_bytes(marshal.dumps(self._texts))
+        except OSError:  # a broken pipe: the worker is gone
+            raise _worker_died() from None
         self._in_flight.append(self._metas)
         self._texts, self._metas = [], []
 
@@ -106,8 +116,8 @@ class TextCleaner(Generic[Meta]):
         while len(self._in_flight) > keep:
             try:
                 cleaned = marshal.loads(self._connection.recv_bytes())
-            except EOFError:
-                raise RuntimeError("the cleaning worker process ended unexpectedly") from None
+            except (EOFError, OSError):
+                raise _worker_died() from None
             ready.extend(zip(cleaned, self._in_flight.popleft()))
         return ready
 

@@ -6,12 +6,17 @@ inherits it as it is (nothing is serialised on the way in), and only the result 
 pickled, through a pipe. Where fork is not available, with one usable core, or when the caller
 says the work is too small to be worth a process, the function runs in place when its result
 is asked for: the same function, the same result.
+
+A child that dies, or whose function fails, gives :class:`~dataprocess.errors.BackgroundWorkError`
+(one line through the CLI, exit status 1), never a bare RuntimeError and its traceback.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
 from typing import Callable, Generic, TypeVar
+
+from .errors import BackgroundWorkError
 
 Result = TypeVar("Result")
 
@@ -63,12 +68,14 @@ class ForkedCall(Generic[Result]):
         try:
             status, value = self._connection.recv()
             self._process.join(timeout=10)  # it has sent its result: it is on its way out
-        except EOFError:
-            raise RuntimeError("the background process ended unexpectedly") from None
+        except (EOFError, OSError):
+            raise BackgroundWorkError("the background process counting the reply figures ended unexpectedly; "
+                                      "nothing was written (run the same command again)") from None
         finally:
             self.close()
         if status != "ok":
-            raise RuntimeError(f"the background process failed: {value}")
+            raise BackgroundWorkError(f"the background process counting the reply figures failed ({value}); "
+                                      "nothing was written")
         return value
 
     def close(self) -> None:

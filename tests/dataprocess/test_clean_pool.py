@@ -53,3 +53,22 @@ def test_short_inputs_and_one_core_clean_in_place():
     single = TextCleaner(Rules(), start_after=0, workers=1)
     _run(single, TEXTS * 10)
     assert not single.worked
+
+
+def test_a_worker_that_dies_is_twins_one_line_error_not_a_runtime_error():
+    import os
+
+    import pytest
+
+    from core.errors import TwinError
+    from dataprocess.errors import BackgroundWorkError
+
+    cleaner = TextCleaner(Rules(), start_after=0, batch=2, workers=2)
+    with cleaner, pytest.raises(BackgroundWorkError, match="ended unexpectedly") as caught:
+        cleaner.add("one", 0)       # starts the worker
+        cleaner._process.kill()     # the worker dies (killed, out of memory, ...)
+        cleaner._process.join()
+        for n in range(1, 6):
+            cleaner.add("text", n)  # the next batch needs the first one back
+        list(cleaner.drain())
+    assert isinstance(caught.value, TwinError) and not isinstance(caught.value, RuntimeError)

@@ -8,6 +8,8 @@ import pytest
 
 from core.workspace import Workspace
 from dataprocess import forked, pipeline
+from core.errors import TwinError
+from dataprocess.errors import BackgroundWorkError
 from dataprocess.forked import ForkedCall, can_fork
 from dataprocess.report import PrunedCounter, ReplyStats
 from helpers.paths import SAMPLE_CSV, SAMPLE_FACTS
@@ -42,14 +44,31 @@ def test_in_place_when_not_worth_a_process():
     assert call.result() == (os.getpid(), 10)
 
 
-def test_a_failing_child_raises_here():
-    with ForkedCall(_fails) as call, pytest.raises(RuntimeError, match="ValueError: bad row"):
+def test_a_failing_child_raises_here_as_twins_one_line_error():
+    with ForkedCall(_fails) as call, pytest.raises(BackgroundWorkError, match="ValueError: bad row") as caught:
         call.result()
+    assert isinstance(caught.value, TwinError) and not isinstance(caught.value, RuntimeError)
 
 
 def test_a_child_that_dies_is_an_error_not_a_hang():
-    with ForkedCall(os._exit, 3) as call, pytest.raises(RuntimeError, match="ended unexpectedly"):
+    with ForkedCall(os._exit, 3) as call, pytest.raises(BackgroundWorkError, match="ended unexpectedly"):
         call.result()
+
+
+def test_a_dead_child_through_twin_process_is_one_line_and_nothing_written(tmp_path, monkeypatch):
+    """The forked reply counter dies: the CLI prints one line (no traceback), exits 1, writes no split."""
+    from click.testing import CliRunner
+
+    from dataprocess.cli import process_command
+
+    monkeypatch.setattr(pipeline, "FORK_AFTER", 1)
+    monkeypatch.setattr(pipeline, "count_replies", lambda *args: os._exit(3))
+    workspace = tmp_path / "ws"
+    result = CliRunner().invoke(process_command, [str(SAMPLE_CSV), "--workspace", str(workspace)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert "ended unexpectedly" in result.output
+    assert not (workspace / "data" / "train.jsonl").exists()
 
 
 def test_reply_stats_travel_whole_through_pickle():
