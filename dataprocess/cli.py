@@ -12,8 +12,10 @@ from core.workspace import Workspace
 
 from .pipeline import run_process
 from .readers import FORMATS
+from .readers.base import path_text
 
 RULES = Rules()  # the defaults every option below shows and uses
+SHOWN_NOTES = 5  # reader notes printed (all of them, up to 200, are in report.json)
 
 
 def _parse_split(ctx, param, value: str) -> tuple[float, float, float]:
@@ -36,6 +38,9 @@ def _split_text(split: tuple[float, float, float]) -> str:
               help="Workspace directory (created if missing).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
               help="Export format; detected from the file when 'auto'.")
+@click.option("--day-first/--month-first", "dayfirst", default=None,
+              help="Read dates like 05/06/2024 as day/month (or month/day); decided from each file when not given "
+                   "(WhatsApp: the summary says which order was chosen and why).")
 @click.option("--me", help="Your name as the twin's persona (and in exports that do not say who you are).")
 @click.option("--facts", "facts_path", type=click.Path(dir_okay=False, path_type=Path),
               help="'Facts about me' TOML file turned into question/answer examples.")
@@ -75,7 +80,7 @@ def _split_text(split: tuple[float, float, float]) -> str:
 @click.option("--feedback-db", type=click.Path(dir_okay=False, path_type=Path),
               help="Read ratings from this SQLite file instead of WORKSPACE/feedback.sqlite.")
 @click.option("--seed", type=int, default=RULES.seed, show_default=True, help="Seed of the train/valid/test split.")
-def process_command(inputs, workspace, fmt, me, facts_path, since, group_chats, top_contacts, reply_window,
+def process_command(inputs, workspace, fmt, dayfirst, me, facts_path, since, group_chats, top_contacts, reply_window,
                     context_turns, lowercase, replace_urls, strip_emoji, squash_repeats, scrub, anonymize_contacts,
                     max_message_chars, max_reply_chars, context_chars, session_gap, facts_repeat, dedupe, split, feedback, feedback_db, seed):
     """Turn chat exports into training data in WORKSPACE/data (+ report.json and charts)."""
@@ -88,13 +93,17 @@ def process_command(inputs, workspace, fmt, me, facts_path, since, group_chats, 
     feedback_path = (feedback_db or Path(workspace) / FEEDBACK_FILE) if feedback else None
     with cli_errors("interrupted: nothing was written; run the same command again"):
         result = run_process(list(inputs), Workspace(workspace), fmt=fmt, me=me, facts_path=facts_path,
-                             rules=rules, feedback_path=feedback_path)
+                             rules=rules, feedback_path=feedback_path, dayfirst=dayfirst)
     stats = result.stats
     click.echo(f"read {stats.get('read', 0)} messages, kept {stats.get('kept_messages', 0)} "
                f"from {stats.get('kept_chats', 0)} chats (persona: {result.persona})")
     dropped = {k[len('dropped_'):]: v for k, v in sorted(stats.items()) if k.startswith("dropped_") and v}
     if dropped:
         click.echo("dropped: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in dropped.items()))
+    for note in result.notes[:SHOWN_NOTES]:
+        click.echo(note)
+    if len(result.notes) > SHOWN_NOTES:
+        click.echo(f"... and {len(result.notes) - SHOWN_NOTES} more notes in report.json")
     if result.skipped:
         click.echo(f"skipped {len(result.skipped)} malformed records, e.g. "
                    + "; ".join(f"{f}:{line}" for f, line, _ in result.skipped[:3]))
@@ -102,9 +111,9 @@ def process_command(inputs, workspace, fmt, me, facts_path, since, group_chats, 
         click.echo(f"added {stats['feedback_examples']} replies rated up through the server to train")
     tokens = result.report["tokens"]
     click.echo("examples: " + ", ".join(f"{k} {v} ({tokens[k]:,} {result.report['token_unit']})"
-                                        for k, v in result.counts.items()) + f" -> {Path(workspace) / 'data'}")
+                                        for k, v in result.counts.items()) + f" -> {path_text(Path(workspace) / 'data')}")
     reply = result.report["reply_chars"]
     click.echo(f"my replies: mean {reply['mean']} chars, median {reply['median']}; top words: "
                + ", ".join(w for w, _ in result.report["top_words"][:8]))
-    click.echo(f"report: {Path(workspace) / 'data' / 'report.json'}"
+    click.echo(f"report: {path_text(Path(workspace) / 'data' / 'report.json')}"
                + (f" (+ charts: {', '.join(p.name for p in result.charts)})" if result.charts else ""))

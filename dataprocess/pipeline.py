@@ -1,9 +1,19 @@
-"""``twin process`` end to end: read exports, apply the rules, write splits and a report."""
+"""``twin process`` end to end: read exports, apply the rules, write splits and a report.
+
+What the run writes (the splits, ``report.json``, the charts) is made in a hidden staging folder
+inside ``WORKSPACE/data`` and moved into place only once all of it is there, then ``twin.toml``
+is saved: a failure at any point leaves the workspace as it was (folders this run created are
+removed again), never splits without their report.
+"""
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
-from dataclasses import dataclass
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.artifacts import SPLITS
@@ -12,12 +22,13 @@ from core.settings import Persona, Rules
 from core.workspace import Workspace
 
 from .conversations import Stats, pairs_from_chat, select_messages
-from .errors import ChatExportError
+from .errors import ChatExportError, printable
 from .examples import example_from_pair, examples_from_facts
 from .facts import load_facts
 from .feedback import good_replies
 from .forked import ForkedCall
 from .readers import read_export
+from .readers.base import path_text
 from .report import ReplyStats, Tally, build_report, cached_tokenizer, write_charts
 from .spool import ExampleSpool, token_sizes, word_sizes
 
@@ -30,6 +41,7 @@ class ProcessResult:
     persona: str
     report: dict
     charts: list[Path]
+    notes: list[str] = field(default_factory=list)  # what the readers said (date order chosen, repairs)
 
 
 FORK_AFTER = 32_768  # kept messages from which counting the reply figures aside is worth a process
@@ -48,20 +60,23 @@ def count_replies(by_chat: dict[str, list], rules: Rules) -> ReplyStats:
 def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = None,
                 me: str | None = None, facts_path: Path | None = None,
                 rules: Rules | None = None, make_charts: bool = True,
-                feedback_path: Path | None = None) -> ProcessResult:
+                feedback_path: Path | None = None, dayfirst: bool | None = None) -> ProcessResult:
     """Turn export files into ``data/{train,valid,test}.jsonl`` and ``data/report.json``.
 
     Replies rated up in the feedback database at ``feedback_path`` (the server's
-    WORKSPACE/feedback.sqlite), if it exists, are added to train.
+    WORKSPACE/feedback.sqlite), if it exists, are added to train. ``dayfirst`` forces the
+    day/month order of exports that leave it open (see :func:`~dataprocess.readers.read_export`).
 
-    Nothing is written when no training example can be made (ChatExportError says why).
+    Nothing is written when no training example can be made (ChatExportError says why), nor when
+    anything fails before the end (see the module docstring).
     """
     rules = rules or Rules()
     facts = load_facts(facts_path) if facts_path else None
-    persona = me or (facts.name if facts else None) or "me"
-    stats, skipped = Stats(), []
+    persona = printable(me or (facts.name if facts else None) or "me")
+    stats, skipped, notes = Stats(), [], []
     tally = Tally()
-    streams = (read_export(path, fmt=fmt, me=me, skipped=skipped, require_owner=True) for path in inputs)
+    streams = (read_export(path, fmt=fmt, me=me, skipped=skipped, require_owner=True, dayfirst=dayfirst, notes=notes)
+               for path in inputs)
     by_chat = select_messages(tally.watch(itertools.chain.from_iterable(streams)), rules, stats)
     if stats["read"] == 0:
         raise ChatExportError("no messages could be read from the input")
@@ -72,7 +87,8 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     # replies of examples that turn out to be duplicates are taken out of them afterwards.
     tokenizer = cached_tokenizer()
     duplicates = ReplyStats()
-    with ForkedCall(count_replies, by_chat, rules, parallel=stats["kept_messages"] >= FORK_AFTER) as counting, \
+    with _staging(workspace) as staging, \
+            ForkedCall(count_replies, by_chat, rules, parallel=stats["kept_messages"] >= FORK_AFTER) as counting, \
             ExampleSpool(dedupe=rules.dedupe, sizes=token_sizes(tokenizer) if tokenizer else word_sizes) as spool:
         for chat in sorted(by_chat):
             for pair in pairs_from_chat(chat, by_chat.pop(chat) if counting.forked else by_chat[chat], rules, stats):
@@ -91,17 +107,52 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
             rated = good_replies(feedback_path, rules, persona)
             stats["feedback_examples"] = len(rated)
             extra_train.extend(rated)
-        counts, tokens = spool.write_splits({name: workspace.split_path(name) for name in SPLITS},
+        counts, tokens = spool.write_splits({name: staging / workspace.split_path(name).name for name in SPLITS},
                                             rules.split, rules.seed, extra_train)
-    report = build_report(persona=persona, inputs=[str(p) for p in inputs], rules=rules.to_dict(),
-                          stats=dict(stats), tally=tally, examples=counts, tokens=tokens,
-                          token_unit="tokens" if tokenizer else "words", replies=replies, skipped=skipped)
-    write_atomic(workspace.data_dir / "report.json",
-                 json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8"))
-    charts = write_charts(report, workspace.data_dir) if make_charts else []
-    settings = workspace.settings()
-    settings.persona = Persona(name=persona, facts=Path(facts_path).name if facts_path else None)
-    settings.data = rules
-    workspace.save_settings(settings)
+        report = build_report(persona=persona, inputs=[path_text(p) for p in inputs], rules=rules.to_dict(),
+                              stats=dict(stats), tally=tally, examples=counts, tokens=tokens,
+                              token_unit="tokens" if tokenizer else "words", replies=replies, skipped=skipped)
+        report["notes"] = notes[:MAX_NOTES]
+        # printable(): no lone surrogate (a name's undecodable byte) can make the encoding fail
+        write_atomic(staging / "report.json",
+                     printable(json.dumps(report, indent=2, ensure_ascii=False)).encode("utf-8"))
+        charts = write_charts(report, staging) if make_charts else []
+        settings = workspace.settings()
+        settings.persona = Persona(name=persona, facts=Path(facts_path).name if facts_path else None)
+        settings.data = rules
+        staged_settings = staging / ".twin.toml"  # a dot: not one of the data files moved below
+        settings.save(staged_settings)
+        _move_into(staging, workspace.data_dir)
+        os.replace(staged_settings, workspace.settings_path)
+    charts = [workspace.data_dir / chart.name for chart in charts]
     return ProcessResult(counts=counts, stats=dict(stats), skipped=skipped, persona=persona,
-                         report=report, charts=charts)
+                         report=report, charts=charts, notes=notes)
+
+
+MAX_NOTES = 200  # reader notes kept in report.json
+
+
+@contextlib.contextmanager
+def _staging(workspace: Workspace):
+    """A hidden folder in ``WORKSPACE/data`` to write the run's files into; removed at the end,
+    with the data folder and the workspace themselves when this run made them and failed."""
+    made = [folder for folder in (workspace.root, workspace.data_dir) if not folder.exists()]
+    workspace.data_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".process-", dir=workspace.data_dir))
+    done = False
+    try:
+        yield staging
+        done = True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not done:
+            for folder in reversed(made):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only if empty: nothing but what this run made
+
+
+def _move_into(staging: Path, data_dir: Path) -> None:
+    """Every file of the staging folder into ``data_dir`` (renames on one file system)."""
+    for path in sorted(staging.iterdir()):
+        if not path.name.startswith("."):
+            os.replace(path, data_dir / path.name)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+import stat
 import zipfile
 from pathlib import Path
 from typing import Iterator
@@ -54,9 +55,26 @@ def _head(path: Path, size: int = 4096) -> str:
         return decode_head(handle.read(size))
 
 
+def check_kind(path: Path) -> None:
+    """Refuse what is neither a regular file nor a folder (a FIFO would block the first read for
+    ever; a device or socket is no export): one ChatExportError, before anything is opened."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if not path.exists():
+            raise ChatExportError(f"{path}: no such file") from None
+        raise ChatExportError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file")
+    raise ChatExportError(f"{path}: {kind}, not a regular file: give the export file itself")
+
+
 def detect_format(path: Path) -> str:
     """Name of the reader whose format ``path`` is in; ChatExportError when none fits."""
     path = Path(path)
+    check_kind(path)
     if path.is_dir():
         for name, reader in READERS.items():
             if reader.reads_folders and reader.sniff_dir(path):
@@ -71,7 +89,8 @@ def detect_format(path: Path) -> str:
 
 
 def read_export(path, fmt: str | None = None, me: str | None = None,
-                skipped: list | None = None, *, require_owner: bool = False) -> Iterator[Message]:
+                skipped: list | None = None, *, require_owner: bool = False,
+                dayfirst: bool | None = None, notes: list | None = None) -> Iterator[Message]:
     """Yield the :class:`Message` records of one export file (or export folder).
 
     ``fmt`` is a key of :data:`READERS` or ``None``/``"auto"`` to detect it; ``me`` names the
@@ -80,11 +99,14 @@ def read_export(path, fmt: str | None = None, me: str | None = None,
     recorded there as ``(file, line, reason)`` (for JSON exports the number is the message's
     index in its ``messages`` array, for chat.db its ROWID). ``require_owner`` (for building reply
     pairs): a chat whose owner neither the export nor ``me`` tells raises ChatExportError listing
-    the names to pass as ``--me``.
+    the names to pass as ``--me``. ``dayfirst`` forces the day/month order of formats that leave
+    it open (WhatsApp; None: decided from the file); ``notes``, when a list, receives the lines the
+    reader wants shown in the summary (the order chosen and why, characters repaired).
+
+    Only regular files and folders are read: a FIFO, device or socket is refused with one line.
     """
     path = Path(path)
-    if not path.exists():
-        raise ChatExportError(f"{path}: no such file")
+    check_kind(path)
     try:
         name = detect_format(path) if fmt in (None, "auto") else fmt
     except OSError as exc:
@@ -94,7 +116,8 @@ def read_export(path, fmt: str | None = None, me: str | None = None,
     if path.is_dir() and not READERS[name].reads_folders:
         raise ChatExportError(f"{path}: a folder, not a {name} export file")
     try:
-        yield from READERS[name].read(path, me=me, skipped=skipped, require_owner=require_owner)
+        yield from READERS[name].read(path, me=me, skipped=skipped, require_owner=require_owner,
+                                      dayfirst=dayfirst, notes=notes)
     except UnicodeDecodeError:
         raise ChatExportError(f"{path}: not UTF-8 text, so not a {name} export") from None
     except json.JSONDecodeError as exc:

@@ -19,6 +19,10 @@ backslash precedes always opens or closes a string (inside a string a quote is w
 and every string opens with one, so no string, number or run of whitespace ijson builds can be
 longer than that stretch. It costs one ``bytes.rfind`` per chunk read; real exports have a quote
 every few dozen bytes.
+
+Before either pass sees them, the bytes go through :class:`~._json_repair.RepairingReader`: a lone
+surrogate escape (``"\\ud800"``) is read as U+FFFD and an integer beyond 64 bits makes only its
+record malformed, instead of the parser refusing the whole file.
 """
 from __future__ import annotations
 
@@ -31,7 +35,8 @@ from typing import Any, BinaryIO, Iterator
 import ijson
 
 from ..errors import ChatExportError
-from .base import MAX_JSON_DEPTH
+from ._json_repair import RepairingReader
+from .base import MAX_JSON_DEPTH, path_text
 
 #: ijson reads this many bytes at a time; it also bounds the events one read can produce, so the
 #: depth check below stops a hostile ``[[[[...`` after at most this many levels.
@@ -106,12 +111,13 @@ class _QuoteGuard:
 
 
 @contextmanager
-def _json_file(path: Path, what: str) -> Iterator[_QuoteGuard]:
-    """``path`` opened for ijson: a UTF-8 byte-order mark skipped, long strings refused."""
+def _json_file(path: Path, what: str, notes: list | None = None) -> Iterator[_QuoteGuard]:
+    """``path`` opened for ijson: a UTF-8 byte-order mark skipped, lone surrogates and huge
+    integers mended (repairs reported to ``notes``), long strings refused."""
     with open(path, "rb") as handle:
         if handle.read(3) != b"\xef\xbb\xbf":
             handle.seek(0)
-        yield _QuoteGuard(handle, path, what)
+        yield _QuoteGuard(RepairingReader(handle, path_text(path), notes), path, what)
 
 
 def json_events(path: Path, what: str) -> Iterator[tuple[str, str, Any]]:
@@ -126,10 +132,11 @@ def json_events(path: Path, what: str) -> Iterator[tuple[str, str, Any]]:
             raise json_error(path, what, exc) from None
 
 
-def json_items(path: Path, prefix: str, what: str) -> Iterator[Any]:
+def json_items(path: Path, prefix: str, what: str, notes: list | None = None) -> Iterator[Any]:
     """The values at ``prefix`` (``"messages.item"``), one at a time. Call after :func:`json_events`
-    has been through the file (it checks the depth this relies on)."""
-    with _json_file(path, what) as handle:
+    has been through the file (it checks the depth this relies on). Characters repaired on the way
+    are reported to ``notes`` (``file:line: ...``)."""
+    with _json_file(path, what, notes) as handle:
         try:
             yield from ijson.items(handle, prefix, use_float=True)
         except ijson.JSONError as exc:

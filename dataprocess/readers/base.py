@@ -12,7 +12,8 @@ subclass supplies only what differs between exports,
   one of :attr:`Reader.malformed` skips the record, returning None leaves it out silently;
 - ``owner(chat, me_ids)``: the ids of the export's owner when the export (or ``--me``) tells.
 
-and :meth:`Reader.read` runs them, so the per-record skip bookkeeping and the "who is me" rule
+The first four are abstract (:mod:`abc`): a reader that lacks one fails when it is built, not
+when a user first gives it a file. :meth:`Reader.read` runs them, so the per-record skip bookkeeping and the "who is me" rule
 live here only:
 
 - ``me`` is matched against every sender's names by :func:`same_person` (case, Unicode form,
@@ -28,9 +29,14 @@ chunks (a line over :data:`MAX_LINE_CHARS` stops the reader; UTF-8/UTF-16 byte-o
 ``\\r\\n``, ``\\r\\r\\n`` and ``\\r`` line ends are handled), :func:`zip_member_guard` refuses zip
 members that declare too much or inflate too far, and messages over :data:`MAX_MESSAGE_CHARS`
 are skipped as malformed.
+
+File names are shown and stored through :func:`path_text`: a name holding bytes that are not
+UTF-8 (``os.fsdecode`` turns them into lone surrogates) is written with ``\\xNN`` escapes, so a
+summary, a report or a training example can always be encoded.
 """
 from __future__ import annotations
 
+import abc
 import codecs
 import itertools
 import re
@@ -40,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Iterable, Iterator
 
-from ..errors import ChatExportError
+from ..errors import ChatExportError, printable
 from ..message import Message
 
 #: A line longer than this (in characters) is no chat export's: the reader stops.
@@ -68,6 +74,9 @@ class Chat:
     data: Any = None  # the platform's own (a chat object, counts, hints...)
     mine: frozenset[str] = frozenset()  # the owner's ids, once :meth:`Reader.read` has resolved them
     me: str | None = None  # the ``--me`` given (exports that name me only as "Me" use it as my name)
+    dayfirst: bool | None = None  # ``--day-first`` (True) / ``--month-first`` (False), for formats that need it
+    notes: list[str] = field(default_factory=list)  # what the reader tells the summary (date order, repairs)
+    #: (``notes`` go to the caller's list once the chat is read; chats of one file may share one)
 
     def add_person(self, person_id: str, name: str | None = None) -> None:
         names = self.people.setdefault(person_id, set())
@@ -104,13 +113,22 @@ def names_list(names: Iterable[str]) -> str:
     return ", ".join(repr(n) for n in shown[:12]) + more
 
 
+#: A string with its lone surrogates made printable (see :func:`dataprocess.errors.printable`).
+safe_text = printable
+
+
+def path_text(path) -> str:
+    """A path as shown and stored (summary, report, ``Message.source``): see :func:`safe_text`."""
+    return safe_text(str(path))
+
+
 def note_skip(skipped: list | None, path, where: int, reason: str) -> None:
     """Record a malformed record as ``(file, line-or-index, reason)`` when ``skipped`` is a list."""
     if skipped is not None:
-        skipped.append((str(path), where, reason))
+        skipped.append((path_text(path), where, safe_text(reason)))
 
 
-class Reader:
+class Reader(abc.ABC):
     """An export reader: subclasses supply the platform's parts, :meth:`read` runs them."""
 
     #: The name of the format (a key of ``READERS`` and a ``--format`` choice).
@@ -127,20 +145,24 @@ class Reader:
 
     # ---- what a platform supplies
 
+    @abc.abstractmethod
     def sniff(self, path: Path, head: str) -> bool:
-        raise NotImplementedError
+        """Whether the file at ``path``, whose first 4 KB decode to ``head``, is in this format."""
 
     def sniff_dir(self, path: Path) -> bool:
         return False
 
+    @abc.abstractmethod
     def chats(self, path: Path) -> Iterator[Chat]:
-        raise NotImplementedError
+        """The conversations of the export (a first look)."""
 
+    @abc.abstractmethod
     def records(self, path: Path, chat: Chat) -> Iterator[tuple[int, Any]]:
-        raise NotImplementedError
+        """``(where, record)`` of one chat, in the order the messages are to come out."""
 
+    @abc.abstractmethod
     def message(self, record: Any, chat: Chat, mine: frozenset[str]) -> Message | None:
-        raise NotImplementedError
+        """One record as a Message (None: left out; an exception of :attr:`malformed`: skipped)."""
 
     def owner(self, path: Path, chat: Chat, me_ids: frozenset[str]) -> frozenset[str] | None:
         """The owner's sender ids in ``chat``: ``me_ids`` (those ``--me`` names) unless the export
@@ -153,11 +175,17 @@ class Reader:
     # ---- the template
 
     def read(self, path: Path, me: str | None = None, skipped: list | None = None,
-             require_owner: bool = False) -> Iterator[Message]:
-        """Yield the messages of one export, chat by chat, in file order."""
+             require_owner: bool = False, *, dayfirst: bool | None = None,
+             notes: list | None = None) -> Iterator[Message]:
+        """Yield the messages of one export, chat by chat, in file order.
+
+        ``dayfirst`` forces the day/month order where a format leaves it open (WhatsApp);
+        ``notes`` (a list) receives what the reader wants the summary to say (the order chosen
+        and why, characters repaired)."""
         path = Path(path)
         for chat in self.chats(path):
             chat.me = me
+            chat.dayfirst = dayfirst
             mine = chat.mine = self.resolve_owner(path, chat, me, require_owner)
             convert = self.message
             for where, record in self.records(path, chat):
@@ -174,6 +202,9 @@ class Reader:
                               f"(over the {MAX_MESSAGE_CHARS:,} cap)")
                     continue
                 yield msg
+            if notes is not None and chat.notes:
+                notes.extend(chat.notes)
+            chat.notes.clear()  # a list some chats of one file share (their stream's repairs)
 
     def record_file(self, path: Path, chat: Chat) -> Path:
         """The file a skip record names (the export given, unless a folder's reader says which file)."""

@@ -35,7 +35,7 @@ from typing import Iterator
 from ..errors import ChatExportError
 from ..message import Message
 from ._common import json_events, json_items, json_keys, local_from_iso
-from .base import NOBODY, Chat, Reader, same_person
+from .base import NOBODY, Chat, Reader, path_text, same_person
 
 DIRECT = "DirectTextChat"
 DIRECT_GROUP = "DirectGroupTextChat"
@@ -119,7 +119,7 @@ class DiscordReader(Reader):
             names = {n for n in (author.get("name"), author.get("nickname")) if isinstance(n, str) and n}
             if not author.get("isBot"):
                 people[author_id] = names
-        data["source"] = _PART_RE.sub("", str(path))
+        data["source"] = _PART_RE.sub("", path_text(path))
         chat = Chat(title=str(channel.get("name") or ""), is_group=channel.get("type") != DIRECT,
                     people=people, data=data)
         yield chat
@@ -152,7 +152,7 @@ class DiscordReader(Reader):
             data["convert"] = _Server(chat, data)
         else:  # I am not known, or never wrote here: the channel whole, as a group chat
             data["convert"] = _Whole(chat, data)
-        yield from enumerate(json_items(path, "messages.item", "DiscordChatExporter"))
+        yield from enumerate(json_items(path, "messages.item", "DiscordChatExporter", chat.notes))
 
     def where(self, chat: Chat, where: int) -> str:
         return f"messages[{where}]: "

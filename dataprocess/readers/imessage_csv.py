@@ -17,7 +17,7 @@ from typing import Iterator
 from ..errors import ChatExportError
 from ..message import Message
 from ..reactions import is_tapback
-from .base import NOBODY, Chat, Reader, text_lines
+from .base import NOBODY, Chat, Reader, path_text, text_lines
 
 HEADER = ["Timestamp", "Readable Time", "Sender", "Sender ID", "Message",
           "Group Chat", "Group Chat Name", "Sent by Me", "To"]
@@ -37,14 +37,14 @@ class IMessageCSVReader(Reader):
         return [c.strip() for c in first.split(",")][:5] == HEADER[:5]
 
     def chats(self, path: Path) -> Iterator[Chat]:
-        yield Chat(title=path.name, data=str(path))
+        yield Chat(title=path_text(path.name), data=path_text(path))
 
     def owner(self, path: Path, chat: Chat, me_ids: frozenset[str]) -> frozenset[str]:
         return NOBODY  # each row says whether it is mine
 
     def records(self, path: Path, chat: Chat) -> Iterator[tuple[int, dict]]:
         with open(path, "rb") as raw:  # bounded lines (base.text_lines), not the csv module's unbounded ones
-            reader = csv.DictReader(line + "\n" for line in text_lines(raw, str(path)))
+            reader = csv.DictReader(line + "\n" for line in text_lines(raw, path_text(path)))
             try:
                 missing = [c for c in HEADER if c not in (reader.fieldnames or [])]
                 if missing:

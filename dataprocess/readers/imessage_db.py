@@ -34,7 +34,7 @@ from urllib.parse import quote
 from ..errors import ChatExportError
 from ..message import Message
 from ._common import local_from_unix
-from .base import NOBODY, Chat, Reader
+from .base import NOBODY, Chat, Reader, path_text
 
 APPLE_EPOCH = 978307200  # 2001-01-01T00:00:00Z in Unix seconds
 GROUP_STYLE = 43
@@ -112,7 +112,7 @@ class IMessageDBReader(Reader):
             return False
 
     def chats(self, path: Path) -> Iterator[Chat]:
-        yield Chat(title=path.name, data={"source": str(path), "handles_of": {}})
+        yield Chat(title=path_text(path.name), data={"source": path_text(path), "handles_of": {}})
 
     def owner(self, path: Path, chat: Chat, me_ids: frozenset[str]) -> frozenset[str]:
         return NOBODY  # each row says whether it is mine

@@ -55,7 +55,7 @@ from typing import IO, Iterable, Iterator
 from ..errors import ChatExportError
 from ..message import Message
 from ._common import json_events, json_items, json_keys, local_from_unix
-from .base import Chat, Reader, same_person
+from .base import Chat, Reader, path_text, same_person
 
 _FILE_RE = re.compile(r"message_(\d+)\.json$")
 _MEDIA_KEYS = ("photos", "videos", "gifs", "sticker", "audio_files", "files")
@@ -363,15 +363,15 @@ class MessengerReader(Reader):
             participants = info["participants"]
             chat.data["file"] = file
             chat.data["chat"] = info["title"] or next(
-                (n for n in participants if n not in chat.mine), "") or file.parent.name
+                (n for n in participants if n not in chat.mine), "") or path_text(file.parent.name)
             chat.data["is_group"] = info["thread_type"] == "RegularGroup" or len(participants) > 2
             items = ((index, fix_mojibake(msg)) for index, msg in
-                     enumerate(json_items(file, "messages.item", "Messenger")))
+                     enumerate(json_items(file, "messages.item", "Messenger", chat.notes)))
             yield from items if info["ascending"] else _oldest_first(items)
 
     def message(self, msg: object, chat: Chat, mine: frozenset[str]) -> Message:
         data = chat.data
-        return _message(msg, data["chat"], data["is_group"], mine, str(data["file"].parent))
+        return _message(msg, data["chat"], data["is_group"], mine, path_text(data["file"].parent))
 
     def record_file(self, path: Path, chat: Chat) -> Path:
         return chat.data["file"]  # a skip names the message_N.json it is in, not the thread folder

@@ -45,7 +45,7 @@ from ..errors import ChatExportError
 from ..message import Message
 from . import telegram_html as html
 from ._common import json_events, json_items, json_keys, local_from_unix
-from .base import NOBODY, Chat, Reader, same_person
+from .base import NOBODY, Chat, Reader, path_text, same_person
 
 PERSONAL = {"personal_chat"}
 GROUPS = {"private_group", "public_group", "private_supergroup", "public_supergroup"}
@@ -197,19 +197,20 @@ class TelegramReader(Reader):
         infos, my_id, account = _first_pass(path)
         in_every = _account_owner(infos) if account and my_id is None else None
         streams = {}
+        repairs: list[str] = []  # characters the stream repaired (one list: the chats share streams)
         for info in infos:
             if info.section not in streams:
                 prefix = f"{info.section}.messages.item" if info.section else "messages.item"
-                streams[info.section] = json_items(path, prefix, "Telegram")
+                streams[info.section] = json_items(path, prefix, "Telegram", repairs)
             items = streams[info.section]
             if info.type in SKIPPED_TYPES:
                 for _ in range(info.count):
                     next(items, None)
                 continue
             is_group = info.type in GROUPS or (info.type is None and len(info.people) > 2)
-            title = info.name or (f"Telegram chat {info.id}" if info.id is not None else path.parent.name or "Telegram")
-            chat = Chat(title=title, is_group=is_group, people=info.people,
-                        data={"info": info, "items": items, "my_id": my_id, "in_every": in_every, "source": str(path)})
+            title = info.name or (f"Telegram chat {info.id}" if info.id is not None else path_text(path.parent.name) or "Telegram")
+            chat = Chat(title=title, is_group=is_group, people=info.people, notes=repairs,
+                        data={"info": info, "items": items, "my_id": my_id, "in_every": in_every, "source": path_text(path)})
             yield chat
 
     def _html_chats(self, path: Path) -> Iterator[Chat]:
@@ -224,9 +225,9 @@ class TelegramReader(Reader):
                 name = name or page_name
                 records.extend(page_records)
             people = {r.sender: {r.sender} for r in records if r.kind == "default" and r.sender}
-            title = name or (folder or path.parent).name
+            title = name or path_text((folder or path.parent).name)
             yield Chat(title=title, is_group=html.is_group(records, set(people)), people=people,
-                       data={"kind": "html", "records": records, "source": str(folder or path), "last": None,
+                       data={"kind": "html", "records": records, "source": path_text(folder or path), "last": None,
                              "page": path})
 
     def owner(self, path: Path, chat: Chat, me_ids: frozenset[str]) -> frozenset[str] | None:

@@ -47,7 +47,8 @@ from typing import BinaryIO, Callable, ContextManager, Iterator
 
 from ..errors import ChatExportError
 from ..message import Message
-from .base import MAX_MESSAGE_CHARS, NOBODY, Chat, Reader, decode_head, same_person, text_lines, zip_member_guard
+from .base import (MAX_MESSAGE_CHARS, NOBODY, Chat, Reader, decode_head, path_text, safe_text, same_person, text_lines,
+                   zip_member_guard)
 from .whatsapp_layout import (FITS, HEADER_RE, REJECT, SUSPECT, Layout, LayoutScan, date_fields, date_pad, hour_pad,
                               layout_key, time_of)
 
@@ -157,8 +158,8 @@ def _opener(path: Path) -> tuple[Callable[[], ContextManager[BinaryIO]], list[st
         def open_member() -> Iterator[BinaryIO]:
             with zipfile.ZipFile(path) as archive, archive.open(info) as raw:
                 yield raw
-        return open_member, [Path(info.filename).stem, path.stem]
-    return (lambda: open(path, "rb")), [path.stem]
+        return open_member, [safe_text(Path(info.filename).stem), path_text(path.stem)]
+    return (lambda: open(path, "rb")), [path_text(path.stem)]
 
 
 @dataclass
@@ -329,14 +330,14 @@ class WhatsAppReader(Reader):
     def chats(self, path: Path) -> Iterator[Chat]:
         open_bytes, names = _opener(path)
         with open_bytes() as raw:
-            scan = _scan(text_lines(raw, str(path)))
+            scan = _scan(text_lines(raw, path_text(path)))
         if scan.headers == 0:
             raise ChatExportError(f"{path}: no WhatsApp message lines found (expected '[date, time] Name: text' "
                                   "or 'date, time - Name: text')")
         participants = scan.participants
         is_group = len(participants) > 2 or bool(scan.pseudo_senders) or scan.group_hint
         chat = Chat(title="", is_group=is_group, people={name: {name} for name in participants})
-        chat.data = _File(open_bytes, scan, names, _title(names), frozenset(participants), str(path))
+        chat.data = _File(open_bytes, scan, names, _title(names), frozenset(participants), path_text(path))
         yield chat
 
     def owner(self, path: Path, chat: Chat, me_ids: frozenset[str]) -> frozenset[str] | None:
@@ -371,7 +372,7 @@ class WhatsAppReader(Reader):
             others = [n for n in file.participants if n not in chat.mine]
             chat.title = others[0] if len(others) == 1 else file.names[-1]
         with file.open_bytes() as raw:
-            yield from _parse(text_lines(raw, str(path)), file.scan)
+            yield from _parse(text_lines(raw, path_text(path)), file.scan)
 
     def message(self, record: tuple, chat: Chat, mine: frozenset[str]) -> Message:
         stamp, sender, text, extra = record

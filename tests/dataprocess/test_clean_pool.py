@@ -56,7 +56,6 @@ def test_short_inputs_and_one_core_clean_in_place():
 
 
 def test_a_worker_that_dies_is_twins_one_line_error_not_a_runtime_error():
-    import os
 
     import pytest
 
