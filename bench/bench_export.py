@@ -107,7 +107,7 @@ def bench_llama(gguf_path: Path, prompts, new_tokens: int, stop_ids: list[int], 
     import numpy as np
     from llama_cpp import LogitsProcessorList
 
-    from export.llama_runtime import open_llama
+    from voice.llama_runtime import open_llama
 
     def no_stop(_ids, scores):
         scores[stop_ids] = -np.inf
@@ -162,7 +162,7 @@ def main() -> None:
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT')}")
     tmp = Path(tempfile.mkdtemp(prefix="twin-bench-export-"))
     try:
-        base_dir = resolve_base_dir(ws, ws.adapter_dir, None, ws.settings())
+        base_dir = resolve_base_dir(ws, None)
         hf_dir = ws.merged_dir
         if not (hf_dir / "config.json").is_file():
             print(f"merging {ws.adapter_dir} into {base_dir} (no {hf_dir})...")

@@ -7,7 +7,7 @@ generate the same tokens):
 
 1. direct:   llama-cpp-python's ``create_chat_completion`` in this process, one request after
    another (no HTTP, no server): the baseline;
-2. in-process: the server's own backend (server.batching) called in this process, one caller;
+2. in-process: the server's own backend (voice.llama) called in this process, one caller;
 3. server, 1 client:  `twin serve` in a subprocess on 127.0.0.1, POST /generate one at a time:
    its p50 against (1) is the server's overhead, against (2) the cost of HTTP + Flask alone;
 4. server, N clients: N concurrent keep-alive clients for T seconds: requests/s, p50/p95, errors.
@@ -61,7 +61,7 @@ def pct(values: list[float], q: float) -> float:
 def direct(model: Path, persona: str, seconds: float, max_tokens: int, temperature: float, threads: int) -> dict:
     """The baseline: the same chat completions through llama-cpp-python, no HTTP."""
     from dataprocess.template import prompt_messages, stop_strings
-    from export.llama_runtime import open_llama
+    from voice.llama_runtime import open_llama
 
     llm = open_llama(model, n_ctx=2048, n_threads=threads, seed=0)
     ask = lambda text: llm.create_chat_completion(  # noqa: E731
@@ -81,8 +81,8 @@ def direct(model: Path, persona: str, seconds: float, max_tokens: int, temperatu
 def in_process(model: Path, persona: str, seconds: float, max_tokens: int, temperature: float, threads: int) -> dict:
     """The server's own backend (continuous batching) called in this process: no HTTP, one caller."""
     from dataprocess.template import prompt_messages
-    from server.batching import BatchedLlamaBackend
-    from server.replies import complete
+    from voice.llama import BatchedLlamaBackend
+    from voice.replies import complete
 
     backend = BatchedLlamaBackend(model, parallel=4, workers=1, threads=threads)
     ask = lambda text: complete(backend, prompt_messages(persona, text), temperature=temperature,  # noqa: E731
@@ -147,7 +147,7 @@ def paired(model: Path, port: int, persona: str, seconds: float, max_tokens: int
     on a machine that other work slows down unevenly, each pair sees the same load, so the
     median of the per-pair ratios is the server's overhead with the noise mostly cancelled."""
     from dataprocess.template import prompt_messages, stop_strings
-    from export.llama_runtime import open_llama
+    from voice.llama_runtime import open_llama
 
     llm = open_llama(model, n_ctx=2048, n_threads=threads, seed=0)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -213,7 +213,7 @@ def main() -> None:
     if not args.model.is_file():
         raise SystemExit(f"no such model: {args.model}")
     seconds = min(max(args.seconds, 1.0), MAX_SECONDS)
-    from export.llama_runtime import default_threads
+    from voice.llama_runtime import default_threads
 
     threads = args.threads or default_threads()
     print(f"model {args.model} | {args.max_tokens}-token replies | temperature {args.temperature} | "

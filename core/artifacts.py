@@ -100,3 +100,7 @@ def persona_from_gguf_name(name: str | None) -> str | None:
 GGUF_KEY_PERSONA = "twin.persona"
 GGUF_KEY_RULES = "twin.data_rules"
 GGUF_KEY_SAMPLING = "twin.sampling"
+# The content fingerprint of the adapter a GGUF was exported from (core.base_ref.adapter_fingerprint):
+# `twin eval` measures the exported model only when it is the twin trained now.
+GGUF_KEY_ADAPTER = "twin.adapter_fingerprint"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"

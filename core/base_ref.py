@@ -87,3 +87,22 @@ def missing_base_error(base: str, fingerprint_hex: str) -> InputError:
         f"the base model this twin was trained on ({base}, fingerprint {fingerprint_hex[:12] or 'unknown'}) "
         f"is not on this machine: copy that model directory into {models_cache_dir()} "
         "(any name: it is found by its fingerprint), or pass its location with --base")
+
+
+def adapter_fingerprint(adapter_dir: Path | str) -> str:
+    """A content fingerprint of a trained adapter (hex, 16 bytes): its config and its whole
+    weights file (a LoRA adapter is small enough to hash in full). Empty when there is none."""
+    from .artifacts import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+
+    root = Path(adapter_dir)
+    digest = hashlib.sha256()
+    found = False
+    for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
+        path = root / name
+        if path.is_file():
+            found = True
+            digest.update(name.encode() + b"\0")
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()[:32] if found else ""

@@ -92,19 +92,24 @@ class TrainRecord:
 
 @dataclass
 class Sampling:
-    """Decoding defaults for every way of talking to the twin (server, chat, eval, Modelfile)."""
+    """The twin's decoding defaults as twin.toml keeps them. Every way of talking to the twin
+    (eval, server, chat, bots, the exported GGUF and Modelfile) decodes through the one contract
+    built from these: ``voice.decoding.Decoding`` (sampler order, first-token bans, retries)."""
 
     temperature: float = 0.7
+    top_k: int = 40                    # llama.cpp's default (0: off)
     top_p: float = 1.0
-    max_tokens: int = 64
+    min_p: float = 0.05                # llama.cpp's default (0: off)
+    max_tokens: int = 64               # the reply's token cap, the same in eval, training checks and serving
     repeat_penalty: float = 1.0
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    penalty_last_n: int = 64           # the penalties look at this many of the reply's last tokens
     # Logit biases (added to the raw logits at every step) that keep the twin's
-    # replies at the person's length and `` | `` habit: ``end_bias`` on the token that begins
-    # the terminator (> 0: shorter replies), ``separator_bias`` on the message separator's
-    # token (> 0: more messages per reply). Fitted by `twin eval` on the valid split
-    # (trainer.decoding_choice); the tokens are found by core.terminator.style_token_ids.
+    # replies at the person's length and `` | `` habit: ``end_bias`` on the end-of-turn token
+    # (> 0: shorter replies), ``separator_bias`` on the message separator's token (> 0: more
+    # messages per reply). Fitted by `twin eval` on the valid split (trainer.decoding_choice);
+    # the tokens are found by core.terminator.StyleTokens.
     end_bias: float = 0.0
     separator_bias: float = 0.0
 

@@ -18,8 +18,7 @@ Modules (each owns one step, so each can be used and tested alone):
 - ``merge``       the merged model as a HF directory (``--keep-merged``), sharded, base dtype
 - ``quantize``    K-quants and friends through llama.cpp's quantizer (llama-cpp-python)
 - ``verify``      logit parity between a GGUF (llama.cpp) and transformers, or another GGUF
-- ``modelfile``   the Ollama Modelfile beside the GGUF
-- ``llama_runtime`` opening GGUFs with llama-cpp-python safely (AMX crash guard, threads)
+- (the Ollama Modelfile and the GGUF's voice keys live in ``voice.modelfile`` / ``voice.exported``)
 - ``errors``      the stage's errors, on core's error base
 - ``cli``         the ``twin export`` click command
 

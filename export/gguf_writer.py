@@ -135,12 +135,14 @@ def _plan(source: ModelSource, default_qtype) -> list[_Planned]:
 
 
 def write_gguf(model: Path | str | ModelSource, out_path: Path | str, outtype: str = "F16", *,
-               name: str | None = None, metadata: dict[str, str] | None = None,
-               progress: Callable[[int, int], None] | None = None) -> Path:
+               name: str | None = None, metadata: dict[str, Any] | None = None,
+               system: str | None = None, progress: Callable[[int, int], None] | None = None) -> Path:
     """Write ``model`` (a HF directory, or a :class:`ModelSource` with an adapter merged in)
     to ``out_path`` as ``outtype`` (F32, F16, BF16 or Q8_0).
 
-    ``metadata`` adds string keys (twin's persona, rules and sampling). The file is written
+    ``metadata`` adds keys (twin's persona, rules and sampling; strings, ints and floats, typed
+    as such). ``system`` becomes the chat template's default system line
+    (``voice.exported.twin_chat_template``). The file is written
     to a temporary sibling and renamed into place, so ``out_path`` never holds a partial
     file. Returns ``out_path``. Raises ``UnsupportedModelError`` for architectures, tokenizers
     or RoPE variants that are not supported. ``progress(done, total)`` is called per tensor.
@@ -148,12 +150,15 @@ def write_gguf(model: Path | str | ModelSource, out_path: Path | str, outtype: s
     import gguf
 
     from export.vocab import read_vocab
+    from voice.exported import gguf_value_type, twin_chat_template
 
     source = model if isinstance(model, ModelSource) else ModelSource(model)
     out_path = Path(out_path)
     file_type, default_qtype = _outtype(outtype)
     spec = source.spec
     vocab = read_vocab(source.tokenizer_dir, n_vocab=spec.n_vocab, config=source.config)
+    if system is not None:
+        vocab.chat_template = twin_chat_template(vocab.chat_template, system)
     planned = _plan(source, default_qtype)
 
     writer = gguf.GGUFWriter(path=None, arch=spec.arch_name)
@@ -164,7 +169,7 @@ def write_gguf(model: Path | str | ModelSource, out_path: Path | str, outtype: s
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     vocab.add_to_gguf(writer)
     for key, value in (metadata or {}).items():
-        writer.add_string(key, value)
+        writer.add_key_value(key, value, gguf_value_type(value))
     for item in planned:  # declared up front from the headers: the data follows tensor by tensor
         byte_shape = gguf.quant_shape_to_byte_shape(item.shape, item.qtype)
         writer.add_tensor_info(item.gguf_name, byte_shape, np.dtype(np.uint8), int(np.prod(byte_shape)),

@@ -12,7 +12,11 @@ The steps, each reported through ``log``:
    model in fp32, one layer's weights in memory at a time: ``export.reference``), then
    llama.cpp maps the GGUF (its file size); ``quick`` compares the quantized GGUF with an F16
    one in llama.cpp only (the F16 file's size in memory); ``off`` skips it;
-4. rename the checked file into place and write the Ollama Modelfile (``export.modelfile``).
+4. rename the checked file into place and write the Ollama Modelfile (``voice.modelfile``).
+
+The GGUF speaks as the twin in any llama.cpp front end (``voice.exported``): its chat
+template has the twin's system line as default, and the decoding defaults are in the
+standard ``general.sampling.*`` keys.
 
 GGUFs are written and checked under temporary names: a failed or interrupted export leaves
 no partial or unchecked model. Nothing else is left beside the GGUF but the Modelfile,
@@ -21,7 +25,6 @@ sharded), ``also_lora`` / ``lora_only`` the adapter alone as a llama.cpp LoRA.
 """
 from __future__ import annotations
 
-import dataclasses
 import gc
 import json
 import os
@@ -33,9 +36,8 @@ from typing import Callable
 
 from core import artifacts
 from core.atomic import temp_sibling
-from core.base_ref import missing_base_error
 from core.settings import Settings
-from core.terminator import DONE, StyleTokens
+from core.terminator import DONE
 from core.workspace import Workspace
 from export.errors import ExportError, ExportInputError
 
@@ -72,29 +74,12 @@ def _mb(path: Path) -> str:
     return f"{size / 1e6:,.1f} MB"
 
 
-def resolve_base_dir(ws: Workspace, adapter_dir: Path, base: Path | None, settings: Settings,
-                     log: Callable[[str], None] = print) -> Path:
-    """The local directory of the base model the adapter was trained on: ``--base``, else the
-    one twin.toml records (by name and fingerprint, found on this machine as `twin train`
-    finds it: ``trainer.base_model.locate_base``), else, for a workspace trained before twin
-    recorded it, the path in the adapter config."""
-    from export.adapter import adapter_base
+def resolve_base_dir(ws: Workspace, base: Path | None, log: Callable[[str], None] = print) -> Path:
+    """The local directory of the base model the adapter was trained on (found as every stage
+    finds it: ``trainer.base_model.workspace_base``); a hub id is fetched into the hub's cache."""
+    from trainer.base_model import workspace_base
 
-    record = settings.train
-    if record is not None and record.base:
-        from trainer.base_model import locate_base
-
-        return _local_dir(locate_base(record, str(base) if base is not None else None, log=log))
-    if base is not None:
-        if not (Path(base) / "config.json").is_file():
-            raise ExportInputError(f"--base {base} is not a Hugging Face model directory (no config.json)")
-        return Path(base)
-    named = adapter_base(adapter_dir)
-    if (Path(named).expanduser() / "config.json").is_file():
-        return Path(named).expanduser()
-    if not named.startswith((".", "/", "~")):
-        return _local_dir(named)
-    raise missing_base_error(named, "")
+    return _local_dir(workspace_base(ws, str(base) if base is not None else None, log=log))
 
 
 def _local_dir(found: str) -> Path:
@@ -113,32 +98,32 @@ def _local_dir(found: str) -> Path:
                                f"({detail}): pass its directory with --base") from None
 
 
-def _metadata(settings: Settings) -> dict[str, str]:
-    """twin's own GGUF keys: what `twin serve --model FILE.gguf` needs without the workspace."""
+def _metadata(settings: Settings, adapter_dir: Path) -> dict[str, object]:
+    """The GGUF's own keys beside the model's: what `twin serve --model FILE.gguf` needs without
+    the workspace (persona, data rules), the adapter it was exported from (``twin eval`` measures
+    this file only while it still matches the adapter), and the decoding defaults, as the
+    standard ``general.sampling.*`` keys and twin's complete copy (``voice.exported``)."""
+    from core.base_ref import adapter_fingerprint
+    from voice.exported import sampling_metadata
+
     return {
         artifacts.GGUF_KEY_PERSONA: settings.persona.name,
         artifacts.GGUF_KEY_RULES: json.dumps(settings.data.to_dict()),
-        artifacts.GGUF_KEY_SAMPLING: json.dumps(dataclasses.asdict(settings.sampling)),
+        artifacts.GGUF_KEY_ADAPTER: adapter_fingerprint(adapter_dir),
+        **sampling_metadata(settings.sampling),
     }
 
 
-def modelfile_parameters(settings: Settings) -> dict[str, object]:
-    s = settings.sampling
-    return {"temperature": s.temperature, "top_p": s.top_p, "repeat_penalty": s.repeat_penalty,
-            "num_predict": s.max_tokens}
+def _write_modelfile(path: Path, gguf_name: str, tokenizer, settings: Settings) -> Path:
+    """The Ollama Modelfile, from the same values as the GGUF (``voice.modelfile``)."""
+    from dataprocess.template import system_prompt
+    from voice.decoding import Decoding
+    from voice.hf import TokenizerVoice
+    from voice.modelfile import bias_note, parameters, write_modelfile
 
-
-def bias_notes(settings: Settings, tokenizer) -> list[str]:
-    """The fitted [sampling] biases have no Ollama parameter: a note on how to pass them to
-    llama.cpp by hand (twin serve applies them by itself, from the GGUF's twin.sampling key)."""
-    s = settings.sampling
-    biases = StyleTokens.find(lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]).biases(
-        s.end_bias, s.separator_bias)
-    if not biases:
-        return []
-    flags = " ".join(f"--logit-bias {token}{bias:+g}" for token, bias in biases.items())
-    return [f"twin's length and separator biases (end {s.end_bias:+g}, separator {s.separator_bias:+g}) have no "
-            f"Modelfile parameter; twin serve applies them, and llama.cpp's llama-cli/llama-server take {flags}"]
+    biases = Decoding.from_sampling(settings.sampling).biases(TokenizerVoice.of(tokenizer).style_tokens)
+    return write_modelfile(path, gguf_name, tokenizer, DONE, system=system_prompt(settings.persona.name),
+                           parameters=parameters(settings.sampling), notes=bias_note(settings.sampling, biases))
 
 
 class _Checker:
@@ -208,7 +193,7 @@ def run_export(workspace: Workspace, options: ExportOptions | None = None,
         raise ExportInputError("--lora-only writes just the LoRA: it excludes --also-lora and --keep-merged")
     adapter_dir = workspace.require_adapter()
     settings = workspace.settings()
-    base_dir = resolve_base_dir(workspace, adapter_dir, options.base, settings, log)
+    base_dir = resolve_base_dir(workspace, options.base, log)
     try:
         if options.lora_only:
             return _lora_only(workspace, adapter_dir, base_dir, settings, options, log)
@@ -270,11 +255,9 @@ def _lora_only(ws, adapter_dir, base_dir, settings, options, log) -> ExportResul
 def _export(ws, adapter_dir, base_dir, settings, options, quant, log) -> ExportResult:
     from transformers import AutoTokenizer
 
-    from export.gguf_writer import DIRECT_OUTTYPES, write_gguf
-    from export.modelfile import write_modelfile
-    from export.weights import ModelSource
-
     from dataprocess.template import system_prompt
+    from export.gguf_writer import DIRECT_OUTTYPES, write_gguf
+    from export.weights import ModelSource
 
     source = ModelSource(base_dir, adapter_dir)  # refuses what cannot be exported, before writing
     tokenizer = AutoTokenizer.from_pretrained(source.tokenizer_dir)
@@ -293,19 +276,20 @@ def _export(ws, adapter_dir, base_dir, settings, options, quant, log) -> ExportR
     lora_staging = temp_sibling(ws.lora_gguf(LORA_TYPE), ".gguf.staging")
     base_f16 = temp_sibling(final, ".base-F16.gguf.tmp")
     name = artifacts.gguf_model_name(settings.persona.name)
-    metadata = _metadata(settings)
+    metadata = _metadata(settings, adapter_dir)
+    system = system_prompt(settings.persona.name)  # the chat template's default system line
     try:
         t0 = time.monotonic()
         if quant in DIRECT_OUTTYPES:
             log(f"[1/{n_steps}] merging the adapter into {base_dir.name} and writing the {quant} GGUF, "
                 "tensor by tensor...")
-            write_gguf(source, staging, quant, name=name, metadata=metadata)
+            write_gguf(source, staging, quant, name=name, metadata=metadata, system=system)
         else:
             from export.quantize import quantize_gguf
 
             log(f"[1/{n_steps}] merging the adapter into {base_dir.name} and writing an F16 GGUF, "
                 f"then quantizing it to {quant} with llama.cpp...")
-            write_gguf(source, f16_tmp, "F16", name=name, metadata=metadata)
+            write_gguf(source, f16_tmp, "F16", name=name, metadata=metadata, system=system)
             log(f"      F16: {_mb(f16_tmp)} ({time.monotonic() - t0:.1f} s)")
             quantize_gguf(f16_tmp, staging, quant)
         log(f"      {final.name}: {_mb(staging)} ({time.monotonic() - t0:.1f} s)")
@@ -331,7 +315,7 @@ def _export(ws, adapter_dir, base_dir, settings, options, quant, log) -> ExportR
                     reference = staging
                 else:
                     if not f16_tmp.exists():
-                        write_gguf(source, f16_tmp, "F16", name=name, metadata=metadata)
+                        write_gguf(source, f16_tmp, "F16", name=name, metadata=metadata, system=system)
                     reference = f16_tmp
                 checker.reference_from_gguf(reference)
                 if reference != staging:
@@ -367,10 +351,7 @@ def _export(ws, adapter_dir, base_dir, settings, options, quant, log) -> ExportR
         log(f"      removed {ws.merged_dir} from an earlier export (--keep-merged writes a new one)")
 
     log(f"[{step}/{n_steps}] writing the Ollama Modelfile...")
-    result.modelfile = write_modelfile(model_dir / artifacts.MODELFILE, final.name, tokenizer, DONE,
-                                       system=system_prompt(settings.persona.name),
-                                       parameters=modelfile_parameters(settings),
-                                       notes=bias_notes(settings, tokenizer))
+    result.modelfile = _write_modelfile(model_dir / artifacts.MODELFILE, final.name, tokenizer, settings)
     log(f"exported {final} ({_mb(final)})")
     log(f"  serve it:  twin serve --workspace {ws.root}")
     log(f"  ollama:    cd {model_dir} && ollama create twin -f {artifacts.MODELFILE}")

@@ -223,7 +223,7 @@ def gguf_logits(gguf_path: Path | str, batches: list[list[int]], *, lora_path: P
                 n_threads: int | None = None, tokenizer=None) -> tuple[list[np.ndarray], list[str] | None]:
     """llama.cpp's logits for each batch; with ``tokenizer``, also the probe strings llama.cpp
     tokenizes differently from it (else None)."""
-    from export.llama_runtime import default_threads, open_llama
+    from voice.llama_runtime import default_threads, open_llama
 
     n_ctx = max(len(ids) for ids in batches) + 8
     extra = {"lora_path": str(lora_path)} if lora_path is not None else {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify
 
-from .replies import complete
+from voice.replies import complete
 from .reply_log import new_reply_id
 from .schema import BadRequest, conversation_id, decoding_changes, json_body, number, text_field, turns
 from .state import current

@@ -1,13 +1,14 @@
 """Choosing and loading the model backend ``twin serve`` and ``twin chat`` generate with.
 
-* llama.cpp (the default) serves an exported GGUF: :class:`~server.batching.BatchedLlamaBackend`
+* llama.cpp (the default) serves an exported GGUF: :class:`~voice.llama.BatchedLlamaBackend`
   (continuous batching, ``--parallel`` / ``--workers``) or, one reply at a time,
-  :class:`~server.batching.LlamaCppBackend`;
+  :class:`~voice.llama.LlamaCppBackend`;
 * transformers serves the base model + the workspace's LoRA adapter
-  (:class:`~server.hf_backend.TransformersBackend`), before ``twin export``.
+  (:class:`~voice.hf.TransformersBackend`), before ``twin export``.
 
-The workspace's model GGUF is :meth:`core.workspace.Workspace.newest_model_gguf` (never the
-LoRA adapter GGUF). The shared base class and errors are in server.backend_base.
+The backends themselves are the runtimes of the voice package (below the stages, shared with
+``twin eval``). The workspace's model GGUF is :meth:`core.workspace.Workspace.newest_model_gguf`
+(never the LoRA adapter GGUF).
 """
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from core.errors import InputError
 from core.workspace import Workspace
 from core.settings import REQUEST_TIMEOUT_S
 
-from .backend_base import Backend, BackendError, Generation, PromptTooLong
-from .batching import BatchedLlamaBackend, LlamaCppBackend
-from .queueing import Gate
+from voice.backend import DEFAULT_CONTEXT, Backend, BackendError, Generation, PromptTooLong
+from voice.llama import BatchedLlamaBackend, LlamaCppBackend
+from voice.queueing import Gate
 
 BACKENDS = ("llama", "transformers")
 __all__ = ["BACKENDS", "Backend", "BackendError", "BatchedLlamaBackend", "Generation", "LlamaCppBackend",
@@ -29,23 +30,15 @@ __all__ = ["BACKENDS", "Backend", "BackendError", "BatchedLlamaBackend", "Genera
 
 def auto_workers(threads: int | None, gpu_layers: int) -> int:
     """Workers for batching: one per ``threads`` CPUs (at most 4); one when a GPU does the work."""
-    from export.llama_runtime import default_threads
+    from voice.llama_runtime import default_threads
 
     if gpu_layers:
         return 1
     return max(1, min(4, (os.cpu_count() or 1) // (threads or default_threads())))
 
 
-def transformers_base(ws: Workspace) -> str:
-    """The base model the workspace's adapter was trained on, found on this machine (by name
-    and fingerprint, as trainer.base_model records it)."""
-    from trainer.base_model import locate_base
-
-    return locate_base(ws.settings().train, log=lambda *a: None)
-
-
 def open_backend(kind: str = "llama", *, workspace: Path | None = None, model_path: Path | None = None,
-                 gpu_layers: int = 0, threads: int | None = None, context: int = 2048, parallel: int = 1,
+                 gpu_layers: int = 0, threads: int | None = None, context: int = DEFAULT_CONTEXT, parallel: int = 1,
                  workers: int = 1, gate: Gate | None = None, timeout: float | None = REQUEST_TIMEOUT_S) -> Backend:
     """Load the backend a command asked for; every expected failure is a one-line error
     (BackendError, or core's InputError for a workspace step not done yet)."""
@@ -62,6 +55,8 @@ def open_backend(kind: str = "llama", *, workspace: Path | None = None, model_pa
         raise InputError("--backend transformers needs --workspace (it loads WORKSPACE/adapter)")
     ws = Workspace(Path(workspace))
     ws.require_adapter()
-    from .hf_backend import TransformersBackend
+    from trainer.base_model import workspace_base
+    from voice.hf import TransformersBackend
 
-    return TransformersBackend(transformers_base(ws), ws.adapter_dir, threads=threads, gate=gate, timeout=timeout)
+    return TransformersBackend(workspace_base(ws, log=lambda *a: None), ws.adapter_dir, threads=threads, gate=gate,
+                               timeout=timeout)

@@ -112,8 +112,8 @@ def page():
 
 def _twin_reply(prompt: list[dict]) -> str:
     """The served twin's reply to the example's prompt, sampled with its defaults like any
-    request (server.replies never returns an empty one: EmptyReply is a 503)."""
-    from .replies import complete
+    request (voice.replies never returns an empty one: EmptyReply is a 503)."""
+    from voice.replies import complete
     from .state import current
 
     twin = current()

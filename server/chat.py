@@ -18,11 +18,11 @@ from dataprocess.live_prompt import LivePrompt
 
 from core.errors import cli_errors
 
-from .backend_base import PromptTooLong
+from voice.backend import PromptTooLong
 from .cli import load, model_options
-from .decoding import Decoding
-from .queueing import Overloaded
-from .replies import complete
+from voice.decoding import Decoding
+from voice.queueing import Overloaded
+from voice.replies import complete
 from .schema import MAX_TEXT_CHARS
 
 HELP = "type a message; /reset starts over, /quit (or Ctrl-D) leaves"
@@ -34,13 +34,17 @@ HELP = "type a message; /reset starts over, /quit (or Ctrl-D) leaves"
 @click.option("--max-tokens", type=click.IntRange(1, 1024), help="Longest reply in tokens [default: the twin's].")
 @click.option("--turns", type=click.IntRange(0, 200), default=16, show_default=True,
               help="Earlier messages of the conversation kept as context.")
+@click.option("--seed", type=click.IntRange(0, 2 ** 31 - 1),
+              help="Seed of the first reply, the next one of each reply after it (as `twin eval` seeds "
+                   "its replies, and POST /generate's 'seed') [default: a fresh seed each reply].")
 def chat_command(workspace, model_path, backend, persona, gpu_layers, threads, context, temperature,
-                 max_tokens, turns):
+                 max_tokens, turns, seed):
     """Chat with the twin in the terminal (the model runs here, no server needed)."""
     with cli_errors():
         served = load(workspace, model_path, backend, persona, gpu_layers, threads, context, timeout=None)
     prompts = LivePrompt(served.persona, served.rules)
-    decoding = Decoding.from_sampling(served.sampling).with_changes(temperature=temperature, max_tokens=max_tokens)
+    decoding = Decoding.from_sampling(served.sampling).with_changes(temperature=temperature, max_tokens=max_tokens,
+                                                                   seed=seed)
     history: deque[tuple[str, str]] = deque(maxlen=turns)
     click.echo(f"chatting with {served.persona} ({served.backend.name}): {HELP}")
     prompt = "you> " if sys.stdin.isatty() else ""  # piped input: replies only, one per line
@@ -65,6 +69,8 @@ def chat_command(workspace, model_path, backend, persona, gpu_layers, threads, c
         text = text[:MAX_TEXT_CHARS]
         try:
             reply = complete(served.backend, prompts.messages(list(history), text), decoding)
+            if seed is not None:
+                decoding = decoding.with_changes(seed=decoding.seed + 1)
         except KeyboardInterrupt:
             click.echo()
             break

@@ -33,9 +33,10 @@ from .app import MAX_BODY_BYTES, MAX_TOKENS_CAP, create_app
 from .backends import BACKENDS, auto_workers, open_backend
 from .can_you_tell import enable as enable_can_you_tell
 from .conversations import ConversationStore
-from .decoding import sampling_from_metadata
+from voice.backend import DEFAULT_CONTEXT
+from voice.exported import sampling_from_metadata
 from .keys import KeyRing, check_key
-from .queueing import Gate
+from voice.queueing import Gate
 from .ratelimit import RateLimiter
 from .tunnel import TunnelError, open_tunnel
 
@@ -73,7 +74,7 @@ def model_options(func):
         click.option("--gpu-layers", type=int, default=0, show_default=True,
                      help="Layers to offload to the GPU (-1 = all; llama backend)."),
         click.option("--threads", type=click.IntRange(min=1), help="CPU threads for generation."),
-        click.option("--context", type=click.IntRange(256, 131072), default=2048, show_default=True,
+        click.option("--context", type=click.IntRange(256, 131072), default=DEFAULT_CONTEXT, show_default=True,
                      help="Context window in tokens (llama backend)."),
     ]):
         func = option(func)

@@ -6,8 +6,8 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .backend_base import PromptTooLong
-from .queueing import Overloaded
+from voice.backend import PromptTooLong
+from voice.queueing import Overloaded
 from .schema import BadRequest
 
 log = logging.getLogger("twin.server")

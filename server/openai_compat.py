@@ -12,7 +12,7 @@ conversation (the last must be the user's). Honoured: ``temperature``, ``top_p``
 ``max_completion_tokens`` above the server's cap are lowered to it (clients often send large
 defaults); ``n`` must be 1. Streaming sends ``data: {chunk}`` server-sent events and ends with
 ``data: [DONE]``; with ``stream_options.include_usage`` a last chunk carries the usage. The
-terminator ``DONE`` never reaches the client, even split over tokens (server.replies). An error
+terminator ``DONE`` never reaches the client, even split over tokens (voice.replies). An error
 after the stream has started is sent as a last ``data: {"error": ...}`` event. The completion's
 ``id`` is what ``POST /feedback`` rates.
 """
@@ -24,8 +24,8 @@ import time
 
 from flask import Blueprint, Response, g, jsonify
 
-from .queueing import Overloaded
-from .replies import Reply, stream_visible
+from voice.queueing import Overloaded
+from voice.replies import Reply, stream_visible
 from .reply_log import new_reply_id
 from .schema import BadRequest, decoding_changes, json_body, number, turns
 from .state import current

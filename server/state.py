@@ -14,11 +14,11 @@ from dataprocess.live_prompt import LivePrompt
 from core.settings import Sampling
 
 from .conversations import ConversationStore
-from .decoding import Decoding
+from voice.decoding import Decoding
 from .keys import KeyRing
 from .metrics import Metrics
 from .ratelimit import RateLimiter
-from .replies import Reply
+from voice.replies import Reply
 from .reply_log import ReplyLog, ReplyRecord, new_reply_id
 
 log = logging.getLogger("twin.server")

@@ -11,18 +11,21 @@ path of this machine: the embedded name, the hub id, or a local directory's own 
 with its content fingerprint (``core.base_ref``). A local directory outside the cache is
 also remembered in the cache (a symlink named after it), so this machine finds it again by
 fingerprint. :func:`locate_base` turns such a record back into something ``from_pretrained``
-loads, on any machine: export, eval and the server call it.
+loads, on any machine; :func:`workspace_base` is the one lookup of a workspace's base that
+export, eval and the server's transformers backend all use.
 """
 from __future__ import annotations
 
 import importlib.resources
+import json
 import os
 import re
 from pathlib import Path
 
-from core import base_ref
+from core import artifacts, base_ref
 from core.atomic import atomic_dir
 from core.settings import TrainRecord
+from core.workspace import Workspace
 
 from .errors import BaseModelError
 
@@ -197,3 +200,27 @@ def locate_base(record: TrainRecord | None, override: str | None = None, log=pri
         if not os.environ.get("HF_HUB_OFFLINE"):
             return recorded  # from_pretrained downloads it
     raise BaseModelError(str(base_ref.missing_base_error(recorded, fingerprint)))
+
+
+def workspace_base(workspace: Workspace, override: str | None = None, log=print) -> str:
+    """The base model the workspace's adapter was trained on, as a local directory or hub id
+    that ``from_pretrained`` loads: ``override`` (a command's ``--base``) checked against the
+    record, else the base twin.toml records (:func:`locate_base`), else, for a workspace trained
+    before twin recorded it, the path or hub id in the adapter's config."""
+    record = workspace.settings().train
+    if record is not None and record.base:
+        return locate_base(record, override, log=log)
+    if override:
+        return resolve_base(override, log=log)
+    config = workspace.adapter_dir / artifacts.ADAPTER_CONFIG
+    try:
+        named = str(json.loads(config.read_text(encoding="utf-8"))["base_model_name_or_path"] or "")
+    except (OSError, ValueError, KeyError, TypeError):
+        named = ""
+    if not named:
+        raise BaseModelError(f"twin.toml records no base model and {config} names none: pass it with --base")
+    if (Path(named).expanduser() / "config.json").is_file():
+        return str(Path(named).expanduser())
+    if not named.startswith((".", "/", "~")) and _HUB_ID.match(named):
+        return named
+    raise BaseModelError(str(base_ref.missing_base_error(named, "")))

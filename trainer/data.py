@@ -1,18 +1,20 @@
 """The training data as the trainer sees it: WORKSPACE/data splits, fitted to ``--max-length``.
 
-Each record is TRL's conversational prompt-completion pair (``prompt``: system line and the
-earlier turns, ``completion``: my reply). An example longer than ``max_length`` tokens loses its
-oldest context turns until it fits (the system line and the last turn before the reply stay),
-rather than being cut at the end as TRL's truncation would do, which would drop the reply's
-``DONE`` and end-of-turn token, the very things that teach the twin to stop. One that still
-does not fit is left out. Both are counted in the log.
+The splits are read by ``dataprocess.splits.read_split``; each example becomes TRL's
+conversational prompt-completion pair (``prompt``: system line and the earlier turns,
+``completion``: my reply, its terminator left to the chat template's end-of-turn token:
+``dataprocess.splits.Example.training_record``). An example longer than ``max_length`` tokens
+loses its oldest context turns until it fits (the system line and the last turn before the reply
+stay), rather than being cut at the end as TRL's truncation would do, which would drop the
+reply's end-of-turn token, the very thing that teaches the twin to stop. One that still does not
+fit is left out. Both are counted in the log.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from core.workspace import Workspace
+from dataprocess.splits import read_split
 
 from .errors import TrainingInputError
 
@@ -25,27 +27,12 @@ class FitReport:
 
 
 def load_split(workspace: Workspace, split: str) -> list[dict] | None:
-    """The records of ``split`` (None if the file is absent or empty, except for train)."""
+    """The training records of ``split`` (None if the file is absent or empty, except for train,
+    which must be there: "run `twin process` first")."""
     if split == "train":
         workspace.require_data(split)  # a missing workspace or split: "run `twin process` first"
-    path = workspace.split_path(split)
-    if not path.is_file():
-        return None
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                rows.append({"prompt": list(record["prompt"]), "completion": list(record["completion"])})
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise TrainingInputError(f"{path}:{number}: not a prompt/completion record") from None
-    if not rows:
-        if split == "train":
-            raise TrainingInputError(f"{path} holds no examples")
-        return None
-    return rows
+    examples = read_split(workspace.split_path(split), required=split == "train", error=TrainingInputError)
+    return [example.training_record() for example in examples] or None
 
 
 def _length(tokenizer, messages: list[dict]) -> int:

@@ -16,7 +16,21 @@ as a side effect; the biases aim at them directly. A few rounds generate replies
 prompts (each prompt several times: a mean over a dozen replies is too noisy to steer by; the same
 random draws every round, so that two rounds differ by what the biases did, not by luck) and
 move each bias by the log of the ratio still to close, towards the person's own mean length and
-`` | `` rate over all their replies. The round closest to the person is kept.
+`` | `` rate over all their replies. The round closest to the person is kept, and then each
+bias is shrunk towards 0 in proportion to the evidence it was fitted on (:func:`shrinkage`).
+
+Why shrink, and why that is fair: a bias corrects the twin's drift from the person as measured
+on the valid prompts. That measure has two parts, the twin's real habit and the chance of which
+prompts the valid split happens to hold (ten prompts that draw short replies make any twin look
+short). The second part shows in the spread of the twin's reply lengths from prompt to prompt:
+the drift's standard error is that spread over the square root of the number of prompts. A
+normal prior on the true drift centred on 0 (the trained twin's own habit, learnt from every one
+of the person's replies) whose variance is estimated by the measured drift itself gives the
+posterior mean ``drift * drift^2 / (drift^2 + se^2)``: with sixty prompts and a clear drift the
+bias stays almost whole; with ten prompts and a drift no larger than its noise it mostly goes.
+The persona's own figures (all their replies, hundreds) are not shrunk: they are the target.
+Choosing and fitting both run on the runtime ``twin eval`` measures with (trainer.eval_runtime):
+the served GGUF where there is one.
 """
 from __future__ import annotations
 
@@ -24,9 +38,10 @@ import dataclasses
 import math
 
 from core.settings import Sampling
+from core.terminator import MESSAGE_SEPARATOR
+from voice.decoding import Decoding
 
 from . import fidelity
-from .generation import Decoding, generate_replies
 
 # (temperature, top_p, repeat_penalty, presence_penalty): from plain sampling to a firmly
 # penalised one; the workspace's current setting is always tried as well. Temperature 1 samples
@@ -43,6 +58,9 @@ CANDIDATES = (
 
 
 def candidates(current: Sampling) -> list[Sampling]:
+    """The settings tried: the current one and :data:`CANDIDATES`, all without biases (they are
+    fitted afresh for the one chosen)."""
+    current = dataclasses.replace(current, end_bias=0.0, separator_bias=0.0)
     found = [current]
     for temperature, top_p, repeat, presence in CANDIDATES:
         option = dataclasses.replace(current, temperature=temperature, top_p=top_p, repeat_penalty=repeat,
@@ -53,7 +71,7 @@ def candidates(current: Sampling) -> list[Sampling]:
 
 
 def measure(replies, real: list[str], person: dict | None = None) -> dict:
-    """The figures one candidate is judged on (replies: ``trainer.generation.Generated``, one or
+    """The figures one candidate is judged on (replies: ``voice.replies.Reply``, one or
     more rounds of replies to the prompts of ``real``, round after round): the classifier against
     ``real`` (the replies to the same prompts), averaged over the rounds; the style ratios
     against ``person`` (the style of all the person's replies; ``real``'s when not given)."""
@@ -76,22 +94,19 @@ def choice_rounds(prompts: int) -> int:
     return max(1, min(4, math.ceil(MIN_CHOICE_REPLIES / max(prompts, 1))))
 
 
-def choose_sampling(model, tokenizer, rows: list[dict], real: list[str], current: Sampling,
-                    max_new_tokens: int, person: dict | None = None, fit_biases: bool = True,
-                    log=print) -> tuple[Sampling, list[dict], list[dict]]:
-    """The best candidate on ``rows`` (prompt/completion records), with its biases fitted to
+def choose_sampling(runtime, rows: list, real: list[str], current: Sampling, person: dict | None = None,
+                    fit_biases: bool = True, log=print) -> tuple[Sampling, list[dict], list[dict]]:
+    """The best candidate on ``rows`` (``dataprocess.splits.Example``), with its biases fitted to
     ``person`` (the style of all the person's replies, ``real``'s when not given); every
-    candidate's figures; the bias-fitting rounds."""
-    import torch
-
+    candidate's figures; the bias-fitting rounds. ``runtime``: trainer.eval_runtime's."""
     person = person or fidelity.style(real)
 
-    prompts = [r["prompt"] for r in rows]
+    prompts = [r.messages() for r in rows]
     repeated = prompts * choice_rounds(len(prompts))
     table = []
     for option in candidates(current):
-        torch.manual_seed(0)  # every candidate meets the same random draws
-        replies = generate_replies(model, tokenizer, repeated, Decoding.from_sampling(option, max_new_tokens))
+        # every candidate meets the same random draws (the same seeds)
+        replies = runtime.replies(repeated, Decoding.from_sampling(option), seed=0)
         figures = measure(replies, real, person)
         figures["penalty"] = fidelity.fidelity_penalty(figures)
         table.append({"sampling": dataclasses.asdict(option), **figures})
@@ -103,7 +118,7 @@ def choose_sampling(model, tokenizer, rows: list[dict], real: list[str], current
     if not fit_biases:
         return best, table, []
     log("fitting the length and separator biases to your replies...")
-    fitted, rounds = fit_style_biases(model, tokenizer, prompts, person, best, max_new_tokens, log=log)
+    fitted, rounds = fit_style_biases(runtime, prompts, person, best, log=log)
     return fitted, table, rounds
 
 
@@ -134,23 +149,63 @@ def _drift(twin: dict, person: dict) -> tuple[float, float]:
     return length, separator
 
 
-def fit_style_biases(model, tokenizer, prompts: list[list[dict]], person: dict, sampling: Sampling,
-                     max_new_tokens: int, log=print) -> tuple[Sampling, list[dict]]:
+def _per_prompt(texts: list[str], n_prompts: int) -> list[list[str]]:
+    groups: list[list[str]] = [[] for _ in range(n_prompts)]
+    for i, text in enumerate(texts):
+        groups[i % n_prompts].append(text)
+    return groups
+
+
+def drift_errors(texts: list[str], n_prompts: int, twin: dict) -> tuple[float, float]:
+    """Standard errors of the two drifts of :func:`_drift` that come from which prompts were
+    asked: the spread of the per-prompt mean length (and `` | `` rate) over the square root of
+    the number of prompts, relative to the overall figure (the delta method on the log)."""
+    groups = [g for g in _per_prompt(texts, n_prompts) if g]
+    if len(groups) < 2:
+        return math.inf, math.inf
+
+    def relative_error(values: list[float], overall: float) -> float:
+        if overall <= 0:
+            return math.inf
+        mean = sum(values) / len(values)
+        spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        return spread / math.sqrt(len(values)) / overall
+
+    lengths = [sum(len(t) for t in g) / len(g) for g in groups]
+    rates = [sum(MESSAGE_SEPARATOR.strip() in t for t in g) / len(g) for g in groups]
+    # the same floors as _drift's: a twin that never splits still has a finite relative error
+    return (relative_error(lengths, max(twin["mean_chars"], 1.0)),
+            relative_error(rates, max(twin["separator_rate"], 0.5 / FIT_REPLIES)))
+
+
+def shrinkage(drift: float, error: float) -> float:
+    """The share of a measured drift taken as real (see the module docstring): drift^2 /
+    (drift^2 + error^2); 0 when there is no drift or no way to tell it from noise."""
+    if not math.isfinite(error) or drift == 0:
+        return 0.0
+    return drift * drift / (drift * drift + error * error)
+
+
+def fit_style_biases(runtime, prompts: list[list[dict]], person: dict, sampling: Sampling,
+                     log=print) -> tuple[Sampling, list[dict]]:
     """``sampling`` with ``end_bias`` and ``separator_bias`` fitted so that replies to ``prompts``
     have the mean length and `` | `` rate of ``person`` (:func:`trainer.fidelity.style` of the
-    person's replies); returns it and each round's figures."""
-    import torch
-
+    person's replies), each shrunk by the evidence (:func:`shrinkage`); returns it and each
+    round's figures (the last row: the shrink)."""
     if not prompts:
         return sampling, []
     repeated = [prompts[i % len(prompts)] for i in range(max(FIT_REPLIES, len(prompts)))]
     rounds, best = [], None
-    current = sampling
+    current = dataclasses.replace(sampling, end_bias=0.0, separator_bias=0.0)
+    first_drift = first_error = None
     for _ in range(FIT_ROUNDS):
-        torch.manual_seed(0)  # the same draws every round: what changes is the biases' doing, not luck
-        replies = generate_replies(model, tokenizer, repeated, Decoding.from_sampling(current, max_new_tokens))
-        twin = fidelity.style([r.text for r in replies])
+        # the same draws (seeds) every round: what changes is the biases' doing, not luck
+        replies = runtime.replies(repeated, Decoding.from_sampling(current), seed=0)
+        texts = [r.text for r in replies]
+        twin = fidelity.style(texts)
         length, separator = _drift(twin, person)
+        if first_drift is None:  # at no bias: the drift the biases correct, and its noise
+            first_drift, first_error = (length, separator), drift_errors(texts, len(prompts), twin)
         row = {"end_bias": current.end_bias, "separator_bias": current.separator_bias,
                "mean_chars": twin["mean_chars"], "separator_rate": twin["separator_rate"],
                "length_ratio": round(math.exp(length), 4), "length_drift": round(length, 4),
@@ -169,7 +224,20 @@ def fit_style_biases(model, tokenizer, prompts: list[list[dict]], person: dict, 
         current = dataclasses.replace(
             current, end_bias=_next_bias(rounds, "end_bias", "length_drift"),
             separator_bias=_next_bias(rounds, "separator_bias", "separator_drift"))
-    return best[1], rounds
+    fitted = best[1]
+    keep_end, keep_separator = shrinkage(first_drift[0], first_error[0]), shrinkage(first_drift[1], first_error[1])
+    chosen = dataclasses.replace(fitted, end_bias=round(fitted.end_bias * keep_end, 3),
+                                 separator_bias=round(fitted.separator_bias * keep_separator, 3))
+    rounds.append({"shrink": {"prompts": len(prompts), "length_drift": round(first_drift[0], 4),
+                              "length_error": round(first_error[0], 4), "end_bias_kept": round(keep_end, 4),
+                              "separator_drift": round(first_drift[1], 4),
+                              "separator_error": round(first_error[1], 4),
+                              "separator_bias_kept": round(keep_separator, 4)},
+                   "end_bias": chosen.end_bias, "separator_bias": chosen.separator_bias})
+    log(f"  kept {keep_end:.0%} of the end bias and {keep_separator:.0%} of the separator bias "
+        f"({len(prompts)} valid prompts: drifts {first_drift[0]:+.2f} +- {first_error[0]:.2f}, "
+        f"{first_drift[1]:+.2f} +- {first_error[1]:.2f})")
+    return chosen, rounds
 
 
 def _next_bias(rounds: list[dict], bias_key: str, drift_key: str) -> float:

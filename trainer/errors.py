@@ -5,6 +5,8 @@
   workspace, data that is not prompt/completion records, no example fitting ``--max-length``.
 - :class:`BaseModelError` (exit 2): the base model asked for (``--base``, or the one recorded
   in twin.toml) cannot be found or prepared.
+- :class:`EvalError` (exit 2): ``twin eval`` lacks what it measures (an adapter, the test split,
+  an exported model asked for with ``--runtime llama``).
 """
 from __future__ import annotations
 
@@ -21,3 +23,8 @@ class TrainingInputError(TrainingError, InputError):
 
 class BaseModelError(TrainingInputError):
     """The base model cannot be found or prepared."""
+
+
+class EvalError(TrainingInputError):
+    """Evaluation cannot run (no adapter, no test split, no exported model where one was asked
+    for): the user runs the missing stage."""

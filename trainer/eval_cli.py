@@ -18,7 +18,11 @@ from .fidelity import STYLE_KEYS
               help="Workspace with data (twin process) and an adapter (twin train).")
 @click.option("--limit", type=click.IntRange(min=1), default=60, show_default=True,
               help="Test prompts to generate replies for (perplexity uses the whole split).")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=48, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(min=1),
+              help="Longest reply in tokens [default: the twin's own cap, [sampling] max_tokens, as served].")
+@click.option("--runtime", type=click.Choice(("auto", "llama", "transformers")), default="auto", show_default=True,
+              help="What the twin's replies are generated with: auto = the exported GGUF through llama.cpp, as "
+                   "`twin serve` answers, when it was exported from the current adapter, else transformers.")
 @click.option("--choose-sampling/--keep-sampling", default=True, show_default=True,
               help="Choose the decoding defaults (temperature, top-p, penalties) on the valid split and save "
                    "them in twin.toml [sampling], or keep the ones there.")
@@ -27,14 +31,15 @@ from .fidelity import STYLE_KEYS
 @click.option("--samples", type=click.IntRange(min=0), default=0, show_default=True,
               help="Replies per test prompt for the style figures (0: enough for 60 replies, at most 4).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def eval_command(workspace, limit, max_new_tokens, choose_sampling, base, samples, seed):
+def eval_command(workspace, limit, max_tokens, runtime, choose_sampling, base, samples, seed):
     """Can the twin be told apart from you? Classifier, style, loops and perplexity on the test split."""
-    options = EvalOptions(limit=limit, max_new_tokens=max_new_tokens, seed=seed, choose_sampling=choose_sampling,
-                          base=base, samples=samples)
+    options = EvalOptions(limit=limit, max_tokens=max_tokens, seed=seed, choose_sampling=choose_sampling,
+                          base=base, samples=samples, runtime=runtime)
     with cli_errors():
         report = run_eval(Workspace(workspace), options, log=click.echo)
     click.echo(summary_table(report))
-    click.echo(f"\nreport: {Path(workspace) / 'eval' / 'report.json'} (+ charts: style.png, fidelity.png)")
+    click.echo(f"\nreport: {Path(workspace) / 'eval' / 'report.json'} (+ charts: style.png, fidelity.png); "
+               f"replies from {report['runtime']['model'] or report['runtime']['name']}")
 
 
 def _cell(value, fmt: str = ".2f") -> str:

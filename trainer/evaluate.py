@@ -3,8 +3,11 @@
 For the base model and the twin (base + adapter, the same weights with the adapter off or on):
 
 * perplexity on the real test replies (the completion tokens only, like the training loss);
-* replies to the test prompts, sampled the way the server samples (``trainer.generation``, with
-  the workspace's [sampling] defaults; never empty), compared with the person's real replies
+* replies to the test prompts from the runtime ``twin serve`` uses (``trainer.eval_runtime``: the
+  exported GGUF through llama.cpp and the server's own reply path when it is there and current,
+  else transformers), decoded by the one contract (``voice.decoding``, the workspace's [sampling]
+  defaults and token cap; never empty): what a client of the server gets. Compared with the
+  person's real replies
   (``trainer.fidelity``): a cross-validated character n-gram classifier's accuracy at telling
   them apart (0.5 is the goal), the loop, empty and termination rates, and the headline
   "sounds like you" score;
@@ -15,7 +18,8 @@ For the base model and the twin (base + adapter, the same weights with the adapt
   first reply with the real one), so that the twin's side is not a dozen-reply estimate either;
 * first, unless asked not to, the decoding defaults are chosen on the valid split
   (``trainer.decoding_choice``: a candidate setting, then the length and separator biases fitted
-  to the person) and written to ``twin.toml`` [sampling];
+  to the person, shrunk by the evidence) and written to ``twin.toml`` [sampling], and into the
+  exported GGUF's decoding keys and the Modelfile when the choice was made on them;
 * the "Can you tell?" page's results, when friends have played (``trainer.judgements``).
 
 Written to WORKSPACE/eval/report.json and charts in WORKSPACE/eval/ (style.png, fidelity.png).
@@ -30,22 +34,20 @@ from pathlib import Path
 
 from core import artifacts
 from core.atomic import atomic_file
-from core.errors import InputError
-from core.terminator import strip_terminator
 from core.workspace import Workspace
+from dataprocess.splits import Example, read_split
 
 from . import fidelity, judgements
+from .errors import EvalError
 from .fidelity import STYLE_KEYS, style, vocabulary_overlap  # noqa: F401 - re-exported for callers
 
-
-class EvalError(InputError):
-    """Evaluation cannot run (no adapter, no test split): the user runs the missing stage."""
+__all__ = ["EvalError", "EvalOptions", "run_eval"]
 
 
 @dataclass
 class EvalOptions:
     limit: int = 60               # test prompts to generate replies for
-    max_new_tokens: int = 48
+    max_tokens: int | None = None  # None: the twin's own cap ([sampling] max_tokens), as served
     seed: int = 0
     choose_sampling: bool = True  # pick [sampling] on the valid split first and save it in twin.toml
     choice_limit: int = 60        # valid prompts each candidate setting answers (the classifier
@@ -53,6 +55,7 @@ class EvalOptions:
     base: bool = True             # also generate with the base model (for comparison)
     samples: int = 0              # replies per test prompt for the style figures; 0: enough for
                                   # MIN_STYLE_REPLIES (at most 4)
+    runtime: str = "auto"         # auto | llama | transformers (trainer.eval_runtime)
 
 
 MIN_STYLE_REPLIES = 60
@@ -64,46 +67,11 @@ def samples_per_prompt(options: EvalOptions, prompts: int) -> int:
     return max(1, min(4, math.ceil(MIN_STYLE_REPLIES / max(prompts, 1))))
 
 
-def _load_split(workspace: Workspace, split: str, required: bool) -> list[dict]:
-    path = workspace.split_path(split)
-    if not path.is_file():
-        if required:
-            raise EvalError(f"{path} not found: run `twin process ... --workspace {workspace.root}` first")
-        return []
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            rows.append({"prompt": list(record["prompt"]), "completion": list(record["completion"])})
-        except (ValueError, KeyError, TypeError):
-            raise EvalError(f"{path}:{number}: not a prompt/completion record") from None
-    if required and not rows:
-        raise EvalError(f"{path} holds no examples")
-    return rows
-
-
-def real_reply(row: dict) -> str:
-    return strip_terminator(row["completion"][0]["content"])
-
-
 def person_replies(workspace: Workspace) -> list[str]:
     """All the person's chat replies in the splits (fact answers left out): their habit."""
-    replies = []
-    for split in ("train", "valid", "test"):
-        path = workspace.split_path(split)
-        if not path.is_file():
-            continue
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    record = json.loads(line)
-                    if record.get("source", "chat") == "chat":
-                        replies.append(real_reply(record))
-                except (ValueError, KeyError, TypeError, IndexError, AttributeError):
-                    continue  # _load_split names a broken line of valid/test; train's own reader does
-    return replies
+    return [example.reply for split in artifacts.SPLITS
+            for example in read_split(workspace.split_path(split), required=False, error=EvalError)
+            if example.source == "chat"]
 
 
 def _load_models(workspace: Workspace, log=print):
@@ -111,16 +79,12 @@ def _load_models(workspace: Workspace, log=print):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .base_model import locate_base
+    from .base_model import workspace_base
 
     adapter = workspace.adapter_dir
     if not (adapter / artifacts.ADAPTER_CONFIG).is_file():
         raise EvalError(f"no trained adapter in {adapter}: run `twin train --workspace {workspace.root}` first")
-    record = workspace.settings().train
-    if record is not None and record.base:
-        base_path = locate_base(record, log=log)  # by name and fingerprint, on this machine
-    else:  # a workspace trained before twin.toml recorded the base
-        base_path = json.loads((adapter / artifacts.ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
+    base_path = workspace_base(workspace, log=log)  # by name and fingerprint, on this machine
     tokenizer = AutoTokenizer.from_pretrained(adapter)
     base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
     if base.get_input_embeddings().num_embeddings < len(tokenizer):
@@ -135,13 +99,15 @@ def _render(tokenizer, messages, generation_prompt: bool) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def perplexity(model, tokenizer, rows: list[dict]) -> float:
-    """exp of the mean loss over the completion tokens of ``rows`` (prompt tokens masked)."""
+def perplexity(model, tokenizer, rows: list[Example]) -> float:
+    """exp of the mean loss over the completion tokens of ``rows`` (prompt tokens masked), the
+    reply as it is trained (ended by the end-of-turn token)."""
     import torch
 
     total_loss, total_tokens = 0.0, 0
     with torch.no_grad():
-        for row in rows:
+        for example in rows:
+            row = example.training_record()
             prompt_ids = _render(tokenizer, row["prompt"], True)
             full_ids = _render(tokenizer, row["prompt"] + row["completion"], False)
             labels = torch.tensor([[-100] * len(prompt_ids) + full_ids[len(prompt_ids):]])
@@ -176,23 +142,38 @@ def compare(replies, real: list[str], all_real: list[str], seed: int = 0, sample
         "termination_rate": round(sum(r.terminated for r in replies) / max(len(replies), 1), 4),
         "loop_rate": fidelity.loop_rate(texts),
         "empty_rate": fidelity.empty_rate(texts),
-        "retried": sum(r.attempts > 1 for r in replies),
+        "retried": sum(r.tries > 1 for r in replies),
         "classifier": classifier,
         "samples_per_prompt": samples,
     }
 
 
+def _refresh_exported(workspace: Workspace, runtime, sampling, log) -> None:
+    """Put the chosen defaults into the exported GGUF (its decoding keys) and the Modelfile, when
+    the choice was made on that GGUF: the file then speaks as eval measured it, anywhere."""
+    from voice.exported import refresh_sampling
+    from voice.modelfile import refresh_parameters
+
+    if runtime.model_file is None:
+        return
+    runtime.close()  # let go of the file before it is rewritten
+    if refresh_sampling(runtime.model_file, sampling):
+        log(f"decoding defaults written into {runtime.model_file} (general.sampling.* and twin.sampling)")
+    refresh_parameters(workspace.model_dir / artifacts.MODELFILE, sampling)
+
+
 def run_eval(workspace: Workspace, options: EvalOptions, log=print) -> dict:
-    import torch
+    from voice.decoding import Decoding
+    from voice.hf import generate_replies
 
     from .decoding_choice import choice_rounds, choose_sampling
-    from .generation import Decoding, generate_replies
+    from .eval_runtime import ServedRuntime, open_runtime
 
-    rows = _load_split(workspace, "test", required=True)
-    valid = _load_split(workspace, "valid", required=False)
+    rows = read_split(workspace.split_path("test"), required=True, error=EvalError)
+    valid = read_split(workspace.split_path("valid"), required=False, error=EvalError)
     model, tokenizer = _load_models(workspace, log)
     settings = workspace.settings()
-    real = [real_reply(r) for r in rows]
+    real = [r.reply for r in rows]
     sample, real_sample = rows[: options.limit], real[: options.limit]
     everything = person_replies(workspace) or real
     person = style(everything)
@@ -202,42 +183,52 @@ def run_eval(workspace: Workspace, options: EvalOptions, log=print) -> dict:
         base_ppl = perplexity(model, tokenizer, rows)
     twin_ppl = perplexity(model, tokenizer, rows)
 
-    sampling, chosen_from, table, rounds = settings.sampling, "twin.toml", [], []
-    if options.choose_sampling and valid:
-        choice_rows = valid[: options.choice_limit]
-        log(f"choosing decoding defaults on {len(choice_rows)} valid prompts "
-            f"({choice_rounds(len(choice_rows))} replies each per candidate)...")
-        sampling, table, rounds = choose_sampling(model, tokenizer, choice_rows,
-                                                  [real_reply(r) for r in choice_rows], settings.sampling,
-                                                  options.max_new_tokens, person=person, log=log)
-        chosen_from = "valid split"
-        latest = workspace.settings()  # re-read: only [sampling] changes
-        latest.sampling = sampling
-        workspace.save_settings(latest)
-        log(f"decoding defaults saved in {workspace.settings_path} [sampling]: temperature {sampling.temperature}, "
-            f"top-p {sampling.top_p}, repeat penalty {sampling.repeat_penalty}, "
-            f"presence penalty {sampling.presence_penalty}, end bias {sampling.end_bias:+}, "
-            f"separator bias {sampling.separator_bias:+}")
+    runtime = open_runtime(workspace, model, tokenizer, options.runtime, log=log)
+    runtime_info = {"name": runtime.name, "model": runtime.model_file.name if runtime.model_file else None}
+    try:
+        sampling, chosen_from, table, rounds = settings.sampling, "twin.toml", [], []
+        if options.max_tokens:
+            sampling = dataclasses.replace(sampling, max_tokens=options.max_tokens)
+        if options.choose_sampling and valid:
+            choice_rows = valid[: options.choice_limit]
+            log(f"choosing decoding defaults on {len(choice_rows)} valid prompts "
+                f"({choice_rounds(len(choice_rows))} replies each per candidate, {runtime.name})...")
+            sampling, table, rounds = choose_sampling(runtime, choice_rows, [r.reply for r in choice_rows],
+                                                      sampling, person=person, log=log)
+            chosen_from = "valid split"
+            latest = workspace.settings()  # re-read: only [sampling] changes
+            latest.sampling = sampling
+            workspace.save_settings(latest)
+            log(f"decoding defaults saved in {workspace.settings_path} [sampling]: temperature "
+                f"{sampling.temperature}, top-p {sampling.top_p}, repeat penalty {sampling.repeat_penalty}, "
+                f"presence penalty {sampling.presence_penalty}, end bias {sampling.end_bias:+}, "
+                f"separator bias {sampling.separator_bias:+}")
+            if isinstance(runtime, ServedRuntime):
+                model_file = runtime.model_file
+                _refresh_exported(workspace, runtime, sampling, log)
+                runtime = ServedRuntime(model_file)  # the rewritten file: what is served from now on
 
-    decoding = Decoding.from_sampling(sampling, options.max_new_tokens)
-    samples = samples_per_prompt(options, len(sample))
-    prompts = [r["prompt"] for r in sample] * samples
-    log(f"generating {len(prompts)} replies to {len(sample)} test prompts (sampled like the server)...")
-    torch.manual_seed(options.seed)
-    twin_replies = generate_replies(model, tokenizer, prompts, decoding)
+        decoding = Decoding.from_sampling(sampling)
+        samples = samples_per_prompt(options, len(sample))
+        prompts = [r.messages() for r in sample] * samples
+        log(f"generating {len(prompts)} replies to {len(sample)} test prompts ({runtime.name}, as served)...")
+        twin_replies = runtime.replies(prompts, decoding, seed=options.seed)
+    finally:
+        runtime.close()
     results = {"twin": compare(twin_replies, real_sample, everything, options.seed, samples)}
     base_replies = None
     if options.base:
-        torch.manual_seed(options.seed)
-        with model.disable_adapter():
-            base_replies = generate_replies(model, tokenizer, prompts, decoding)
+        with model.disable_adapter():  # the base has no GGUF: transformers, the same contract
+            base_replies = generate_replies(model, tokenizer, prompts, decoding, seed=options.seed)
         results["base"] = compare(base_replies, real_sample, everything, options.seed, samples)
 
     accuracy = results["twin"]["classifier"]["accuracy"]
     report = {
         "test_examples": len(rows),
         "generated": len(sample),
-        "max_new_tokens": options.max_new_tokens,
+        "max_tokens": decoding.max_tokens,
+        "runtime": runtime_info,
+        "seed": options.seed,
         "sounds_like_you": {"score": fidelity.sounds_like_you(accuracy), "meaning": fidelity.HEADLINE_MEANING},
         "samples_per_prompt": samples,
         "person_replies": len(everything),
@@ -256,9 +247,12 @@ def run_eval(workspace: Workspace, options: EvalOptions, log=print) -> dict:
         "ratios_to_test": {who: r["ratios_to_test"] for who, r in results.items()},
         "classifier": {who: r["classifier"] for who, r in results.items()},
         "can_you_tell": judgements.summary(workspace.root / artifacts.JUDGEMENTS_FILE),
-        "examples": [{"prompt": r["prompt"][-1]["content"], "real": real_sample[i], "twin": twin_replies[i].text,
+        "examples": [{"prompt": r.incoming, "real": real_sample[i], "twin": twin_replies[i].text,
                       **({"base": base_replies[i].text} if base_replies else {})}
                      for i, r in enumerate(sample[:10])],
+        # every twin reply, in order (round after round of the test prompts): what a client of
+        # `twin serve` is compared with (bench/bench_voice.py)
+        "twin_replies": [{"text": r.text, "finish_reason": r.finish_reason} for r in twin_replies],
     }
     out_dir = workspace.eval_dir
     with atomic_file(out_dir / artifacts.REPORT_FILE) as tmp:

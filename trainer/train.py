@@ -1,8 +1,8 @@
 """LoRA / QLoRA fine-tuning of the base model on WORKSPACE/data with TRL's SFTTrainer.
 
 The data is TRL's conversational prompt-completion format, so TRL renders it with the chat
-template and masks the loss on the prompt: only the reply (ending `` DONE`` and the end-of-turn
-token) is learned. The adapter and the tokenizer it was trained with go to WORKSPACE/adapter;
+template and masks the loss on the prompt: only the reply, ended by the template's end-of-turn
+token (which stands for the data files' `` DONE``: ``core.terminator``), is learned. The adapter and the tokenizer it was trained with go to WORKSPACE/adapter;
 checkpoints to WORKSPACE/adapter/checkpoints for ``--resume``.
 """
 from __future__ import annotations
@@ -198,7 +198,7 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
         model.generation_config.pad_token_id = tokenizer.pad_token_id
 
     tensorboard = _tensorboard_available() if options.tensorboard is None else options.tensorboard
-    checkpoints = workspace.adapter_dir / "checkpoints"
+    checkpoints = workspace.checkpoints_dir
     evaluate = "no" if valid_data is None else "steps" if options.eval_steps else "epoch"
     config = SFTConfig(
         output_dir=str(checkpoints),
@@ -237,18 +237,19 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
     )
     lora = LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
                       target_modules="all-linear", task_type="CAUSAL_LM")
-    callbacks = [JsonlLogCallback(workspace.adapter_dir / "train_log.jsonl")]
+    train_log = workspace.adapter_dir / artifacts.TRAIN_LOG
+    callbacks = [JsonlLogCallback(train_log)]
     if valid_rows and (options.track_replies if options.track_replies is not None else not options.eval_steps):
         from .valid_replies import ValidRepliesCallback
 
-        callbacks.append(ValidRepliesCallback(valid_rows, tokenizer, log_path=workspace.adapter_dir / "train_log.jsonl",
-                                              write=log))
-    callbacks.append(BestAdapterCallback(str(checkpoints / "best"), patience=patience))
+        callbacks.append(ValidRepliesCallback(valid_rows, tokenizer, log_path=train_log, write=log,
+                                              sampling=workspace.settings().sampling))
+    callbacks.append(BestAdapterCallback(str(checkpoints / artifacts.BEST_ADAPTER_DIR), patience=patience))
     if tensorboard and is_main_process():
         from torch.utils.tensorboard import SummaryWriter
         from transformers.integrations import TensorBoardCallback
 
-        callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(workspace.adapter_dir / "runs"))))
+        callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(workspace.adapter_dir / artifacts.TENSORBOARD_DIR))))
     if options.reply_logits_only:
         from .reply_logits import score_reply_positions_only
 

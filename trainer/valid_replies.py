@@ -3,7 +3,9 @@
 The validation loss alone does not say whether the twin has learned to stop: on a small
 dataset the loss can be at its lowest while greedy replies still run to the token limit or
 repeat ``i'm coming | i'm coming | ...``. So at every validation, :class:`ValidRepliesCallback`
-generates greedy replies to (up to ``limit``) valid prompts and adds to the evaluation's metrics
+generates greedy replies to (up to ``limit``) valid prompts, under the twin's own token cap and
+decoding contract (``voice.decoding.greedy``; the same cap as eval and the server), and adds to
+the evaluation's metrics
 
 - ``eval_termination_rate``: share of replies that ended with DONE / end of turn by themselves,
 - ``eval_loop_rate``: share that repeat a message or a run of words (``trainer.fidelity.loops``),
@@ -20,19 +22,21 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from core.settings import Sampling
+from voice.decoding import greedy
+from voice.hf import generate_replies
+
 from . import fidelity
-from .generation import Decoding, generate_replies
 
 LIMIT = 16
-MAX_NEW_TOKENS = 40
 
 
 class ValidRepliesCallback(TrainerCallback):
-    def __init__(self, rows: list[dict], tokenizer, limit: int = LIMIT, max_new_tokens: int = MAX_NEW_TOKENS,
-                 log_path: Path | None = None, write=None):
+    def __init__(self, rows: list[dict], tokenizer, limit: int = LIMIT, log_path: Path | None = None, write=None,
+                 sampling: Sampling | None = None):
         self.prompts = [r["prompt"] for r in rows[:limit]]
         self.tokenizer = tokenizer
-        self.max_new_tokens = max_new_tokens
+        self.decoding = greedy(sampling)
         self.log_path = Path(log_path) if log_path else None
         self.write = write
 
@@ -40,8 +44,7 @@ class ValidRepliesCallback(TrainerCallback):
         if metrics is None or model is None or not self.prompts:
             return
         # greedy and without retries: draws nothing from training's random stream
-        replies = generate_replies(model, self.tokenizer, self.prompts, Decoding.greedy(self.max_new_tokens),
-                                   retries=0)
+        replies = generate_replies(model, self.tokenizer, self.prompts, self.decoding, tries=1)
         texts = [r.text for r in replies]
         figures = {
             "eval_termination_rate": round(sum(r.terminated for r in replies) / len(replies), 4),

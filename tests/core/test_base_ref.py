@@ -1,7 +1,6 @@
 """core.base_ref: a base model found by its content fingerprint on another machine."""
 import shutil
 
-import pytest
 
 from core.base_ref import fingerprint, locate_local, missing_base_error
 

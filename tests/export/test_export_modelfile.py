@@ -1,11 +1,11 @@
-"""export.modelfile: the Ollama Modelfile beside the GGUF."""
+"""voice.modelfile: the Ollama Modelfile beside the GGUF."""
 from __future__ import annotations
 
 
 def test_modelfile_chatml_with_default_system(tiny):
     from transformers import AutoTokenizer
 
-    from export.modelfile import chat_format, render_modelfile
+    from voice.modelfile import chat_format, render_modelfile
 
     tok = AutoTokenizer.from_pretrained(tiny["llama"])
     tok.chat_template = (  # SmolLM2's: injects a default system prompt
@@ -26,7 +26,7 @@ def test_modelfile_chatml_with_default_system(tiny):
 def test_unknown_template_falls_back_to_the_gguf_one(tiny):
     from transformers import AutoTokenizer
 
-    from export.modelfile import chat_format, render_modelfile
+    from voice.modelfile import chat_format, render_modelfile
 
     tok = AutoTokenizer.from_pretrained(tiny["gemma2"])
     fmt = chat_format(tok)

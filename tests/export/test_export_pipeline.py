@@ -37,7 +37,8 @@ def _run(ws, **options):
 
 def test_exports_only_the_gguf_and_modelfile_with_twin_metadata(tiny, tmp_path):
     from core.settings import Rules
-    from export.llama_runtime import open_llama
+    from core.terminator import StyleTokens
+    from voice.llama_runtime import open_llama
 
     ws = _workspace(tmp_path, tiny["llama"])
     result, out = _run(ws, quant="F16", also_lora=True)
@@ -54,19 +55,33 @@ def test_exports_only_the_gguf_and_modelfile_with_twin_metadata(tiny, tmp_path):
     assert gguf_field(r, "twin.persona") == "maya"
     assert Rules.from_dict(json.loads(gguf_field(r, "twin.data_rules"))) == Rules()
     assert json.loads(gguf_field(r, "twin.sampling")) == dataclasses.asdict(_sampling())  # biases too
+    # the standard keys llama.cpp front ends read their defaults from
+    assert gguf_field(r, "general.sampling.temp") == pytest.approx(0.4)
+    assert gguf_field(r, "general.sampling.top_k") == _sampling().top_k
+    assert gguf_field(r, "general.sampling.top_p") == pytest.approx(1.0)
+    assert gguf_field(r, "general.sampling.min_p") == pytest.approx(_sampling().min_p)
+    assert gguf_field(r, "general.sampling.sequence") == "penalties;top_k;top_p;min_p;temperature"
+    from core.base_ref import adapter_fingerprint
+
+    assert gguf_field(r, "twin.adapter_fingerprint") == adapter_fingerprint(ws.adapter_dir)
+    # the chat template's default system line is the twin's
+    template = gguf_field(r, "tokenizer.chat_template")
+    assert "you are maya." in template
 
     modelfile = (ws.model_dir / "Modelfile").read_text()
     assert "FROM ./twin-F16.gguf" in modelfile and 'PARAMETER stop "DONE"' in modelfile
     assert 'SYSTEM """you are maya. ' in modelfile  # the persona line the twin was trained with
+    assert 'PARAMETER stop "<|im_end|>"' in modelfile
     for line in ("PARAMETER temperature 0.4", "PARAMETER top_p 1.0", "PARAMETER repeat_penalty 1.0",
-                 "PARAMETER num_predict 48"):
+                 "PARAMETER num_predict 48", f"PARAMETER top_k {_sampling().top_k}",
+                 f"PARAMETER min_p {_sampling().min_p}", f"PARAMETER repeat_last_n {_sampling().penalty_last_n}"):
         assert line in modelfile.splitlines()
     # the fitted biases have no Ollama parameter: the note gives llama.cpp's flags with the token ids
-    from core.terminator import StyleTokens
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny["llama"])
-    found = StyleTokens.find(lambda text: tokenizer(text, add_special_tokens=False)["input_ids"])
+    found = StyleTokens.find(lambda text: tokenizer(text, add_special_tokens=False)["input_ids"],
+                             tokenizer.convert_tokens_to_ids("<|im_end|>"))
     assert f"--logit-bias {found.end[0]}+0.5 --logit-bias {found.separator[0]}-1.25" in modelfile
 
     llm = open_llama(ws.model_gguf("F16"), n_ctx=128, n_threads=2)

@@ -38,7 +38,7 @@ def test_pre_tokenizer_detected_and_llama_cpp_tokenizes_like_hf(tiny, tmp_path, 
     from transformers import AutoTokenizer
 
     from export.gguf_writer import write_gguf
-    from export.llama_runtime import open_llama
+    from voice.llama_runtime import open_llama
 
     model = _with_pre_tokenizer(tiny["llama"], tmp_path / "m", kind)
     out = write_gguf(model, tmp_path / "t.gguf", "F16")
@@ -106,7 +106,7 @@ def test_sentencepiece_gguf_matches_transformers(tiny, tmp_path):
     from transformers import AutoTokenizer
 
     from export.gguf_writer import write_gguf
-    from export.llama_runtime import open_llama
+    from voice.llama_runtime import open_llama
     from export.verify import verify_gguf
     from helpers.export_models import SPM_TEMPLATE
 
@@ -163,7 +163,7 @@ def test_family_sentencepiece_tokenizers_tokenize_like_hf(tiny, tmp_path, family
     from transformers import AutoTokenizer
 
     from export.gguf_writer import write_gguf
-    from export.llama_runtime import open_llama
+    from voice.llama_runtime import open_llama
 
     model = tiny[family]
     out = write_gguf(model, tmp_path / "t.gguf", "F16")
@@ -191,7 +191,7 @@ def test_sentencepiece_scores_decide_llama_cpp_tokenization(tiny, tmp_path, monk
 
     import export.vocab as vocab
     from export.gguf_writer import write_gguf
-    from export.llama_runtime import open_llama
+    from voice.llama_runtime import open_llama
 
     ranked = vocab.spm_scores
     monkeypatch.setattr(vocab, "spm_scores", lambda v, m, n: [-x for x in ranked(v, m, n)])
@@ -212,7 +212,7 @@ def test_unigram_tokenizer_exports_and_llama_cpp_tokenizes_like_hf(tiny, tmp_pat
     from transformers import AutoTokenizer
 
     from export.gguf_writer import write_gguf
-    from export.llama_runtime import open_llama
+    from voice.llama_runtime import open_llama
     from export.verify import verify_gguf
 
     model = tiny["unigram"]

@@ -5,7 +5,7 @@ import contextlib
 import threading
 import time
 
-from server.backend_base import Backend
+from voice.backend import Backend
 
 
 class ScriptedBackend(Backend):

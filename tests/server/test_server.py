@@ -12,9 +12,9 @@ from core.terminator import DONE, find_terminator, strip_terminator
 from server.app import MAX_TOKENS_CAP, create_app
 from server.backends import BackendError, LlamaCppBackend
 from server.conversations import ConversationStore
-from server.queueing import Gate
+from voice.queueing import Gate
 from server.ratelimit import RateLimiter
-from server.replies import StopFilter, TerminatorFilter
+from voice.replies import StopFilter, TerminatorFilter
 from helpers.server import ScriptedBackend
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from server.app import create_app
 from server.backends import LlamaCppBackend
-from server.batching import BatchedLlamaBackend
+from voice.llama import BatchedLlamaBackend
 from helpers.server import ScriptedBackend, running
 
 KEY = "test-key"

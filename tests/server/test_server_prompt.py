@@ -15,7 +15,7 @@ from core.workspace import Workspace
 from dataprocess.live_prompt import LivePrompt, rules_from_metadata
 from dataprocess.pipeline import run_process
 from server.app import create_app
-from server.decoding import sampling_from_metadata
+from voice.exported import sampling_from_metadata
 from helpers.server import ScriptedBackend
 
 ME, ALEX = "Me", "Alex Kim"
@@ -138,7 +138,7 @@ def test_special_token_text_in_a_message_is_plain_text_in_llama_cpp(tiny_gguf, f
 
 
 def test_special_token_text_in_a_message_is_plain_text_in_transformers(tiny_llama):
-    from server.hf_backend import TransformersBackend
+    from voice.hf import TransformersBackend
 
     backend = TransformersBackend(tiny_llama, threads=1)
     tok = backend.tokenizer

@@ -5,7 +5,7 @@ import pytest
 from core.terminator import MESSAGE_SEPARATOR, strip_terminator
 from dataprocess.template import prompt_messages
 from server.backends import LlamaCppBackend
-from server.hf_backend import TransformersBackend
+from voice.hf import TransformersBackend
 
 PROMPTS = ["hello, how are you?", "tacos tonight?", "what's your name?", "lol", "u up?", "see u at 7?"]
 

@@ -9,9 +9,10 @@ from click.testing import CliRunner
 from core.settings import Sampling
 from core.workspace import Workspace
 from trainer.evaluate import EvalOptions, run_eval
-from trainer.generation import Decoding, first_token_bans, generate_replies, stop_token_ids
 from trainer.train import TrainOptions, run_training
 from twin_cli import main
+from voice.decoding import Decoding, greedy
+from voice.hf import TokenizerVoice, generate_replies, stop_token_ids
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -36,7 +37,7 @@ def trained_workspace(sample_workspace, tiny_llama, tmp_path_factory):
 def test_eval_report(trained_workspace):
     ws = Workspace(trained_workspace)
     said = []
-    report = run_eval(ws, EvalOptions(limit=5, max_new_tokens=8, choice_limit=4), log=said.append)
+    report = run_eval(ws, EvalOptions(limit=5, max_tokens=8, choice_limit=4), log=said.append)
     saved = json.loads((trained_workspace / "eval" / "report.json").read_text())
     assert saved == report
     assert report["test_examples"] == 6 and report["generated"] == 5
@@ -100,7 +101,7 @@ def test_eval_keeps_sampling_and_reads_can_you_tell_results(trained_workspace, t
     for i in range(3):
         shown = store.open_round(i, "hi", "real one", "twin one")
         store.answer(shown["id"], shown["replies"].index("twin one") if i < 2 else shown["replies"].index("real one"))
-    report = run_eval(ws, EvalOptions(limit=4, max_new_tokens=6, choose_sampling=False, base=False),
+    report = run_eval(ws, EvalOptions(limit=4, max_tokens=6, choose_sampling=False, base=False),
                       log=lambda *_: None)
     assert report["sampling"]["chosen_from"] == "twin.toml" and report["sampling"]["candidates"] == []
     assert report["sampling"]["used"]["presence_penalty"] == 0.4
@@ -130,7 +131,7 @@ def test_generation_never_returns_an_empty_reply(tiny_llama):
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
     model = AutoModelForCausalLM.from_pretrained(tiny_llama)
     prompts = [[{"role": "user", "content": text}] for text in ("hello, how are you?", "tacos tonight?")]
-    bans = first_token_bans(tokenizer, model)
+    bans = TokenizerVoice.of(tokenizer, model).first_banned
     assert tokenizer.eos_token_id in bans and tokenizer.convert_tokens_to_ids("<|im_end|>") in bans
     assert set(tokenizer("D", add_special_tokens=False)["input_ids"]) <= set(bans)
     hook, favoured = _always_stop_first(model, tokenizer)
@@ -140,7 +141,7 @@ def test_generation_never_returns_an_empty_reply(tiny_llama):
                                             return_dict=True)
         raw = model.generate(**ids, max_new_tokens=4, do_sample=False)
         assert raw[0, ids["input_ids"].shape[1]].item() in favoured
-        for decoding in (Decoding.greedy(6), Decoding.from_sampling(Sampling(), 6)):
+        for decoding in (greedy().with_changes(max_tokens=6), Decoding.from_sampling(Sampling(), max_tokens=6)):
             torch.manual_seed(0)
             replies = generate_replies(model, tokenizer, prompts, decoding)
             assert all(r.text.strip() for r in replies)
@@ -161,14 +162,14 @@ def test_penalties_change_the_sampled_replies(tiny_llama):
                            ("penalised", Sampling(temperature=0.7, presence_penalty=2.0, frequency_penalty=1.0,
                                                   repeat_penalty=1.3))):
         torch.manual_seed(0)
-        out[name] = [r.text for r in generate_replies(model, tokenizer, prompts, Decoding.from_sampling(sampling, 12))]
+        out[name] = [r.text for r in generate_replies(model, tokenizer, prompts, Decoding.from_sampling(sampling, max_tokens=12))]
     assert out["plain"] != out["penalised"]
 
 
 def test_eval_cli_prints_the_headline_and_table(trained_workspace, tmp_path):
     ws = tmp_path / "ws"
     shutil.copytree(trained_workspace, ws)
-    result = CliRunner().invoke(main, ["eval", "--workspace", str(ws), "--limit", "4", "--max-new-tokens", "6",
+    result = CliRunner().invoke(main, ["eval", "--workspace", str(ws), "--limit", "4", "--max-tokens", "6",
                                        "--keep-sampling", "--no-base"])
     assert result.exit_code == 0, result.output
     assert "sounds like you:" in result.output and "classifier accuracy" in result.output

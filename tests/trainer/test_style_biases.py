@@ -1,11 +1,14 @@
 """The [sampling] length and separator biases: the tokens they find, their effect on generated
-replies (transformers, as twin eval generates), and the fitting that twin eval runs."""
+replies (the transformers runtime), the fitting that twin eval runs and its shrink."""
 import pytest
 
 from core.settings import Sampling
-from core.terminator import DONE, MESSAGE_SEPARATOR, StyleTokens, strip_terminator
+from core.terminator import MESSAGE_SEPARATOR, StyleTokens
 from trainer import decoding_choice
-from trainer.generation import Decoding
+from trainer.eval_runtime import TransformersRuntime
+from voice.decoding import Decoding
+from voice.hf import TokenizerVoice, generate_replies
+from voice.replies import Reply
 
 PROMPTS = [[{"role": "user", "content": text}] for text in
            ("hello, how are you?", "tacos tonight?", "what's your name?", "lol", "u up?", "see u at 7?")]
@@ -18,16 +21,12 @@ def tiny(tiny_llama):
     return AutoModelForCausalLM.from_pretrained(tiny_llama), AutoTokenizer.from_pretrained(tiny_llama)
 
 
-def _tokenize(tokenizer):
-    return lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
-def test_style_tokens_are_the_ones_written_after_a_word(tiny):
+def test_style_tokens_are_the_end_of_turn_and_the_separator_after_a_word(tiny):
     _, tokenizer = tiny
-    found = StyleTokens.find(_tokenize(tokenizer))
-    assert len(found.end) == 1 and len(found.separator) == 1
-    after_word = tokenizer.decode(list(found.end))
-    assert after_word.strip() and DONE.startswith(after_word.strip())   # the first piece of " DONE"
+    found = TokenizerVoice.of(tokenizer).style_tokens
+    # the trained twin ends a reply with the template's end-of-turn token, not DONE
+    assert found.end == (tokenizer.convert_tokens_to_ids("<|im_end|>"),)
+    assert len(found.separator) == 1
     assert tokenizer.decode(list(found.separator)).strip() == MESSAGE_SEPARATOR.strip()
     assert found.biases(0, 0) == {}
     assert found.biases(1.5, -2.0) == {found.end[0]: 1.5, found.separator[0]: -2.0}
@@ -44,36 +43,29 @@ def test_style_tokens_of_a_word_level_tokenizer():
             at += len(piece)
         return ids
 
-    assert StyleTokens.find(tokenize) == StyleTokens(end=(2,), separator=(3,))
+    assert StyleTokens.find(tokenize, 9) == StyleTokens(end=(9,), separator=(3,))
+    assert StyleTokens.find(tokenize, None) == StyleTokens(end=(), separator=(3,))
 
 
-def _raw(tiny, **biases) -> list[str]:
-    """Raw generations (before cleaning: a random model that loops on `` |`` would collapse to
-    nothing once empty messages are dropped), sampled at temperature 1."""
-    import torch
-
-    from trainer import generation
-
+def _replies(tiny, **biases) -> list[Reply]:
+    """Replies sampled at temperature 1, the same draws for every setting."""
     model, tokenizer = tiny
-    torch.manual_seed(0)
-    decoding = Decoding.from_sampling(Sampling(temperature=1.0, **biases), 12)
-    return [text for text, _ in generation._generate_batch(
-        model, tokenizer, PROMPTS * 2, decoding, generation.stop_token_ids(tokenizer, model),
-        generation.first_token_bans(tokenizer, model))]
+    decoding = Decoding.from_sampling(Sampling(temperature=1.0, **biases), max_tokens=12)
+    return generate_replies(model, tokenizer, PROMPTS * 2, decoding, tries=1, seed=0)
 
 
 def test_biases_change_length_and_separators(tiny):
-    def separators(texts):
-        return sum(text.count(MESSAGE_SEPARATOR.rstrip()) for text in texts)  # " |"
+    def separators(replies):
+        return sum(r.text.count(MESSAGE_SEPARATOR.rstrip()) for r in replies)  # " |"
 
-    def length(texts):
-        return sum(len(strip_terminator(text)) for text in texts)
+    def length(replies):
+        return sum(r.completion_tokens for r in replies)
 
-    plain = _raw(tiny)
-    assert separators(_raw(tiny, separator_bias=3.0)) > separators(plain) + 10
-    assert separators(_raw(tiny, separator_bias=-8.0)) == 0
-    assert length(_raw(tiny, end_bias=3.0)) < length(plain) / 2   # the terminator comes much sooner
-    assert length(_raw(tiny, end_bias=-8.0)) >= length(plain)
+    plain = _replies(tiny)
+    assert separators(_replies(tiny, separator_bias=3.0)) > separators(plain) + 10
+    assert separators(_replies(tiny, separator_bias=-8.0)) == 0
+    assert length(_replies(tiny, end_bias=3.0)) < length(plain) / 2   # the end of turn comes much sooner
+    assert length(_replies(tiny, end_bias=-8.0)) >= length(plain)
 
 
 def test_fitting_moves_the_biases_towards_the_person(tiny, monkeypatch):
@@ -81,13 +73,18 @@ def test_fitting_moves_the_biases_towards_the_person(tiny, monkeypatch):
     monkeypatch.setattr(decoding_choice, "FIT_REPLIES", 12)
     person = {"mean_chars": 4.0, "separator_rate": 0.0}  # short replies, never split
     start = Sampling(temperature=0.7)
-    fitted, rounds = decoding_choice.fit_style_biases(model, tokenizer, PROMPTS, person, start, 12,
-                                                      log=lambda *_: None)
+    fitted, rounds = decoding_choice.fit_style_biases(TransformersRuntime(model, tokenizer), PROMPTS, person,
+                                                      start, log=lambda *_: None)
+    *rounds, shrink = rounds
     assert 2 <= len(rounds) <= decoding_choice.FIT_ROUNDS
     assert rounds[0]["end_bias"] == 0.0 and rounds[0]["length_ratio"] > 1.5  # a random model rambles
     assert rounds[1]["end_bias"] > 0          # too long: the terminator made likelier
-    kept = next(r for r in rounds if (r["end_bias"], r["separator_bias"]) == (fitted.end_bias, fitted.separator_bias))
-    assert kept["length_ratio"] < rounds[0]["length_ratio"]
+    # the bias kept is the best round's, shrunk by how sure the first round's drift is
+    kept = shrink["shrink"]
+    assert 0 < kept["end_bias_kept"] <= 1 and fitted.end_bias == shrink["end_bias"] > 0
+    best = next(r for r in rounds if r["end_bias"] and
+                round(r["end_bias"] * kept["end_bias_kept"], 3) == fitted.end_bias)
+    assert best["length_ratio"] < rounds[0]["length_ratio"]
     assert abs(fitted.end_bias) <= decoding_choice.MAX_BIAS and abs(fitted.separator_bias) <= decoding_choice.MAX_BIAS
     assert fitted.temperature == start.temperature   # only the biases are fitted
 
@@ -116,12 +113,11 @@ def test_candidates_answer_each_valid_prompt_until_there_are_enough_replies():
 
 def test_the_choice_averages_the_classifier_over_rounds():
     from trainer import fidelity
-    from trainer.generation import Generated
 
     real = [f"ok see u at {n}" for n in range(12)]
     like = list(real)   # the same texts: nothing to tell them apart by
     unlike = ["WHAT IS THIS?!" for _ in range(12)]
-    figures = decoding_choice.measure([Generated(t, True) for t in like + unlike], real)
+    figures = decoding_choice.measure([Reply(t, "stop") for t in like + unlike], real)
     expected = (fidelity.classifier_accuracy(real, like)["accuracy"]
                 + fidelity.classifier_accuracy(real, unlike)["accuracy"]) / 2
     assert figures["classifier_accuracy"] == pytest.approx(expected, abs=1e-4)
@@ -135,3 +131,23 @@ def test_a_candidate_that_loops_is_not_chosen_while_another_keeps_to_the_limits(
              {"penalty": 0.2, "termination_rate": 1.0, "loop_rate": 0.0, "empty_rate": 0.01}]
     assert decoding_choice.pick(table) == 2
     assert decoding_choice.pick(table[:2]) == 0   # none keeps to them: the lowest penalty
+
+
+def test_the_shrink_keeps_a_drift_in_proportion_to_the_evidence():
+    assert decoding_choice.shrinkage(0.0, 0.1) == 0.0
+    assert decoding_choice.shrinkage(0.3, float("inf")) == 0.0
+    assert decoding_choice.shrinkage(0.3, 0.0) == 1.0               # no noise: the whole fitted bias
+    assert decoding_choice.shrinkage(0.3, 0.3) == pytest.approx(0.5)
+    # the same drift measured on fewer prompts (a larger error) keeps less of its bias
+    assert decoding_choice.shrinkage(0.3, 0.2) > decoding_choice.shrinkage(0.3, 0.4)
+
+
+def test_drift_errors_come_from_the_spread_between_prompts():
+    from trainer import fidelity
+
+    same = ["ok cool"] * 12                     # every prompt answered alike: no doubt left
+    assert decoding_choice.drift_errors(same, 4, fidelity.style(same))[0] == 0.0
+    mixed = ["ok", "ok", "a much longer reply here", "a much longer reply here"] * 3
+    error_4 = decoding_choice.drift_errors(mixed, 4, fidelity.style(mixed))[0]   # prompts 0,1 short, 2,3 long
+    assert error_4 > 0
+    assert decoding_choice.drift_errors(["one"], 1, fidelity.style(["one"])) == (float("inf"), float("inf"))

@@ -9,8 +9,10 @@ ever sees ``DONE`` or a piece of it, and what it emits adds up to exactly
 strings (OpenAI's semantics: the reply ends before the first one, which is not shown).
 
 A reply that is empty once cleaned is generated again with another seed, at most
-``EMPTY_REPLY_TRIES`` times in all (nothing has been sent yet, so a stream retries too); the
-backends already forbid the terminator and end-of-turn tokens as the first token.
+``voice.decoding.TRIES`` times in all (nothing has been sent yet, so a stream retries too); the
+backends already forbid the terminator and end-of-turn tokens as the first token. Every way of
+talking to the twin gets its replies here: the server's routes, ``twin chat``, the bots, and
+``twin eval`` on the exported GGUF.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from typing import Iterator
 
 from core.terminator import DONE, find_terminator, split_messages, strip_terminator
 
-from .decoding import EMPTY_REPLY_TRIES, Decoding
+from .decoding import TRIES, Decoding
 from .queueing import Overloaded
 
 _WORD = re.compile(r"\w")
@@ -74,7 +76,8 @@ class TerminatorFilter:
 
 
 class StopFilter:
-    """Visible text in, text out up to (not including) the first of ``stops``."""
+    """Visible text in, text out up to (not including) the first of ``stops`` (a request's own
+    stop strings; DONE is the :class:`TerminatorFilter`'s)."""
 
     def __init__(self, stops: tuple[str, ...]) -> None:
         self.stops = tuple(s for s in stops if s)
@@ -104,14 +107,33 @@ class StopFilter:
 
 @dataclass
 class Reply:
+    """A finished reply: its visible text and how it ended."""
+
     text: str
-    finish_reason: str
+    finish_reason: str          # "stop": ended by itself (end of turn, DONE, a stop string); "length"
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    tries: int = 1              # 1 + the retries an empty reply needed
 
     @property
     def messages(self) -> list[str]:
         return split_messages(self.text)
+
+    @property
+    def terminated(self) -> bool:
+        """Whether the reply ended by itself before the token cap."""
+        return self.finish_reason == "stop"
+
+
+def visible_text(raw: str, stops: tuple[str, ...] = ()) -> tuple[str, bool]:
+    """What the filters above let through of a whole raw reply, and whether the terminator or a
+    stop string ended it: what a client of the server sees of the same generation."""
+    ended = find_terminator(raw) is not None
+    text = strip_terminator(raw)
+    cut = [at for at in (text.find(s) for s in stops if s) if at >= 0]
+    if cut:
+        text, ended = text[:min(cut)], True
+    return text.strip(), ended
 
 
 def _one_try(backend, messages: list[dict], decoding: Decoding, stats: dict) -> Iterator[str]:
@@ -133,7 +155,7 @@ def _one_try(backend, messages: list[dict], decoding: Decoding, stats: dict) -> 
 
 
 def stream_visible(backend, messages: list[dict], decoding: Decoding | None = None, *, stats: dict,
-                   tries: int = EMPTY_REPLY_TRIES, **changes) -> Iterator[str]:
+                   tries: int = TRIES, **changes) -> Iterator[str]:
     """The visible reply as it is generated (empty pieces dropped; never empty as a whole).
 
     ``stats`` gets the ``finish_reason`` and token counts of the try that was sent, and
@@ -160,4 +182,4 @@ def complete(backend, messages: list[dict], decoding: Decoding | None = None, **
     stats: dict = {}
     text = "".join(stream_visible(backend, messages, decoding, stats=stats, **changes))
     return Reply(text.strip(), stats.get("finish_reason", "stop"), stats.get("prompt_tokens", 0),
-                 stats.get("completion_tokens", 0))
+                 stats.get("completion_tokens", 0), stats.get("tries", 1))

@@ -17,14 +17,15 @@ goes to the worker with the fewest requests.
 
 Requests are admitted in arrival order up to ``parallel`` at a time; at most
 ``gate.max_waiting`` more may wait (503 beyond), none longer than ``gate.wait_timeout`` (503).
-Sampling per request (server.decoding.Decoding, defaults from twin.toml or the GGUF): the
-repeat / presence / frequency penalties over the last 64 tokens, then temperature (0 =
-greedy), top-k 40, top-p, min-p 0.05 (llama-cpp-python's chat defaults for the last two), and
-a seed. The first token cannot be an end-of-generation or control token or the start of
-``DONE``: a reply is never over before it has begun. A request stops at an end-of-generation
-or control token (``<|im_start|>`` would begin another turn), at ``DONE`` or at ``max_tokens``.
+Each request is sampled by the decoding contract (voice.decoding.Decoding, defaults from
+twin.toml or the GGUF) with llama.cpp's own samplers in the contract's order
+(:func:`sampler_chain`): the fitted logit biases, the penalties over the reply's last
+``penalty_last_n`` tokens, the first-token bans (:func:`ban_first_tokens`), top-k, top-p, min-p,
+the temperature, a seeded draw (greedy at temperature 0). A request stops at an
+end-of-generation or control token (``<|im_start|>`` would begin another turn), at ``DONE`` or
+at ``max_tokens``.
 
-The prompt is tokenized in pieces (server.backend_base.prompt_segments): the chat template's
+The prompt is tokenized in pieces (voice.backend.prompt_segments): the chat template's
 markup with special tokens, each message as plain text, so a message cannot forge a turn.
 
 :class:`LlamaCppBackend` is the same with one context and one slot: one reply at a time
@@ -52,12 +53,48 @@ from dataprocess.template import FALLBACK_CHAT_TEMPLATE
 from core.terminator import StyleTokens, is_terminated
 from core.settings import REQUEST_TIMEOUT_S
 
-from .backend_base import Backend, BackendError, PromptTooLong, new_stats, prompt_segments, terminator_start_ids
-from .decoding import Decoding
+from .backend import DEFAULT_CONTEXT, Backend, BackendError, PromptTooLong, new_stats, prompt_segments
+from .decoding import Decoding, first_token_bans, turn_end_text
 from .queueing import Deadline, Gate, Overloaded
 
-PENALTY_LAST_N = 64
-TOP_K, MIN_P = 40, 0.05
+
+def sampler_chain(L, n_vocab: int, decoding: Decoding, biases: dict[int, float], seed: int, *, draw: bool = True):
+    """llama.cpp's sampler chain for one reply, in the contract's order (voice.decoding): logit
+    biases, penalties, then greedy or top-k, top-p, min-p, temperature and the seeded draw
+    (``draw=False`` leaves the draw out: the parity test reads the distribution it would draw
+    from). The first-token bans act on the logits before the chain (:func:`ban_first_tokens`)."""
+    chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+    samplers = []
+    if biases:  # the twin's fitted length and separator biases ([sampling])
+        array = (L.llama_logit_bias * len(biases))(*[L.llama_logit_bias(token, bias) for token, bias in biases.items()])
+        samplers.append(L.llama_sampler_init_logit_bias(n_vocab, len(biases), array))
+    d = decoding
+    if d.repeat_penalty != 1 or d.frequency_penalty or d.presence_penalty:
+        samplers.append(L.llama_sampler_init_penalties(n_vocab, d.penalty_last_n, d.repeat_penalty, d.frequency_penalty,
+                                                       d.presence_penalty))
+    if d.greedy:
+        if draw:
+            samplers.append(L.llama_sampler_init_greedy())
+    else:
+        if d.top_k > 0:
+            samplers.append(L.llama_sampler_init_top_k(d.top_k))
+        if d.top_p < 1:
+            samplers.append(L.llama_sampler_init_top_p(d.top_p, 1))
+        if d.min_p > 0:
+            samplers.append(L.llama_sampler_init_min_p(d.min_p, 1))
+        samplers.append(L.llama_sampler_init_temp(d.temperature))
+        if draw:
+            samplers.append(L.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+    for sampler in samplers:
+        L.llama_sampler_chain_add(chain, sampler)
+    return chain
+
+
+def ban_first_tokens(logits, bans) -> None:
+    """The contract's first-token bans on a row of llama.cpp's logits (before the chain: -inf
+    stays -inf through the biases and penalties)."""
+    for banned in bans:
+        logits[banned] = -math.inf
 
 _END = object()
 
@@ -91,13 +128,13 @@ class BatchedLlamaBackend(Backend):
     """A GGUF served by ``workers`` contexts, each decoding up to ``parallel`` requests together."""
 
     def __init__(self, model_path: Path, *, parallel: int = 4, workers: int = 1, gpu_layers: int = 0,
-                 threads: int | None = None, context: int = 2048, seed: int = 0, gate: Gate | None = None,
+                 threads: int | None = None, context: int = DEFAULT_CONTEXT, seed: int = 0, gate: Gate | None = None,
                  timeout: float | None = REQUEST_TIMEOUT_S):
         super().__init__(gate, timeout)
         import llama_cpp
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        from export.llama_runtime import default_threads, open_llama
+        from voice.llama_runtime import default_threads, open_llama
 
         model_path = Path(model_path)
         if not model_path.is_file():
@@ -117,15 +154,23 @@ class BatchedLlamaBackend(Backend):
         vocab = llama_cpp.llama_model_get_vocab(self.llm._model.model)
         eog = [t for t in range(llama_cpp.llama_vocab_n_tokens(vocab))
                if llama_cpp.llama_vocab_is_eog(vocab, t) or llama_cpp.llama_vocab_is_control(vocab, t)]
-        self.first_banned = sorted(terminator_start_ids(
-            lambda text: self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False),
-            lambda token: self.llm.detokenize([token]).decode("utf-8", "replace"), eog))
-        self.style_tokens = StyleTokens.find(lambda text: self.llm.tokenize(text.encode("utf-8"), add_bos=False,
-                                                                             special=False))
+        self.first_banned = first_token_bans(self.plain_tokens, eog)
+        tail = turn_end_text(lambda messages: self.formatter(messages=messages).prompt)
+        end = self.special_tokens(tail) if tail.strip() else []
+        end_id = end[0] if end and end[0] in set(eog) else (eos if eos != -1 else None)
+        self.style_tokens = StyleTokens.find(self.plain_tokens, end_id)
         self._lock = threading.Lock()  # admission: choosing a worker, counting the queue
         self._count = 0
         self.workers = [_Worker(llama_cpp, self.llm._model.model, parallel, context, threads, n, self.first_banned,
                                 self.style_tokens) for n in range(max(1, workers))]
+
+    def plain_tokens(self, text: str) -> list[int]:
+        """``text`` as plain-text tokens (no BOS, control tokens spelt out as text)."""
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+    def special_tokens(self, text: str) -> list[int]:
+        """``text`` with the template's markup read as its special tokens."""
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True) if text else []
 
     # -- the caller's side (waitress threads) ----------------------------------------------
 
@@ -281,26 +326,8 @@ class _Worker:
                 request.admitted.set()
 
     def _sampler(self, request: _Request):
-        L, d = self.L, request.decoding
-        chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
-        samplers = []
-        biases = self.style_tokens.biases(d.end_bias, d.separator_bias)
-        if biases:  # the twin's fitted length and separator biases ([sampling]): llama.cpp's own sampler
-            array = (L.llama_logit_bias * len(biases))(*[L.llama_logit_bias(token, bias)
-                                                         for token, bias in biases.items()])
-            samplers.append(L.llama_sampler_init_logit_bias(L.llama_vocab_n_tokens(self.vocab), len(biases), array))
-        if d.repeat_penalty != 1 or d.frequency_penalty or d.presence_penalty:
-            samplers.append(L.llama_sampler_init_penalties(L.llama_vocab_n_tokens(self.vocab), PENALTY_LAST_N,
-                                                           d.repeat_penalty, d.frequency_penalty, d.presence_penalty))
-        if d.temperature <= 0:
-            samplers.append(L.llama_sampler_init_greedy())
-        else:
-            samplers += [L.llama_sampler_init_top_k(TOP_K), L.llama_sampler_init_top_p(d.top_p, 1),
-                         L.llama_sampler_init_min_p(MIN_P, 1), L.llama_sampler_init_temp(d.temperature),
-                         L.llama_sampler_init_dist(request.seed & 0xFFFFFFFF)]
-        for sampler in samplers:
-            L.llama_sampler_chain_add(chain, sampler)
-        return chain
+        return sampler_chain(self.L, self.L.llama_vocab_n_tokens(self.vocab), request.decoding,
+                             request.decoding.biases(self.style_tokens), request.seed)
 
     def _step(self) -> None:
         """One llama_decode: prompt tokens of new requests and the last token of the others."""
@@ -350,9 +377,7 @@ class _Worker:
     def _sample(self, slot: _Slot, index: int) -> None:
         L, request = self.L, slot.request
         if request.generated == 0 and self.first_banned:  # no reply may end before it begins
-            logits = L.llama_get_logits_ith(self.ctx, index)
-            for banned in self.first_banned:
-                logits[banned] = -math.inf
+            ban_first_tokens(L.llama_get_logits_ith(self.ctx, index), self.first_banned)
         token = L.llama_sampler_sample(request.sampler, self.ctx, index)
         if L.llama_vocab_is_eog(self.vocab, token) or L.llama_vocab_is_control(self.vocab, token):
             # the end of the turn, or a control token that would start another one (<|im_start|>)
@@ -392,7 +417,8 @@ class _Worker:
 class LlamaCppBackend(BatchedLlamaBackend):
     """A GGUF served one reply at a time: one context, one slot (``twin chat``, ``--parallel 1``)."""
 
-    def __init__(self, model_path: Path, *, gpu_layers: int = 0, threads: int | None = None, context: int = 2048,
+    def __init__(self, model_path: Path, *, gpu_layers: int = 0, threads: int | None = None,
+                 context: int = DEFAULT_CONTEXT,
                  seed: int = 0, gate: Gate | None = None, timeout: float | None = REQUEST_TIMEOUT_S):
         super().__init__(model_path, parallel=1, workers=1, gpu_layers=gpu_layers, threads=threads,
                          context=context, seed=seed, gate=gate, timeout=timeout)

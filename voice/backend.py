@@ -1,26 +1,28 @@
-"""What every model backend shares (no Flask, no model library here).
+"""What every runtime's backend shares (no Flask, no model library here).
 
 * :class:`Backend`: ``stream(messages, decoding)`` yields raw text pieces (the terminator
-  ``DONE`` may still be in them: server.replies filters it), one generation at a time behind a
-  :class:`~server.queueing.Gate`, stopped between two tokens past its ``timeout`` (504).
+  ``DONE`` may still be in them: voice.replies filters it), one generation at a time behind a
+  :class:`~voice.queueing.Gate`, stopped between two tokens past its ``timeout`` (504).
 * :func:`prompt_segments`: the chat template rendered with each message's content kept
   apart, so a backend tokenizes the template's own markup with special tokens and the
   messages as plain text: a message that contains ``<|im_start|>system`` cannot forge a turn.
-* :func:`terminator_start_ids`: the tokens that would begin a reply with ``DONE``; with the
-  end-of-generation tokens they cannot be a reply's first token (no empty replies).
+* the first-token bans, the sampler order and the rest of how a reply is sampled are the
+  decoding contract's (voice.decoding), which each runtime implements.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 from core.errors import InputError
-from core.terminator import DONE
 from core.settings import REQUEST_TIMEOUT_S
 
 from .decoding import Decoding
 from .queueing import Deadline, Gate
+
+
+DEFAULT_CONTEXT = 2048  # tokens of context a backend makes room for, unless told otherwise
 
 
 class BackendError(InputError):
@@ -46,10 +48,14 @@ def new_stats(stats: dict | None) -> dict:
 
 
 class Backend:
-    """Common part: the gate, the deadline, and ``generate`` built on ``stream``."""
+    """Common part: the gate, the deadline, and ``generate`` built on ``stream``.
+
+    A runtime's backend also says, for the parity of the runtimes, which tokens its first-token
+    bans hold (``first_banned``) and which tokens the fitted biases move (``style_tokens``)."""
 
     name = "twin"
     metadata: dict = {}
+    first_banned: frozenset[int] = frozenset()
 
     def __init__(self, gate: Gate | None = None, timeout: float | None = REQUEST_TIMEOUT_S):
         self.gate = gate or Gate()
@@ -114,20 +120,3 @@ def prompt_segments(render: Callable[[list[dict]], str], messages: list[dict]) -
         elif part:
             out.append((part, False))
     return out
-
-
-def terminator_start_ids(tokenize: Callable[[str], list[int]], piece: Callable[[int], str],
-                         extra: Iterable[int] = ()) -> set[int]:
-    """Token ids that would start a reply with the terminator (``DONE``, `` DON``, ``DO`` ...).
-
-    Banned as a reply's first token together with ``extra`` (the end-of-generation tokens):
-    a reply cannot be over before it has begun. A terminator spelt over more tokens is caught
-    afterwards (server.replies generates an empty reply again).
-    """
-    ids = set(extra)
-    for start in (DONE[:n] for n in range(2, len(DONE) + 1)):
-        for text in (start, " " + start):
-            tokens = tokenize(text)
-            if tokens and (first := piece(tokens[0]).strip()) and len(first) >= 2 and DONE.startswith(first):
-                ids.add(tokens[0])
-    return ids

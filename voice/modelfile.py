@@ -1,11 +1,15 @@
-"""The Ollama ``Modelfile`` written beside the GGUF (``ollama create twin -f Modelfile``).
+"""The Ollama ``Modelfile`` written beside the GGUF (``ollama create twin -f Modelfile``): the
+twin's voice in Ollama's terms, from the same values as the GGUF's (voice.exported).
 
 Owns the translation of the tokenizer's Jinja chat template into Ollama's Go-template
 ``TEMPLATE`` for the chat formats the supported base models use (ChatML: SmolLM2, Qwen2;
 Llama 3 headers), the default ``SYSTEM`` prompt (the twin's persona line, else the one the
-template injects by itself), and the ``stop`` parameters: the reply terminator DONE that the
-twin is trained to end with, and the end-of-turn token. For other templates the TEMPLATE is
-left out (Ollama then falls back to the template stored in the GGUF) and a comment says so.
+template injects by itself), the ``stop`` parameters (the end-of-turn token the twin ends a
+reply with, and ``DONE``, which a twin trained before that rule still writes), and the decoding
+defaults (:func:`parameters`: what the GGUF's ``general.sampling.*`` keys say, under Ollama's
+names). For other templates the TEMPLATE is left out (Ollama then falls back to the template
+stored in the GGUF) and a comment says so. :func:`refresh_parameters` rewrites only the decoding
+lines, when ``twin eval`` has chosen new defaults.
 """
 from __future__ import annotations
 
@@ -13,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.atomic import atomic_file
+from core.atomic import atomic_file, write_atomic
+from core.settings import Sampling
+
+from .decoding import Decoding
 
 CHATML_TEMPLATE = (
     "{{- range .Messages }}<|im_start|>{{ .Role }}\n"
@@ -66,12 +73,22 @@ def chat_format(tokenizer: Any) -> ChatFormat:
         if prefix.startswith(head) and prefix.endswith("<|eot_id|>"):
             fmt.default_system = prefix[len(head):-len("<|eot_id|>")]
         return fmt
-    from export.vocab import end_of_turn_token
-
-    # Gemma's <end_of_turn>, Phi-3's <|end|>, ...: the marker that closes a turn, else EOS
-    eot = end_of_turn_token(template, set(tokenizer.get_vocab())) or getattr(tokenizer, "eos_token", None)
+    # Gemma's <end_of_turn>, Phi-3's <|end|>, ...: the token that closes a turn, else EOS
+    eot = _turn_end_token(tokenizer) or getattr(tokenizer, "eos_token", None)
     return ChatFormat("unknown", None, eot, notes=[
         "chat template not recognised as ChatML or Llama 3; Ollama will use the GGUF's own"])
+
+
+def _turn_end_token(tokenizer: Any) -> str | None:
+    """The token the chat template closes an assistant turn with (the twin's end of a reply)."""
+    from .decoding import turn_end_text
+
+    try:
+        tail = turn_end_text(lambda m: tokenizer.apply_chat_template(m, tokenize=False))
+    except Exception:  # noqa: BLE001 - a template that cannot render an assistant turn
+        return None
+    ids = tokenizer(tail, add_special_tokens=False)["input_ids"] if tail.strip() else []
+    return tokenizer.convert_ids_to_tokens(ids[0]) if ids else None
 
 
 def _quote(text: str) -> str:
@@ -114,3 +131,42 @@ def write_modelfile(path: Path | str, gguf_name: str, tokenizer: Any, done: str,
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
+
+
+def parameters(sampling: Sampling) -> dict[str, Any]:
+    """The decoding defaults as Ollama ``PARAMETER`` lines (the fitted logit biases have no
+    Ollama parameter: :func:`bias_note` says so)."""
+    d = Decoding.from_sampling(sampling)
+    out: dict[str, Any] = {"temperature": d.temperature, "top_k": d.top_k, "top_p": d.top_p, "min_p": d.min_p,
+                           "repeat_penalty": d.repeat_penalty, "repeat_last_n": d.penalty_last_n,
+                           "num_predict": d.max_tokens}
+    if d.presence_penalty:
+        out["presence_penalty"] = d.presence_penalty
+    if d.frequency_penalty:
+        out["frequency_penalty"] = d.frequency_penalty
+    return out
+
+
+def bias_note(sampling: Sampling, biases: dict[int, float]) -> list[str]:
+    """A note on the fitted [sampling] biases, which no Modelfile parameter takes: how to pass them
+    to llama.cpp by hand (twin serve applies them by itself, from the GGUF's twin.sampling key)."""
+    if not biases:
+        return []
+    flags = " ".join(f"--logit-bias {token}{bias:+g}" for token, bias in biases.items())
+    return [f"twin's length and separator biases (end {sampling.end_bias:+g}, separator "
+            f"{sampling.separator_bias:+g}) have no Modelfile parameter; twin serve applies them, and "
+            f"llama.cpp's llama-cli/llama-server take {flags}"]
+
+
+def refresh_parameters(path: Path | str, sampling: Sampling) -> bool:
+    """Rewrite the decoding ``PARAMETER`` lines of the Modelfile at ``path`` (stops, template and
+    system line kept). False when there is no such file."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    names = set(parameters(Sampling())) | {"presence_penalty", "frequency_penalty"}
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if not (line.startswith("PARAMETER ") and line.split()[1] in names)]
+    kept += [f"PARAMETER {key} {value}" for key, value in parameters(sampling).items()]
+    write_atomic(path, "\n".join(kept) + "\n")
+    return True
