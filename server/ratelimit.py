@@ -2,7 +2,8 @@
 
 ``RateLimiter.parse("60/min")`` allows bursts of 60 requests and refills 60 per minute. A
 refused request gets the seconds until the next token, for a 429 with ``Retry-After``. At most
-``max_callers`` buckets are kept (least recently used dropped), so memory stays bounded.
+``max_callers`` buckets are kept (least recently used dropped: a ``cachetools.LRUCache``), so
+memory stays bounded.
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import math
 import re
 import threading
 import time
-from collections import OrderedDict
+
+from cachetools import LRUCache
 
 _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 _SPEC = re.compile(r"^\s*(\d+)\s*/\s*([a-z]+)\s*$")
@@ -24,7 +26,7 @@ class RateLimiter:
         self.max_callers = max_callers
         self._clock = clock
         self._lock = threading.Lock()
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._buckets: LRUCache[str, tuple[float, float]] = LRUCache(max_callers)
 
     @classmethod
     def parse(cls, spec: str | None, **kwargs) -> "RateLimiter | None":
@@ -49,8 +51,6 @@ class RateLimiter:
             else:
                 wait = (1 - tokens) / self.rate
             self._buckets[caller] = (tokens, now)
-            while len(self._buckets) > self.max_callers:
-                self._buckets.popitem(last=False)
         return wait
 
     def peek(self, caller: str) -> float:

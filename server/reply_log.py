@@ -5,16 +5,17 @@ Every reply (``/generate``, ``/v1/chat/completions``, streamed or not) gets an u
 the record keeps what the model saw (the context turns and the incoming turn, already cleaned
 by the data rules) and what it said, for the caller that asked (API key name or client
 address), so one caller cannot rate another's replies. The log lives in memory only, bounded
-(``max_records``, least recently added dropped; ``ttl`` seconds): nothing of a conversation is
-written to disk unless the reply is rated.
+(``max_records``, least recently used dropped; ``ttl`` seconds after it was added: a
+``cachetools.TTLCache``): nothing of a conversation is written to disk unless the reply is rated.
 """
 from __future__ import annotations
 
 import secrets
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
+
+from cachetools import TTLCache
 
 
 @dataclass(frozen=True)
@@ -36,31 +37,21 @@ class ReplyLog:
         self.max_records, self.ttl = max_records, ttl
         self._clock = clock
         self._lock = threading.Lock()
-        self._items: OrderedDict[str, tuple[float, ReplyRecord]] = OrderedDict()
+        self._items: TTLCache[str, ReplyRecord] = TTLCache(max_records, ttl, timer=clock)
 
     def __len__(self) -> int:
-        return len(self._items)
+        with self._lock:
+            self._items.expire()
+            return len(self._items)
 
     def add(self, record: ReplyRecord) -> None:
         with self._lock:
-            self._expire()
-            self._items[record.id] = (self._clock(), record)
-            while len(self._items) > self.max_records:
-                self._items.popitem(last=False)
+            self._items[record.id] = record
 
     def get(self, owner: str, reply_id: str) -> ReplyRecord | None:
         """The record of ``reply_id`` if ``owner`` was the one who asked for it."""
         with self._lock:
-            self._expire()
-            entry = self._items.get(reply_id)
-        if entry is None or not secrets.compare_digest(entry[1].owner.encode(), owner.encode()):
+            record = self._items.get(reply_id)
+        if record is None or not secrets.compare_digest(record.owner.encode(), owner.encode()):
             return None
-        return entry[1]
-
-    def _expire(self) -> None:
-        now = self._clock()
-        while self._items:
-            _, (added, _) = next(iter(self._items.items()))
-            if now - added <= self.ttl:
-                break
-            self._items.popitem(last=False)
+        return record

@@ -94,6 +94,20 @@ def test_conversation_store_is_bounded_and_expires():
     assert store.history("k", "a") == [] and len(store) == 0
 
 
+def test_reply_log_is_bounded_expires_and_keeps_each_callers_own():
+    from server.reply_log import ReplyLog, ReplyRecord
+
+    now = [0.0]
+    log = ReplyLog(max_records=2, ttl=100, clock=lambda: now[0])
+    for name in ("r1", "r2", "r3"):
+        log.add(ReplyRecord(name, "alice", (), "hi", "yo"))
+        now[0] += 10
+    assert log.get("alice", "r1") is None and len(log) == 2  # the oldest one made room
+    assert log.get("alice", "r3").reply == "yo" and log.get("bob", "r3") is None
+    now[0] = 115  # r2 was added at 10: gone; r3 at 20: still there
+    assert log.get("alice", "r2") is None and log.get("alice", "r3") is not None and len(log) == 1
+
+
 def test_prompt_too_long_for_context_is_a_400(backend):
     reply = client_for(backend).post("/generate", json={"text": " ".join(f"w{i}q" for i in range(500))})
     assert reply.status_code == 400 and "too long" in reply.get_json()["error"]
