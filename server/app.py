@@ -8,6 +8,8 @@ blueprint per area:
 * ``openai``    ``POST /v1/chat/completions``, ``GET /v1/models`` (server.openai_compat)
 * ``feedback``  ``POST /feedback`` (server.feedback)
 * ``pages``     ``GET /`` (the chat page), ``/health``, ``/metrics`` (server.pages)
+* ``can_you_tell`` the "Can you tell?" game (server.can_you_tell), playing on the test split of
+  the ``workspace`` the app is built with (its routes say one is needed when there is none)
 
 plus any ``extra_blueprints`` a caller passes (a page of its own, registered the same way).
 
@@ -29,7 +31,7 @@ from dataprocess.live_prompt import LivePrompt
 
 from core.settings import DEFAULT_PERSONA, Rules, Sampling
 
-from . import api, feedback, openai_compat, pages, security
+from . import api, can_you_tell, feedback, openai_compat, pages, security
 from .conversations import ConversationStore
 from .errors import register as register_errors
 from .keys import KeyRing
@@ -41,7 +43,8 @@ __all__ = ["BLUEPRINTS", "MAX_BODY_BYTES", "MAX_TOKENS_CAP", "create_app", "curr
 
 MAX_BODY_BYTES = 64 * 1024
 AUTH_FAILURES = "10/min"  # wrong keys allowed per client address before it is throttled
-BLUEPRINTS: tuple[Blueprint, ...] = (api.blueprint, openai_compat.blueprint, feedback.blueprint, pages.blueprint)
+BLUEPRINTS: tuple[Blueprint, ...] = (api.blueprint, openai_compat.blueprint, feedback.blueprint, pages.blueprint,
+                                     can_you_tell.blueprint)
 
 
 def create_app(backend, persona: str = DEFAULT_PERSONA, api_key: str | KeyRing | None = None,
@@ -49,7 +52,8 @@ def create_app(backend, persona: str = DEFAULT_PERSONA, api_key: str | KeyRing |
                rate_limit: str | RateLimiter | None = None, auth_failures: str | None = AUTH_FAILURES,
                cors_origins: Iterable[str] = (), feedback_db: Path | str | None = None,
                conversations: ConversationStore | None = None, max_tokens_cap: int = MAX_TOKENS_CAP,
-               behind_proxy: bool = False, extra_blueprints: Iterable[Blueprint] = ()) -> Flask:
+               behind_proxy: bool = False, workspace: Path | str | None = None,
+               extra_blueprints: Iterable[Blueprint] = ()) -> Flask:
     """Build the app around a loaded backend (server.backends, or anything with ``stream``).
 
     ``api_key`` is one key or a :class:`KeyRing` of named keys (None: no authentication);
@@ -58,7 +62,8 @@ def create_app(backend, persona: str = DEFAULT_PERSONA, api_key: str | KeyRing |
     (None: no limit); ``feedback_db`` enables ``POST /feedback``. ``behind_proxy`` (``twin serve
     --public``: every request arrives from the local ngrok agent) takes the client address from
     the one proxy's ``X-Forwarded-For`` (werkzeug's ProxyFix), so throttles and namespaces keyed
-    by address tell the internet's clients apart.
+    by address tell the internet's clients apart. ``workspace``: where the "Can you tell?" game
+    takes its rounds from and keeps its results.
     """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -82,4 +87,6 @@ def create_app(backend, persona: str = DEFAULT_PERSONA, api_key: str | KeyRing |
     register_errors(app, MAX_BODY_BYTES)
     for blueprint in (*BLUEPRINTS, *extra_blueprints):
         app.register_blueprint(blueprint)
+    if workspace is not None:
+        app.extensions["can_you_tell"] = can_you_tell.Game(Path(workspace))
     return app

@@ -14,20 +14,21 @@ Routes (the page is static and holds no data, like the chat page; the others nee
 * ``POST /can-you-tell/answer`` ``{"id", "pick": 0 | 1}`` -> ``{"correct", "real"}`` (which slot was real);
 * ``GET /can-you-tell/results`` -> ``{"answered", "fooled", "share_fooled", "ci95"}``.
 
-The game needs the test split, so it is on only when the server runs with a workspace
-(:func:`enable`); otherwise its routes answer 404 with a JSON error saying so.
+The game needs the test split (read by ``dataprocess.splits.read_split``), so it plays only
+when the app is built with a workspace (``server.app.create_app(workspace=...)``, as ``twin
+serve --workspace`` does); otherwise its routes answer 404 with a JSON error saying so.
 """
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, jsonify
 
 from core import artifacts
-from core.terminator import split_messages, strip_terminator
+from core.terminator import split_messages
 from core.workspace import Workspace
+from dataprocess.splits import Example, SplitError, read_split
 from trainer.judgements import JudgementStore, RoundError, summary
 
 from .schema import BadRequest, json_body
@@ -45,35 +46,14 @@ class Game:
 
     def __init__(self, workspace: Path):
         ws = Workspace(workspace)
-        self.examples = _examples(ws.split_path("test"))
+        self.problem = "the workspace's test split holds no examples: run `twin process` first"
+        try:  # a contact's message answered by a real, non-empty reply
+            self.examples = [e for e in read_split(ws.split_path("test"), required=False)
+                             if e.reply and e.prompt and e.prompt[-1].get("role") == "user"]
+        except SplitError as exc:  # a damaged split: the game says so, the rest of the server runs
+            self.examples, self.problem = [], str(exc)
         self.db_path = ws.root / artifacts.JUDGEMENTS_FILE
         self.store = JudgementStore(self.db_path) if self.examples else None
-
-
-def _examples(path: Path) -> list[dict]:
-    """Test examples with a real, non-empty reply (line number kept for the record)."""
-    if not path.is_file():
-        return []
-    found = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            record = json.loads(line)
-            real = strip_terminator(record["completion"][0]["content"])
-            prompt = list(record["prompt"])
-        except (ValueError, KeyError, IndexError, TypeError):
-            continue
-        if real and prompt and prompt[-1].get("role") == "user":
-            found.append({"line": number, "prompt": prompt, "real": real})
-    return found
-
-
-def enable(app, workspace: Path | str | None) -> None:
-    """Serve the game's routes; with a workspace, play on its test split (results in its
-    can_you_tell.sqlite), without one the routes say that a workspace is needed."""
-    if blueprint.name not in app.blueprints:
-        app.register_blueprint(blueprint)
-    if workspace is not None:
-        app.extensions["can_you_tell"] = Game(Path(workspace))
 
 
 def _game() -> Game:
@@ -82,7 +62,7 @@ def _game() -> Game:
         raise _NotAvailable("the Can you tell? game needs the workspace's test split: "
                             "serve with `twin serve --workspace W`")
     if not game.examples:
-        raise _NotAvailable("the workspace's test split holds no examples: run `twin process` first")
+        raise _NotAvailable(game.problem)
     return game
 
 
@@ -123,10 +103,10 @@ def _twin_reply(prompt: list[dict]) -> str:
 @blueprint.post(PAGE_PATH + "/round")
 def new_round():
     game = _game()
-    example = random.SystemRandom().choice(game.examples)
-    prompt = example["prompt"]
+    example: Example = random.SystemRandom().choice(game.examples)
+    prompt = example.messages()
     twin = _twin_reply(prompt)
-    shown = game.store.open_round(example["line"], prompt[-1]["content"], example["real"], twin)
+    shown = game.store.open_round(example.line, example.incoming, example.reply, twin)
     context = [{"role": m["role"], "content": m["content"]} for m in prompt[1:-1] if m.get("role") != "system"]
     return jsonify(id=shown["id"], context=context[-CONTEXT_TURNS:] if CONTEXT_TURNS else [],
                    message=shown["message"], replies=shown["replies"],

@@ -31,7 +31,6 @@ from core.workspace import Workspace
 
 from .app import MAX_BODY_BYTES, MAX_TOKENS_CAP, create_app
 from .backends import BACKENDS, auto_workers, open_backend
-from .can_you_tell import enable as enable_can_you_tell
 from .conversations import ConversationStore
 from voice.backend import DEFAULT_CONTEXT
 from voice.exported import sampling_from_metadata
@@ -190,10 +189,10 @@ def serve_command(workspace, model_path, backend, persona, gpu_layers, threads, 
             app = create_app(served.backend, persona=served.persona, api_key=keys, log_requests=log_requests,
                              rules=served.rules, sampling=served.sampling, rate_limit=rate_limit, cors_origins=cors,
                              feedback_db=feedback_db, max_tokens_cap=max_tokens_cap, behind_proxy=public,
-                             conversations=ConversationStore(conversations, ttl=conversation_ttl * 60))
+                             conversations=ConversationStore(conversations, ttl=conversation_ttl * 60),
+                             workspace=workspace)
         except (OSError, sqlite3.Error) as exc:
             raise InputError(f"cannot open the feedback database {feedback_db}: {exc}") from None
-        enable_can_you_tell(app, workspace)  # GET /can-you-tell: rounds from the workspace's test split
     local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     batching = f", {workers} x {parallel} replies at once" if backend == "llama" and parallel * workers > 1 else ""
     click.echo(f"serving {served.backend.name} as {served.persona!r}{batching} on {local} (chat page: {local}/)")

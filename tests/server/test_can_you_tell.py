@@ -12,7 +12,7 @@ import pytest
 from core import artifacts
 from core.terminator import strip_terminator
 from server.app import create_app
-from server.can_you_tell import PAGE_PATH, enable
+from server.can_you_tell import PAGE_PATH
 from helpers.server import ScriptedBackend, running
 from test_web_page import browser, wait_for  # noqa: F401 - the shared headless Chromium fixture
 from trainer.judgements import summary
@@ -34,9 +34,7 @@ def _reals(workspace):
 
 
 def _app(workspace, **kwargs):
-    app = create_app(ScriptedBackend(TWIN_SAYS), persona="maya", api_key=KEY, **kwargs)
-    enable(app, workspace)
-    return app
+    return create_app(ScriptedBackend(TWIN_SAYS), persona="maya", api_key=KEY, workspace=workspace, **kwargs)
 
 
 def auth():
@@ -84,15 +82,22 @@ def test_bad_answers_are_json_errors(workspace, body, status):
 
 def test_without_a_workspace_the_game_says_what_it_needs(tmp_path):
     app = create_app(ScriptedBackend(TWIN_SAYS), persona="maya")
-    enable(app, None)
     response = app.test_client().post(PAGE_PATH + "/round")
     assert response.status_code == 404 and "--workspace" in response.get_json()["error"]
     empty = tmp_path / "empty"
     (empty / "data").mkdir(parents=True)
-    app = create_app(ScriptedBackend(TWIN_SAYS), persona="maya")
-    enable(app, empty)
+    app = create_app(ScriptedBackend(TWIN_SAYS), persona="maya", workspace=empty)
     response = app.test_client().post(PAGE_PATH + "/round")
     assert response.status_code == 404 and "twin process" in response.get_json()["error"]
+
+
+def test_a_damaged_test_split_is_named_and_the_rest_of_the_server_runs(workspace):
+    with open(workspace / "data" / "test.jsonl", "a", encoding="utf-8") as handle:
+        handle.write("{not a record\n")
+    client = _app(workspace).test_client()
+    response = client.post(PAGE_PATH + "/round", headers=auth())
+    assert response.status_code == 404 and "test.jsonl:" in response.get_json()["error"]
+    assert client.post("/generate", json={"text": "hi"}, headers=auth()).status_code == 200
 
 
 def test_page_plays_a_round_in_the_browser(browser, workspace):  # noqa: F811 - the fixture
@@ -121,8 +126,7 @@ def test_page_plays_a_round_in_the_browser(browser, workspace):  # noqa: F811 - 
 
 
 def test_a_twin_that_says_nothing_is_a_503_not_an_empty_round(workspace):
-    app = create_app(ScriptedBackend(replies=[[" DONE"]]), persona="maya", api_key=KEY)
-    enable(app, workspace)
+    app = create_app(ScriptedBackend(replies=[[" DONE"]]), persona="maya", api_key=KEY, workspace=workspace)
     response = app.test_client().post(PAGE_PATH + "/round", headers=auth())
     assert response.status_code == 503 and "error" in response.get_json()
     assert summary(workspace / artifacts.JUDGEMENTS_FILE)["answered"] == 0

@@ -61,7 +61,7 @@ def test_every_route_belongs_to_a_blueprint():
     for rule in app.url_map.iter_rules():
         if rule.endpoint != "static":
             assert "." in rule.endpoint, f"{rule.rule} is not in a blueprint"
-    assert {bp.name for bp in BLUEPRINTS} == {"api", "openai", "feedback", "pages"}
+    assert {bp.name for bp in BLUEPRINTS} == {"api", "openai", "feedback", "pages", "can_you_tell"}
 
 
 def test_a_page_of_its_own_registers_as_a_blueprint():
