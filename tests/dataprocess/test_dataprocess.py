@@ -395,3 +395,21 @@ def test_cli_split_flag(tmp_path):
     assert ok.exit_code == 0, ok.output
     report = json.loads((tmp_path / "w" / "data" / "report.json").read_text())
     assert report["rules"]["split"] == [90.0, 5.0, 5.0] and report["rules"]["anonymize_contacts"] is True
+
+
+def test_the_report_counts_tokens_with_the_workspaces_own_base(tmp_path, own_twin_cache, tiny_llama):
+    """The trained adapter's tokenizer first, else the recorded base's, else the embedded
+    default's copy: never whichever cached model sorts last."""
+    import shutil
+
+    from core.workspace import Workspace
+    from dataprocess.report import base_tokenizer_file
+
+    ws = Workspace(tmp_path / "ws")
+    assert base_tokenizer_file(ws) is None  # nothing trained, the default not converted here
+    other = own_twin_cache / "models" / "zzz-other-model"
+    shutil.copytree(tiny_llama, other)  # sorts last in the cache, but is nobody's base
+    assert base_tokenizer_file(ws) is None
+    ws.adapter_dir.mkdir(parents=True)
+    shutil.copy(tiny_llama / "tokenizer.json", ws.adapter_dir / "tokenizer.json")
+    assert base_tokenizer_file(ws) == ws.adapter_dir / "tokenizer.json"
