@@ -19,8 +19,20 @@ placeholders (``<Media omitted>``, ``image omitted``, ``<attached: 00000012-PHOT
 ``sticker omitted``, ``… (file attached)`` and their German, Spanish, French, Italian,
 Portuguese, Dutch and Russian forms) are ``media``; ``This message was deleted`` / ``You deleted
 this message`` (and translations) are ``system``; a trailing ``<This message was edited>`` is
-removed. A header with an impossible date (``31/02/2024``) is skipped with its continuation lines
-and recorded as malformed; so is text before the first header, and a message over 64 K characters.
+removed. What a sender shares in WhatsApp's own words is the sender's message of kind ``media``
+(it holds no words of theirs for the twin to learn, like a photo), even where iOS marks it with
+U+200E as it marks notices: a location (``Location: https://maps.google.com/?q=…``), a live
+location (``live location shared``), a contact card (``Name.vcf (file attached)``, ``<attached:
+….vcf>``, ``Contact card omitted``) and a poll (``POLL:`` with its question and ``OPTION:`` lines,
+kept as the message's text). A header with an impossible date (``31/02/2024``) is skipped with its
+continuation lines and recorded as malformed; so is text before the first header, and a message
+over 64 K characters.
+
+**Day or month first** is decided per layout from the whole file (``whatsapp_layout.choose_order``:
+a field above 12, else the order under which the dates run forward, else the clock, the date's
+padding and the language of the placeholders and system lines); ``--day-first``/``--month-first``
+force it. Where the file left it open, the reader's note (in the summary and ``report.json``) says
+which order was chosen and why.
 
 **Who is me.** The export does not say. ``me`` (``--me``) names the owner when it matches a
 participant (see ``base.same_person``); otherwise the owner is inferred only when unambiguous:
@@ -49,8 +61,8 @@ from ..errors import ChatExportError
 from ..message import Message
 from .base import (MAX_MESSAGE_CHARS, NOBODY, Chat, Reader, decode_head, path_text, safe_text, same_person, text_lines,
                    zip_member_guard)
-from .whatsapp_layout import (FITS, HEADER_RE, REJECT, SUSPECT, Layout, LayoutScan, date_fields, date_pad, hour_pad,
-                              layout_key, time_of)
+from .whatsapp_layout import (FITS, HEADER_RE, REJECT, SUSPECT, SYSTEM_LANGUAGE_RE, Layout, LayoutScan, choose_order,
+                              date_fields, date_pad, hour_pad, layout_key, order_note, time_of)
 
 if list(Message._fields)[:8] != ["sender", "text", "timestamp", "chat", "from_me", "kind",
                                              "is_group", "source"]:  # pragma: no cover
@@ -98,6 +110,19 @@ for _phrase in _YOU_DELETED:
     _EXACT.update(dict.fromkeys(_spellings(_phrase), "you-deleted"))
 del _phrase
 _EXACT_MAX = max(map(len, _EXACT))
+# The language each marker is written in (the date order's evidence, see whatsapp_layout.choose_order).
+_LANGS = ("en", "de", "es", "fr", "fr", "it", "pt", "pt", "nl", "ru")  # of _ANDROID_MEDIA, in order
+_IOS_LANGS = ("en", "es", "de", "fr", "it", "pt", "ru")  # of _IOS_MEDIA's rows, in order
+_MARKER_LANGS = ("en", "es", "de", "fr", "it", "pt", "nl", "ru")  # of _YOU_DELETED and _DELETED
+_PHRASE_LANG: dict[str, str] = {}
+for _phrase, _lang in [*zip(_ANDROID_MEDIA, _LANGS), *zip(_YOU_DELETED, _MARKER_LANGS), *zip(_DELETED, _MARKER_LANGS),
+                       *((f"{noun} {verb}", lang) for (nouns, verbs), lang in zip(_IOS_MEDIA.items(), _IOS_LANGS)
+                         for noun in nouns for verb in verbs)]:
+    for _spelling in _spellings(_phrase):
+        _PHRASE_LANG.setdefault(_spelling, _lang)
+#: Whole-message text -> (kind, language): what the first pass looks up on short lines.
+_SAID: dict[str, tuple[str, str]] = {text: (kind, _PHRASE_LANG.get(text, "en")) for text, kind in _EXACT.items()}
+del _phrase, _lang, _spelling
 # iOS attachment lines: <attached: 00000012-PHOTO-2024-03-01-10-00-00.jpg>
 _ATTACHED_RE = re.compile(
     r"<(?:attached|anexado|adjunto|angeh[äa]ngt|pi[èe]ce jointe|allegato|bijgevoegd|прикреплено)\s?:\s?[^<>]+>\s*",
@@ -106,6 +131,16 @@ _ATTACHED_RE = re.compile(
 _FILE_ATTACHED_RE = re.compile(
     r"[^\n]+\s\((?:file attached|Datei angeh[äa]ngt|archivo adjunto|fichier joint|arquivo anexado"
     r"|file allegato)\)\s*", re.IGNORECASE)
+# What a sender shares that WhatsApp writes in its own words (iOS puts U+200E before them, as before
+# its notices): a location pin, a live location, a poll (its question and OPTION lines follow). These
+# are the sender's messages, kind "media" (no words of theirs to learn from; see the module docstring).
+_SHARED_RE = re.compile(
+    r"(?:Location|location|Standort|Ubicación|ubicación|Posizione|posizione|Localização|localização|Locatie|locatie"
+    r"|Localisation|localisation|Геопозиция|Местоположение)\s?: ?https?://\S+\s*$"
+    r"|(?:Live location shared|live location shared|Live location ended|Live-Standort geteilt"
+    r"|Ubicación en tiempo real compartida|Posizione in tempo reale condivisa)\.?\s*$"
+    r"|(?:POLL|UMFRAGE|ENCUESTA|SONDAGGIO|SONDAGE|ENQUETE|ОПРОС)\s?:\s*(?:\n|$)")
+_SHARED_FIRST = frozenset("LlSUPpEeGМОС")
 _EDITED_RE = re.compile(
     r"\s*<(?:This message was edited|Se editó este mensaje\.?|Diese Nachricht wurde bearbeitet"
     r"|Ce message a été modifié|Questo messaggio è stato modificato|Mensagem editada"
@@ -135,7 +170,8 @@ def _zip_member(path: Path) -> zipfile.ZipInfo | None:
     """The chat .txt inside a WhatsApp .zip (``_chat.txt`` on iOS), else None."""
     with zipfile.ZipFile(path) as archive:
         texts = [i for i in archive.infolist()
-                 if i.filename.lower().endswith(".txt") and not i.filename.startswith("__MACOSX")]
+                 if i.filename.lower().endswith(".txt") and not i.filename.startswith("__MACOSX")
+                 and not Path(i.filename).name.startswith("._")]  # macOS's AppleDouble copies
         texts.sort(key=lambda i: (Path(i.filename).name != "_chat.txt", "whatsapp" not in i.filename.lower(),
                                   i.filename))
         for info in texts[:5]:
@@ -171,6 +207,7 @@ class _Scan:
     senders: dict[str, list] = field(default_factory=dict)  # name -> [wrote a real message, layout keys]
     deleted_by: set[str] = field(default_factory=set)
     group_hint: bool = False
+    languages: dict[str, int] = field(default_factory=dict)  # language -> markers and system lines in it
 
     def _accepted(self, keys: set) -> bool:
         return any(self.layouts.layouts[key].accepted for key in keys)
@@ -246,7 +283,9 @@ def _scan(lines: Iterator[str]) -> _Scan:
     shapes: dict[str, list] = {}  # shape -> [layout key, date padding, hour padding, lines]
     names: dict[str, str | None] = {}
     match = HEADER_RE.match
-    previous = None
+    previous = previous_key = None
+    languages = scan.languages
+    system_lines = 0
     for line in lines:
         if line[:1] in _MARK_START:
             line = line.lstrip(_MARKS)
@@ -263,24 +302,40 @@ def _scan(lines: Iterator[str]) -> _Scan:
         info[3] += 1
         key = info[0]
         stamp = found.group(1)
-        if stamp != previous:
-            previous = stamp
+        if stamp != previous or key != previous_key:  # each layout sees every change of its dates
+            previous, previous_key = stamp, key
             layouts[key].add_date(stamp)
         cut = line.find(": ", end, end + 82)
         if cut > end:
             entry = senders.get(names.get(line[end:cut], ""))
             if entry is not None and entry[0] and key in entry[1]:  # a known participant (the common case)
-                if len(line) - cut <= _EXACT_MAX + 6 and _EXACT.get(line[cut + 2:].strip(_MARKS)) == "you-deleted":
-                    scan.deleted_by.add(names[line[end:cut]])
+                if len(line) - cut <= _EXACT_MAX + 6:
+                    said = _SAID.get(line[cut + 2:].strip(_MARKS))
+                    if said is not None:
+                        if said[0] == "you-deleted":
+                            scan.deleted_by.add(names[line[end:cut]])
+                        languages[said[1]] = languages.get(said[1], 0) + 1
                 continue
         sender, text = _split_sender(line[end:], names)
         if sender is None:
             if not scan.group_hint and _GROUP_HINT_RE.search(text):
                 scan.group_hint = True
+            if system_lines < 200:  # the language of the first system lines (enough to tell it)
+                system_lines += 1
+                for lang, pattern in SYSTEM_LANGUAGE_RE.items():
+                    if pattern.search(text):
+                        languages[lang] = languages.get(lang, 0) + 1
+                        break
             continue
-        kind = _classify(text.lstrip(_MARKS))
+        bare = text.lstrip(_MARKS)
+        kind = _classify(bare)
+        if kind is None and bare[:1] in _SHARED_FIRST and _SHARED_RE.match(bare):
+            kind = "media"  # a location or poll of the sender's (iOS marks it like a notice)
         if kind == "you-deleted":
             scan.deleted_by.add(sender)
+        said = _SAID.get(bare.rstrip())
+        if said is not None:
+            languages[said[1]] = languages.get(said[1], 0) + 1
         entry = senders.setdefault(sender, [False, set()])
         entry[1].add(key)
         if not entry[0]:
@@ -371,8 +426,17 @@ class WhatsAppReader(Reader):
         else:
             others = [n for n in file.participants if n not in chat.mine]
             chat.title = others[0] if len(others) == 1 else file.names[-1]
+        orders = {}
+        main = file.scan.layouts.main()
+        for key, layout in file.scan.layouts.layouts.items():
+            if not layout.accepted:
+                orders[key] = choose_order(layout, key, file.scan.languages)[0]
+                continue
+            orders[key], why = choose_order(layout, key, file.scan.languages, chat.dayfirst)
+            if why is not None and (layout is main or chat.dayfirst is None):
+                chat.notes.append(order_note(file.source, layout, orders[key], why))
         with file.open_bytes() as raw:
-            yield from _parse(text_lines(raw, path_text(path)), file.scan)
+            yield from _parse(text_lines(raw, path_text(path)), file.scan, orders)
 
     def message(self, record: tuple, chat: Chat, mine: frozenset[str]) -> Message:
         stamp, sender, text, extra = record
@@ -405,6 +469,8 @@ class WhatsAppReader(Reader):
                     special = _EXACT.get(text)
                     if special is None and text[-1:] in ">) ":
                         special = _classify(text)
+                if special is None and text[:1] in _SHARED_FIRST and _SHARED_RE.match(text):
+                    special = "media"  # a location, live location or poll: the sender's
                 if special is not None:
                     kind = "media" if special == "media" else "system"
                 elif notice:
@@ -431,16 +497,17 @@ def _day_reader(dayfirst: bool) -> Callable[[str], tuple[int, int, int] | None]:
     return day_of
 
 
-def _parse(lines: Iterator[str], scan: _Scan) -> Iterator[tuple[int, tuple]]:
+def _parse(lines: Iterator[str], scan: _Scan, orders: dict[str, bool]) -> Iterator[tuple[int, tuple]]:
     """Second pass: ``(line number, (time, sender, first line, continuation lines))`` per message;
-    ``(line number, (None, reason, None, None))`` for a malformed one."""
+    ``(line number, (None, reason, None, None))`` for a malformed one. ``orders``: layout key ->
+    day-first or not (see :func:`~.whatsapp_layout.choose_order`)."""
     layouts = scan.layouts
     main = layouts.main()
     single = layouts.single
-    readers = {key: (layout, {}, _day_reader(layout.dayfirst)) for key, layout in layouts.layouts.items()}
+    readers = {key: (layout, {}, _day_reader(orders[key])) for key, layout in layouts.layouts.items()}
     shapes: dict[str, tuple[str, str, str]] = {}
     main_days: dict[str, tuple[int, int, int] | None] = {}
-    main_day_of = _day_reader(main.dayfirst)
+    main_day_of = readers[next(k for k, v in layouts.layouts.items() if v is main)][2]
     times: dict[str, tuple[int, int, int] | None] = {}
     names: dict[str, str | None] = {}
     match = HEADER_RE.match

@@ -22,7 +22,14 @@ before it (``[1.2.2019, 00:00:00] Name: …`` quoted inside a non-padded iOS fil
 less frequent kept layout, or with its layout's less frequent padding, starts a message only
 if it does not go back in time (a quoted header is older than the message quoting it). Day-first or month-first is decided per layout from all its dates: a
 first field above 12 means day-first, a second above 12 month-first, else the order under which
-the dates run forwards with fewer backward steps (ties: day-first, as in most locales).
+the dates run forwards with fewer backward steps. When the dates run forward either way (a short
+chat, a 2012 chat that never passes the 12th), :func:`choose_order` weighs the rest of the file's
+evidence: a 24-hour clock, ``dd/mm/yyyy`` padding and dotted dates point to day-first locales, an
+AM/PM clock with ``m/d/yy`` to the US; media placeholders and system lines in a language other
+than English (``<Media omessi>``, ``I messaggi e le chiamate sono crittografati``) point to
+day-first, as every such locale WhatsApp writes is. The remaining tie goes to day-first, as in most
+locales. ``--day-first``/``--month-first`` force the order; the reader's note says which order was
+chosen and why.
 """
 from __future__ import annotations
 
@@ -87,6 +94,7 @@ class Layout:
     back_monthfirst: int = 0
     last_dm: tuple = (0, 0, 0)
     last_md: tuple = (0, 0, 0)
+    first_date: str = ""  # the first date written in this layout (the note's example)
     accepted: bool = False
     date_style: tuple[str, bool] = (EITHER, False)  # (the padding most lines have, whether others are refused)
     hour_style: tuple[str, bool] = (EITHER, False)
@@ -96,6 +104,8 @@ class Layout:
         if len(fields[0]) == 4:
             return
         first, second, year = int(fields[0]), int(fields[1]), int(fields[2])
+        if not self.first_date:
+            self.first_date = date_text
         self.max_first = max(self.max_first, first)
         self.max_second = max(self.max_second, second)
         key_dm, key_md = (year, second, first), (year, first, second)
@@ -104,14 +114,6 @@ class Layout:
         if key_md < self.last_md:
             self.back_monthfirst += 1
         self.last_dm, self.last_md = key_dm, key_md
-
-    @property
-    def dayfirst(self) -> bool:
-        if self.max_first > 12:
-            return True
-        if self.max_second > 12:
-            return False
-        return self.back_dayfirst <= self.back_monthfirst
 
     @property
     def mixed(self) -> bool:
@@ -177,3 +179,70 @@ def time_of(parts: tuple) -> tuple[int, int, int] | None:
     if hour > 23 or minute > 59 or second > 59:
         return None
     return hour, minute, second
+
+
+#: The languages of the placeholders and system lines that tell a locale; English says nothing
+#: (the US writes month-first, the UK, India and Australia day-first).
+LANGUAGE_NAMES = {"it": "Italian", "de": "German", "es": "Spanish", "fr": "French", "pt": "Portuguese",
+                  "nl": "Dutch", "ru": "Russian", "en": "English"}
+# The end-to-end notice and other system lines, by language (looked for on system lines only).
+SYSTEM_LANGUAGE_RE = {
+    "it": re.compile(r"crittografat|ha creato il gruppo|ha aggiunto|ha abbandonato|Chiamata (?:vocale|video) persa"),
+    "de": re.compile(r"verschlüsselt|hat die Gruppe|hat .{1,40} hinzugefügt|Verpasster"),
+    "es": re.compile(r"cifrad|creó el grupo|añadió|Llamada perdida"),
+    "fr": re.compile(r"chiffr|a créé le groupe|a ajouté|Appel .{1,10}manqué"),
+    "pt": re.compile(r"criptografad|criou o grupo|adicionou|Chamada .{1,10}perdida"),
+    "nl": re.compile(r"versleuteld|heeft groep|heeft .{1,40} toegevoegd|Gemiste"),
+    "ru": re.compile(r"шифрован|создал[аи]? групп|добавил|Пропущенный"),
+    "en": re.compile(r"end-to-end encrypted|created group|\badded\b|Missed (?:voice|video) call"),
+}
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+           "October", "November", "December")
+
+
+def choose_order(layout: Layout, key: str, languages: dict[str, int],
+                 forced: bool | None = None) -> tuple[bool, str | None]:
+    """(day-first?, why) for one layout: forced, a field above 12, fewer backward steps, then the
+    hints of the module docstring. ``why`` is None when a field above 12 settles it (nothing to say)."""
+    if forced is not None:
+        return forced, "as " + ("--day-first" if forced else "--month-first") + " asks"
+    if layout.max_first > 12:
+        return True, None
+    if layout.max_second > 12:
+        return False, None
+    if layout.back_dayfirst != layout.back_monthfirst:
+        day = layout.back_dayfirst < layout.back_monthfirst
+        steps = max(layout.back_dayfirst, layout.back_monthfirst)
+        return day, (f"no day above 12; read {'month' if day else 'day'}-first the dates would go back "
+                     f"in time {steps} time{'s' if steps != 1 else ''}")
+    day, month = [], []
+    (month if "x" in key else day).append("a 12-hour clock" if "x" in key else "a 24-hour clock")
+    if "." in (layout.first_date or "") and "/" not in layout.first_date:
+        day.append("dotted dates")
+    elif layout.first_date:
+        fields = date_fields(layout.first_date)
+        if len(fields[2]) == 2 and _pad(fields[:2]) == UNPADDED:
+            month.append("m/d/yy dates")
+        elif len(fields[2]) == 4 and _pad(fields[:2]) != UNPADDED:
+            day.append("dd/mm/yyyy dates")
+    spoken = sorted((n, lang) for lang, n in languages.items() if n and lang != "en")
+    if spoken:
+        day.append(f"{LANGUAGE_NAMES[spoken[-1][1]]} system lines and placeholders")
+    weight = len(day) + (1 if spoken else 0) - len(month)
+    first = weight >= 0
+    chosen = day if first else month
+    return first, ("no day above 12 and the dates run forward either way; " + ", ".join(chosen or ["no hint"])
+                   + f" point{'s' if len(chosen) == 1 else ''} to {'day' if first else 'month'}-first")
+
+
+def order_note(source: str, layout: Layout, dayfirst: bool, why: str) -> str:
+    """The summary's line: which order, an example date read that way, and why."""
+    example = ""
+    if layout.first_date:
+        fields = date_fields(layout.first_date)
+        if len(fields[0]) != 4:
+            day, month = (int(fields[0]), int(fields[1])) if dayfirst else (int(fields[1]), int(fields[0]))
+            year = int(fields[2]) + (2000 if len(fields[2]) <= 2 else 0)
+            if 1 <= month <= 12:
+                example = f" ({layout.first_date} is {day} {_MONTHS[month - 1]} {year})"
+    return f"{source}: dates read {'day' if dayfirst else 'month'}-first{example}: {why}"
