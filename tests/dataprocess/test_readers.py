@@ -518,7 +518,7 @@ def test_detect_every_format(tmp_path):
         TG_CHAT: "telegram", TG_ACCOUNT: "telegram", FB_LINH: "messenger",
         FB_LINH / "message_2.json": "messenger", FB_GROUP / "message_1.json": "messenger",
         DC_DM: "discord", DC_SERVER: "discord",
-        **{path: "whatsapp" for path in WA.iterdir()},
+        **{path: "whatsapp" for path in WA.iterdir() if path.is_file()},
     }
     assert {p: detect_format(p) for p in expected} == expected
     assert set(FORMATS) == {"auto", "imessage", "imessage-db", "whatsapp", "telegram", "messenger", "discord"}
