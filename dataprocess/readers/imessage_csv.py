@@ -5,7 +5,9 @@ Sent by Me,To``. ``Sender`` is ``Me`` for the owner's messages. Two value styles
 both are read: ``Timestamp`` as local ``YYYY-MM-DD HH:MM:SS`` or as Unix seconds
 (``1709586902.0``); ``Group Chat`` / ``Sent by Me`` as ``Yes``/``No`` or ``1``/``0``; rows oldest
 or newest first (later stages sort by time). Attachments appear as U+FFFC or an empty message;
-tapbacks as text (``Loved “…”``).
+tapbacks as text (``Loved “…”``). A row that cannot be read (a time that is no time, a field
+over the csv module's 128 KB limit, a different number of fields) is skipped and counted with
+its line number; the file is refused only when its header is not this export's.
 """
 from __future__ import annotations
 
@@ -47,15 +49,33 @@ class IMessageCSVReader(Reader):
             reader = csv.DictReader(line + "\n" for line in text_lines(raw, path_text(path)))
             try:
                 missing = [c for c in HEADER if c not in (reader.fieldnames or [])]
-                if missing:
-                    raise ChatExportError(f"{path}: not an iMessage CSV export (missing columns: {', '.join(missing)})")
-                for row in reader:
-                    yield reader.line_num, row
-            except csv.Error as exc:  # a field over csv's limit (128 KB), a NUL byte, ...
+            except csv.Error as exc:  # the header itself is broken: not this export
                 raise ChatExportError(f"{path}: line {reader.line_num}: {exc}: not an iMessage CSV export") from None
+            if missing:
+                raise ChatExportError(f"{path}: not an iMessage CSV export (missing columns: {', '.join(missing)})")
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:  # a field over csv's limit (128 KB), ...: that row only
+                    yield reader.reader.line_num, _BadRow(f"{exc}")  # DictReader.line_num lags on errors
+                    continue
+                yield reader.line_num, row
 
     def message(self, row: dict, chat: Chat, mine: frozenset[str]) -> Message:
+        if isinstance(row, _BadRow):
+            raise ValueError(row.reason)
         return _to_message(row, chat.data, chat.me)
+
+
+class _BadRow:
+    """A row the csv module could not read (skipped and counted as malformed)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str):
+        self.reason = reason
 
 
 _TRUE = {"yes", "1", "true"}

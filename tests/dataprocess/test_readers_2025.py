@@ -138,3 +138,104 @@ def test_the_summary_says_which_order_and_why(tmp_path):
                                        str(tmp_path / "ws2"), "--since", "2010-01-01", "--month-first"])
     assert forced.exit_code == 0, forced.output
     assert "dates read month-first (12/09/2012 is 9 December 2012): as --month-first asks" in forced.output
+
+
+# ---------------------------------------------------------------- Messenger end-to-end, Instagram
+
+E2EE = FIXTURES / "messenger" / "e2ee_download"
+IG_THREAD = (FIXTURES / "instagram" / "your_instagram_activity" / "messages" / "inbox"
+             / "mariaflores_17841400123456789")
+
+
+def rows(msgs):
+    return [(m.timestamp.strftime("%Y-%m-%d %H:%M:%S"), m.sender, m.text, m.from_me, m.kind) for m in msgs]
+
+
+def test_messenger_end_to_end_download_thread():
+    path = E2EE / "LinhNguyen_12.json"
+    assert detect_format(path) == "messenger"
+    msgs = list(read_export(path))
+    assert {(m.chat, m.is_group) for m in msgs} == {("Linh Nguyễn", False)}  # threadName without "_12"
+    assert rows(msgs) == [
+        ("2025-02-14 19:30:00", "Linh Nguyễn", "Chúc mừng Valentine! 😂", False, "text"),  # mojibake repaired
+        ("2025-02-14 19:31:10", "Alex Rivera", "café later?", True, "text"),  # its ❤ reaction is no message
+        ("2025-02-14 19:32:00", "Linh Nguyễn", "", False, "media"),  # a photo
+        ("2025-02-14 19:33:00", "Alex Rivera", "", True, "system"),  # isUnsent
+        ("2025-02-14 19:35:00", "Linh Nguyễn", "https://www.instagram.com/reel/C9xYzAbCdEf/", False, "text"),
+        ("2025-02-14 19:36:00", "Alex Rivera", "", True, "system"),  # a placeholder (unavailable)
+        ("2025-02-14 19:40:00", "Alex Rivera", "", True, "media"),  # a sticker (.webp)
+        ("2025-02-14 19:41:00", "Linh Nguyễn", "", False, "media"),  # "Failed to download media"
+        ("2025-02-14 19:45:00", "Linh Nguyễn", "Linh Nguyễn called you.", False, "system"),
+        ("2025-02-14 19:47:00", "Alex Rivera", "yes, 8pm at the usual café 😊", True, "text"),
+    ]
+
+
+def test_messenger_end_to_end_download_folder_each_thread_a_chat_in_time_order():
+    assert detect_format(E2EE) == "messenger"
+    msgs = list(read_export(E2EE))
+    by_chat = {}
+    for m in msgs:
+        by_chat.setdefault(m.chat, []).append(m)
+    assert set(by_chat) == {"Linh Nguyễn", "Sam Okafor"}
+    sam = by_chat["Sam Okafor"]  # written newest first: read oldest first
+    assert [(m.sender, m.from_me) for m in sam] == [("Sam Okafor", False), ("Alex Rivera", True)]
+    assert sam[0].timestamp < sam[1].timestamp
+
+
+def test_messenger_end_to_end_owner_is_the_one_in_every_thread(tmp_path):
+    # a group thread (no title to tell the contact by): Alex is in every thread of the download
+    shutil.copytree(E2EE, tmp_path / "dl")
+    group = {"participants": ["Sam Okafor", "Alex Rivera", "Linh Nguy\u00e1\u00bb\u0085n"], "threadName": "Climbers_4",
+             "messages": [{"isUnsent": False, "media": [], "reactions": [], "senderName": "Sam Okafor",
+                           "text": "who's in for saturday?", "timestamp": 1717236000000, "type": "text"}]}
+    (tmp_path / "dl" / "Climbers_4.json").write_text(json.dumps(group), encoding="utf-8")
+    msgs = [m for m in read_export(tmp_path / "dl" / "Climbers_4.json", require_owner=True)]
+    assert [(m.sender, m.is_group, m.from_me) for m in msgs] == [("Sam Okafor", True, False)]
+    as_sam = list(read_export(tmp_path / "dl" / "Climbers_4.json", me="Sam Okafor"))
+    assert [m.from_me for m in as_sam] == [True]
+
+
+def test_instagram_thread_in_time_order_across_its_files():
+    assert detect_format(IG_THREAD) == "messenger" and detect_format(IG_THREAD / "message_2.json") == "messenger"
+    msgs = list(read_export(IG_THREAD))
+    stamps = [m.timestamp for m in msgs]
+    assert stamps == sorted(stamps)  # the two files' ranges overlap (01:05 in message_1, 01:13 in message_2)
+    assert {m.chat for m in msgs} == {"María Flores"}
+    assert rows(msgs) == [
+        ("2024-11-03 23:40:00", "María Flores", "are you up? 😅", False, "text"),
+        ("2024-11-03 23:45:00", "Sam Kim", "https://www.instagram.com/reel/DBx1aB2cD3e/", True, "media"),  # a reel
+        ("2024-11-03 23:52:00", "María Flores", "Reacted 😂 to your message ", False, "reaction"),
+        ("2024-11-04 00:20:00", "Sam Kim", "Liked a message", True, "reaction"),
+        ("2024-11-04 01:05:00", "Sam Kim", "still up, send it", True, "text"),
+        ("2024-11-04 01:13:00", "María Flores", "", False, "media"),  # the photo
+        ("2024-11-04 01:20:00", "Sam Kim", "", True, "media"),  # a sticker
+        ("2024-11-04 02:17:00", "María Flores", "María Flores started an audio call", False, "system"),
+        ("2024-11-04 02:30:00", "María Flores", "Audio call ended", False, "system"),
+        ("2024-11-04 02:36:00", "María Flores", "haha that reel 😂 café tomorrow?", False, "text"),
+        ("2024-11-04 02:40:00", "Sam Kim", "gn ❤️", True, "text"),
+    ]
+
+
+def test_instagram_owner_from_personal_information(tmp_path):
+    # a group thread: only the account's own personal_information.json says who I am
+    root = tmp_path / "your_instagram_activity"
+    shutil.copytree(IG_THREAD.parents[3], tmp_path, dirs_exist_ok=True)
+    thread = root / "messages" / "inbox" / "climbers_1784"
+    thread.mkdir()
+    (thread / "message_1.json").write_text(json.dumps({
+        "participants": [{"name": "Sam Kim"}, {"name": "Jo"}, {"name": "Ren"}], "title": "climbers",
+        "messages": [{"sender_name": "Sam Kim", "timestamp_ms": 1730688000000, "content": "sat?"},
+                     {"sender_name": "Jo", "timestamp_ms": 1730687000000, "content": "who's in"}],
+        "is_still_participant": True, "thread_path": "inbox/climbers_1784"}), encoding="utf-8")
+    msgs = list(read_export(thread, require_owner=True))
+    assert [(m.sender, m.from_me, m.is_group) for m in msgs] == [("Jo", False, True), ("Sam Kim", True, True)]
+
+
+def test_instagram_files_given_one_by_one_make_one_chat_in_order(tmp_path):
+    from core.workspace import Workspace
+    from dataprocess.pipeline import run_process
+    from dataprocess.rules import Rules
+
+    result = run_process([IG_THREAD / "message_1.json", IG_THREAD / "message_2.json"], Workspace(tmp_path / "ws"),
+                         rules=Rules(since=__import__("datetime").datetime(2020, 1, 1)))
+    assert result.stats["kept_chats"] == 1 and result.stats["read"] == 11

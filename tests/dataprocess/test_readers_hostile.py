@@ -44,10 +44,14 @@ def test_imessage_timestamp_1e20_is_a_skipped_row_not_an_overflow(tmp_path):
     assert not (tmp_path / "ws" / "data").exists()
 
 
-def test_imessage_field_of_200_kb(tmp_path):
+def test_imessage_field_of_200_kb_is_one_skipped_row(tmp_path):
     path = tmp_path / "messages.csv"
-    path.write_text(CSV_HEADER + "2024-01-01 10:00:00,,Alex,,\"" + "x" * 200_000 + "\",No,,No,\n", encoding="utf-8")
-    assert_refused(path, tmp_path, r"line \d+: field larger than field limit")
+    path.write_text(CSV_HEADER + "2024-01-01 09:59:00,,Alex,,before,No,,No,\n"
+                    "2024-01-01 10:00:00,,Alex,,\"" + "x" * 200_000 + "\",No,,No,\n"
+                    "2024-01-01 10:01:00,,Alex,,after,No,,No,\n", encoding="utf-8")
+    skipped = []
+    assert [m.text for m in read_export(path, skipped=skipped)] == ["before", "after"]
+    assert [(line, "field larger than field limit" in why) for _, line, why in skipped] == [(3, True)]
 
 
 def test_deeply_nested_json(tmp_path):
