@@ -17,12 +17,17 @@ telegram       JSON with a Telegram chat type or ``date_unixtime``/``from_id`` m
                ``about``/``chats``/``personal_information`` (whole-account export); Telegram
                Desktop's HTML export (``messages.html``, or a folder holding it)
 messenger      JSON with ``participants`` named ``message_N.json`` or with Messenger's keys
-               (``sender_name``, ``thread_path``, ...); a folder holding ``message_N.json``
+               (``sender_name``, ``thread_path``, ...): Messenger and Instagram threads; a folder
+               holding ``message_N.json``; Messenger's end-to-end download (``threadName``,
+               ``senderName``), a thread file or the download's folder
 discord        JSON with top-level ``guild`` and ``channel`` (DiscordChatExporter)
+discord-package  Discord's own data package: a folder holding ``messages/index.json`` (or that
+               ``messages`` folder), or a ``.zip`` holding it
 =============  =======================================================================
 
 Times are naive local datetimes in every reader (see ``_common``). A folder is read as a Messenger
-thread folder or a Telegram HTML export folder. Anything else is refused with one ChatExportError.
+or Instagram thread folder, a Messenger end-to-end download, a Telegram HTML export folder or a
+Discord data package. Anything else is refused with one ChatExportError.
 """
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ from typing import Iterator
 
 from ..errors import ChatExportError
 from ..message import Message
-from . import discord, imessage_csv, imessage_db, messenger, telegram, whatsapp
+from . import discord, discord_package, imessage_csv, imessage_db, messenger, telegram, whatsapp
 from .base import Reader, decode_head
 
 READERS: dict[str, Reader] = {
@@ -46,6 +51,7 @@ READERS: dict[str, Reader] = {
     "telegram": telegram.READER,
     "messenger": messenger.READER,
     "discord": discord.READER,
+    "discord-package": discord_package.READER,
 }
 FORMATS = ("auto", *READERS)
 
@@ -79,8 +85,9 @@ def detect_format(path: Path) -> str:
         for name, reader in READERS.items():
             if reader.reads_folders and reader.sniff_dir(path):
                 return name
-        raise ChatExportError(f"{path}: a folder that is not a Messenger thread folder (no message_N.json in it) "
-                              "nor a Telegram HTML export (no messages.html); pass the export files themselves")
+        raise ChatExportError(f"{path}: a folder that is not a Messenger or Instagram thread folder (no message_N.json "
+                              "in it), a Messenger end-to-end download, a Telegram HTML export (no messages.html) nor a "
+                              "Discord data package (no messages/index.json); pass the export files themselves")
     head = _head(path)
     for name, reader in READERS.items():
         if reader.sniff(path, head):

@@ -111,18 +111,19 @@ class _QuoteGuard:
 
 
 @contextmanager
-def _json_file(path: Path, what: str, notes: list | None = None) -> Iterator[_QuoteGuard]:
-    """``path`` opened for ijson: a UTF-8 byte-order mark skipped, lone surrogates and huge
-    integers mended (repairs reported to ``notes``), long strings refused."""
-    with open(path, "rb") as handle:
+def _json_file(path: Path, what: str, notes: list | None = None, opener=None) -> Iterator[_QuoteGuard]:
+    """``path`` opened for ijson (by ``opener()`` when given: a zip member): a UTF-8 byte-order
+    mark skipped, lone surrogates and huge integers mended (repairs reported to ``notes``), long
+    strings refused."""
+    with (opener() if opener is not None else open(path, "rb")) as handle:
         if handle.read(3) != b"\xef\xbb\xbf":
             handle.seek(0)
         yield _QuoteGuard(RepairingReader(handle, path_text(path), notes), path, what)
 
 
-def json_events(path: Path, what: str) -> Iterator[tuple[str, str, Any]]:
+def json_events(path: Path, what: str, opener=None) -> Iterator[tuple[str, str, Any]]:
     """``(prefix, event, value)`` of a JSON file, as ``ijson.parse`` gives them, depth bounded."""
-    with _json_file(path, what) as handle:
+    with _json_file(path, what, opener=opener) as handle:
         try:
             for prefix, event, value in ijson.parse(handle, buf_size=_JSON_BUFFER, use_float=True):
                 if len(prefix) > _MAX_PREFIX:
@@ -132,11 +133,11 @@ def json_events(path: Path, what: str) -> Iterator[tuple[str, str, Any]]:
             raise json_error(path, what, exc) from None
 
 
-def json_items(path: Path, prefix: str, what: str, notes: list | None = None) -> Iterator[Any]:
+def json_items(path: Path, prefix: str, what: str, notes: list | None = None, opener=None) -> Iterator[Any]:
     """The values at ``prefix`` (``"messages.item"``), one at a time. Call after :func:`json_events`
     has been through the file (it checks the depth this relies on). Characters repaired on the way
     are reported to ``notes`` (``file:line: ...``)."""
-    with _json_file(path, what, notes) as handle:
+    with _json_file(path, what, notes, opener) as handle:
         try:
             yield from ijson.items(handle, prefix, use_float=True)
         except ijson.JSONError as exc:

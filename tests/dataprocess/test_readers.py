@@ -521,7 +521,8 @@ def test_detect_every_format(tmp_path):
         **{path: "whatsapp" for path in WA.iterdir() if path.is_file()},
     }
     assert {p: detect_format(p) for p in expected} == expected
-    assert set(FORMATS) == {"auto", "imessage", "imessage-db", "whatsapp", "telegram", "messenger", "discord"}
+    assert set(FORMATS) == {"auto", "imessage", "imessage-db", "whatsapp", "telegram", "messenger", "discord",
+                            "discord-package"}
     assert list(READERS) == list(FORMATS[1:])
 
 

@@ -239,3 +239,77 @@ def test_instagram_files_given_one_by_one_make_one_chat_in_order(tmp_path):
     result = run_process([IG_THREAD / "message_1.json", IG_THREAD / "message_2.json"], Workspace(tmp_path / "ws"),
                          rules=Rules(since=__import__("datetime").datetime(2020, 1, 1)))
     assert result.stats["kept_chats"] == 1 and result.stats["read"] == 11
+
+
+# ---------------------------------------------------------------- Discord's own data package
+
+PKG_2025 = FIXTURES / "discord" / "package_2025"
+PKG_2021 = FIXTURES / "discord" / "package_2021"
+
+
+def _zip_folder(folder: Path, path: Path, top: str = "") -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                archive.write(file, top + file.relative_to(folder).as_posix())
+    return path
+
+
+def test_discord_package_each_channel_a_chat_only_my_messages(tmp_path):
+    expected = [
+        ("Climbing Club #general", True, "2024-12-01 09:12:44", "new holds on the overhang!", "text"),
+        ("Climbing Club #general", True, "2024-12-02 18:30:00", "anyone up for bouldering thursday?", "text"),
+        ("kai.m", False, "2025-01-18 20:59:40", "ok wait, line one\nand line two", "text"),
+        ("kai.m", False, "2025-01-18 21:01:05", "this one's good https://open.spotify.com/track/4uLU6hMCjMI75M1A2tKUQC",
+         "text"),
+        ("kai.m", False, "2025-01-18 21:02:31", "", "media"),  # an attachment only
+        ("kai.m", False, "2025-01-18 21:10:47", "", "system"),  # a sticker or a call: the package does not say
+        ("kai.m", False, "2025-01-18 21:14:09", "see you at the wall at 7 🧗", "text"),
+        ("trip to fontainebleau", True, "2024-12-20 10:00:00", "I booked the gîte 🎉", "text"),
+    ]
+    given = [PKG_2025, PKG_2025 / "Messages", _zip_folder(PKG_2025, tmp_path / "package.zip"),
+             _zip_folder(PKG_2025, tmp_path / "nested.zip", top="package/")]
+    for path in given:
+        assert detect_format(path) == "discord-package", path
+        msgs = list(read_export(path))
+        assert [(m.chat, m.is_group, m.timestamp.strftime("%Y-%m-%d %H:%M:%S"), m.text, m.kind) for m in msgs] \
+            == expected, path
+        assert {(m.sender, m.from_me) for m in msgs} == {("Rin", True)}  # account/user.json's global_name
+
+
+def test_discord_package_2021_csv_layout_and_a_bad_row(tmp_path):
+    skipped: list = []
+    msgs = list(read_export(PKG_2021, skipped=skipped))
+    assert [(m.chat, m.timestamp.strftime("%H:%M:%S"), m.text, m.kind) for m in msgs] == [
+        ("kai", "19:15:00", "are you coming tonight?", "text"),  # "kai#0042": the discriminator dropped
+        ("kai", "19:20:01", "", "media"),
+        ("kai", "19:22:10", 'haha yes, "that" one\nsecond line', "text"),  # a quoted, multi-line CSV field
+        ("Old Server #Unknown channel", "12:00:00", "gg everyone", "text"),
+    ]
+    assert {m.sender for m in msgs} == {"rin"}
+    (file, line, reason), = skipped
+    assert file.endswith("782736451092837465/messages.csv") and line == 5 and "not a time" in reason
+
+
+def test_discord_package_dm_named_from_recipients_when_the_index_does_not(tmp_path):
+    shutil.copytree(PKG_2025, tmp_path / "pkg")
+    (tmp_path / "pkg" / "Messages" / "index.json").write_text("{}", encoding="utf-8")
+    chats = {m.chat for m in read_export(tmp_path / "pkg")}
+    assert "Discord user 318273645091827364" in chats and "Climbing Club #general" in chats
+
+
+def test_discord_package_alone_makes_no_reply_pairs_and_says_so(tmp_path):
+    result = CliRunner().invoke(main, ["process", str(PKG_2025), "--workspace", str(tmp_path / "ws"),
+                                       "--since", "2020-01-01"])
+    assert result.exit_code != 0 and "no reply pairs" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "ws" / "data").exists() or not any((tmp_path / "ws" / "data").iterdir())
+
+
+def test_discord_package_zip_bomb_member_is_refused(tmp_path):
+    path = tmp_path / "package.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("messages/index.json", '{"1187293846512345678": "Direct Message with kai"}')
+        archive.writestr("messages/c1187293846512345678/messages.json", "[" + " " * (64 << 20) + "]")
+    assert detect_format(path) == "discord-package"
+    with pytest.raises(ChatExportError, match="zip bomb"):
+        list(read_export(path))
