@@ -539,7 +539,7 @@ def test_unknown_binary_and_wrongly_forced_inputs_are_refused(tmp_path):
         read(WA / "WhatsApp Chat with Alex.txt", fmt="telegram")
     with pytest.raises(ChatExportError, match="Messages database"):
         read(WA / "WhatsApp Chat with Alex.txt", fmt="imessage-db")
-    with pytest.raises(ChatExportError, match="not a Messenger thread folder"):
+    with pytest.raises(ChatExportError, match="not a Messenger or Instagram thread folder.*nor a Discord data package"):
         read(tmp_path)
     with pytest.raises(ChatExportError, match="a folder, not a whatsapp export"):
         read(FB_LINH, fmt="whatsapp")
