@@ -313,3 +313,99 @@ def test_discord_package_zip_bomb_member_is_refused(tmp_path):
     assert detect_format(path) == "discord-package"
     with pytest.raises(ChatExportError, match="zip bomb"):
         list(read_export(path))
+
+
+# ---------------------------------------------------------------- one bad record never costs the file
+
+
+def _telegram_chat(texts: list[str]) -> str:
+    messages = ",\n".join(
+        f'  {{"id": {i}, "type": "message", "date": "2024-06-01T10:0{i}:00", "date_unixtime": "{1717236000 + 60 * i}", '
+        f'"from": "{"Omar" if i % 2 else "Léa"}", "from_id": "user{1 + i % 2}", "text": "{text}"}}'
+        for i, text in enumerate(texts))
+    return '{"name": "Omar", "type": "personal_chat", "id": 77, "messages": [\n' + messages + "\n]}\n"
+
+
+def test_telegram_lone_surrogate_keeps_the_message_with_a_replacement_character(tmp_path):
+    path = tmp_path / "result.json"
+    # written by hand as an exporter writes an emoji cut in half: valid JSON, not valid UTF-16
+    path.write_text(_telegram_chat(["hi", "cut \\ud83d here", "still \\ud83d\\ude00 whole", "bye"]), encoding="utf-8")
+    notes: list[str] = []
+    msgs = list(read_export(path, notes=notes))
+    assert [m.text for m in msgs] == ["hi", "cut \ufffd here", "still 😀 whole", "bye"]
+    assert notes == [f"{path}:3: a broken character (\\ud83d, half of an emoji) read as U+FFFD; the message is kept"]
+
+
+@pytest.mark.parametrize("layout", ["classic", "e2ee", "instagram"])
+def test_messenger_timestamp_beyond_64_bits_skips_that_record_only(tmp_path, layout):
+    if layout == "e2ee":
+        source = (E2EE / "LinhNguyen_12.json").read_text(encoding="utf-8")
+        path = tmp_path / "LinhNguyen_12.json"
+        path.write_text(source.replace('"timestamp": 1739561520000', '"timestamp": 99999999999999999999999999'),
+                        encoding="utf-8")
+        total, before = 10, 0
+    else:
+        folder = IG_THREAD if layout == "instagram" else (FIXTURES / "messenger" / "your_activity" / "messages"
+                                                          / "inbox" / "linhnguyen_1234")
+        source = (folder / "message_1.json").read_text(encoding="utf-8")
+        stamp = next(part.split(",")[0].strip() for part in source.split('"timestamp_ms":')[1:2])
+        path = tmp_path / "message_1.json"
+        path.write_text(source.replace(f'"timestamp_ms": {stamp}', '"timestamp_ms": 99999999999999999999999', 1),
+                        encoding="utf-8")
+        base: list = []
+        total = len(list(read_export(folder / "message_1.json", skipped=base)))
+        before = len(base)  # the classic fixture holds one bad time of its own
+    skipped: list = []
+    msgs = list(read_export(path, skipped=skipped))
+    assert len(msgs) == total - 1 and len(skipped) == before + 1
+    assert skipped[0][0].endswith(path.name) and isinstance(skipped[0][1], int)
+    assert any("out of range" in reason for _, _, reason in skipped)
+
+
+def test_a_name_that_is_not_utf8_reads_and_writes_its_report(tmp_path):
+    raw = os.fsencode(tmp_path) + b"/WhatsApp Chat with Giulia \xff\xfe.txt"
+    shutil.copy(WA / "WhatsApp Chat with Giulia.txt", raw)
+    path = Path(os.fsdecode(raw))
+    result = CliRunner().invoke(main, ["process", str(path), "--workspace", str(tmp_path / "ws"),
+                                       "--since", "2010-01-01", "--me", "Paolo"])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "Giulia \\xff\\xfe.txt" in result.output
+    report = json.loads((tmp_path / "ws" / "data" / "report.json").read_text(encoding="utf-8"))
+    assert any("Giulia \\xff\\xfe.txt" in name for name in report["inputs"])
+    assert (tmp_path / "ws" / "data" / "train.jsonl").exists()
+
+
+@pytest.mark.parametrize("make", ["fifo", "socket"])
+def test_a_special_file_named_like_an_export_is_refused_at_once(tmp_path, make):
+    import signal
+    import socket
+
+    path = tmp_path / "WhatsApp Chat with Ann.txt"
+    if make == "fifo":
+        os.mkfifo(path)
+    else:
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(path))
+    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("hung on a special file")))
+    signal.alarm(20)
+    try:
+        with pytest.raises(ChatExportError, match="not a regular file"):
+            list(read_export(path))
+        result = CliRunner().invoke(main, ["process", str(path), "--workspace", str(tmp_path / "ws")])
+    finally:
+        signal.alarm(0)
+        if make == "socket":
+            server.close()
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "not a regular file" in result.output
+    assert not (tmp_path / "ws" / "data").exists() or not any((tmp_path / "ws" / "data").iterdir())
+
+
+def test_the_summary_names_each_failure_as_file_and_line(tmp_path):
+    path = tmp_path / "WhatsApp Chat with Giulia.txt"
+    text = (WA / "WhatsApp Chat with Giulia.txt").read_text(encoding="utf-8")
+    path.write_text(text.replace("12/09/2012 21:05:37", "31/02/2012 21:05:37"), encoding="utf-8")
+    result = CliRunner().invoke(main, ["process", str(path), "--workspace", str(tmp_path / "ws"),
+                                       "--since", "2010-01-01"])
+    assert result.exit_code == 0, result.output
+    assert f"{path}:2" in result.output and "skipped 1 malformed record" in result.output
