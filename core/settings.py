@@ -6,6 +6,7 @@
     [data]      the data rules (Rules)               written by `twin process`, read by serve
     [train]     base model (name + fingerprint), quantization, steps, losses   written by train
     [sampling]  decoding defaults (Sampling)         read by serve, chat, eval and the Modelfile
+    [timing]    the person's reply timing (Timing)   written by `twin process`, read by `twin bot`
 
 The defaults of each field are the defaults of the matching command-line option: the click
 options take them from here. A file written by an older or newer twin still reads: unknown
@@ -119,11 +120,32 @@ class Sampling:
 
 
 @dataclass
+class Timing:
+    """How the person times their messages, measured by `twin process` (dataprocess.timing) from
+    their own chats and played back by `twin bot` (bot.timing). Each ``*_s`` field is a
+    distribution in seconds: its quantiles at evenly spaced levels from 0 to 1 (empty: not
+    measured). ``replies`` is how many replies were measured."""
+
+    replies: int = 0
+    reply_latency_s: tuple[float, ...] = ()   # the contact's last message -> my first of the reply
+    burst_gap_s: tuple[float, ...] = ()       # between consecutive messages of one reply of mine
+    contact_gap_s: tuple[float, ...] = ()     # between consecutive messages of a contact's burst
+    contact_burst_s: tuple[float, ...] = ()   # a contact's first -> last message before I answer
+    parts_per_reply: float = 0.0              # mean messages in one reply of mine
+    typing_chars_per_s: float = 7.0           # fast end of my typing (the floor of a message's delay)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Timing":
+        return _from_dict(cls, data, "timing")
+
+
+@dataclass
 class Settings:
     persona: Persona = field(default_factory=Persona)
     data: Rules = field(default_factory=Rules)
     train: TrainRecord | None = None
     sampling: Sampling = field(default_factory=Sampling)
+    timing: Timing | None = None       # written by `twin process` (older workspaces: none)
     # Sections another twin version wrote that this one does not know: kept, written back.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -134,6 +156,8 @@ class Settings:
         if self.train is not None:
             doc["train"] = _drop_none(asdict(self.train))
         doc["sampling"] = asdict(self.sampling)
+        if self.timing is not None:
+            doc["timing"] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.timing).items()}
         return tomli_w.dumps(doc)
 
     @classmethod
@@ -142,12 +166,13 @@ class Settings:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"{where} is not valid TOML: {exc}") from None
-        known = {"persona", "data", "train", "sampling"}
+        known = {"persona", "data", "train", "sampling", "timing"}
         return cls(
             persona=_from_dict(Persona, doc.get("persona", {}), "persona", where),
             data=_from_dict(Rules, doc.get("data", {}), "data", where),
             train=_from_dict(TrainRecord, doc["train"], "train", where) if "train" in doc else None,
             sampling=_from_dict(Sampling, doc.get("sampling", {}), "sampling", where),
+            timing=_from_dict(Timing, doc["timing"], "timing", where) if "timing" in doc else None,
             extra={k: v for k, v in doc.items() if k not in known},
         )
 

@@ -31,6 +31,7 @@ from .readers import read_export
 from .readers.base import path_text
 from .report import ReplyStats, Tally, build_report, cached_tokenizer, write_charts
 from .spool import ExampleSpool, token_sizes, word_sizes
+from .timing import TimingStats
 
 
 @dataclass
@@ -87,11 +88,14 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     # replies of examples that turn out to be duplicates are taken out of them afterwards.
     tokenizer = cached_tokenizer(workspace)
     duplicates = ReplyStats()
+    timing = TimingStats(rules, seed=rules.seed)  # the person's timing, for `twin bot`
     with _staging(workspace) as staging, \
             ForkedCall(count_replies, by_chat, rules, parallel=stats["kept_messages"] >= FORK_AFTER) as counting, \
             ExampleSpool(dedupe=rules.dedupe, sizes=token_sizes(tokenizer) if tokenizer else word_sizes) as spool:
         for chat in sorted(by_chat):
-            for pair in pairs_from_chat(chat, by_chat.pop(chat) if counting.forked else by_chat[chat], rules, stats):
+            kept = by_chat.pop(chat) if counting.forked else by_chat[chat]
+            timing.add(kept)
+            for pair in pairs_from_chat(chat, kept, rules, stats):
                 if not spool.add(example_from_pair(pair, persona)):
                     duplicates.add(pair.reply)
         replies = counting.result()
@@ -113,6 +117,7 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
                               stats=dict(stats), tally=tally, examples=counts, tokens=tokens,
                               token_unit="tokens" if tokenizer else "words", replies=replies, skipped=skipped)
         report["notes"] = notes[:MAX_NOTES]
+        report["timing"] = timing.report()
         # printable(): no lone surrogate (a name's undecodable byte) can make the encoding fail
         write_atomic(staging / "report.json",
                      printable(json.dumps(report, indent=2, ensure_ascii=False)).encode("utf-8"))
@@ -120,6 +125,7 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
         settings = workspace.settings()
         settings.persona = Persona(name=persona, facts=Path(facts_path).name if facts_path else None)
         settings.data = rules
+        settings.timing = timing.settings()
         staged_settings = staging / ".twin.toml"  # a dot: not one of the data files moved below
         settings.save(staged_settings)
         _move_into(staging, workspace.data_dir)

@@ -332,4 +332,9 @@ def write_charts(report: dict, out_dir: Path) -> list[Path]:
         axis.barh(labels, [c for _, c in terms][::-1], color="#8a5ad0")
         axis.set_title(title)
     save(fig, "top_words.png")
+
+    if report.get("timing"):
+        from .timing import write_timing_chart
+
+        write_timing_chart(report["timing"], save)
     return charts
