@@ -254,27 +254,62 @@ def decode_head(start: bytes) -> str:
     return start[bom:].decode(codec, errors="replace")
 
 
-def text_lines(raw: BinaryIO, where: str) -> Iterator[str]:
+_BAD_BYTES = [0]  # bytes the codec could not decode, ever (a reader takes the difference around a call)
+_MAX_BYTE_NOTES = 20  # notes about undecodable bytes per file (the count goes on)
+
+
+def _count_undecodable(exc: UnicodeDecodeError) -> tuple[str, int]:
+    _BAD_BYTES[0] += exc.end - exc.start
+    return "\ufffd", exc.end
+
+
+codecs.register_error("twin.replace-counted", _count_undecodable)
+
+
+class TextLines:
+    """The lines of a text stream (iterate it once), and how many bytes were not valid text."""
+
+    __slots__ = ("_lines", "bad_bytes")
+
+    def __init__(self, raw: BinaryIO, where: str, notes: list | None):
+        self.bad_bytes = 0
+        self._lines = itertools.chain.from_iterable(_line_chunks(raw, where, notes, self))
+
+    def __iter__(self) -> Iterator[str]:
+        return self._lines
+
+    def __next__(self) -> str:
+        return next(self._lines)
+
+
+def text_lines(raw: BinaryIO, where: str, notes: list | None = None) -> TextLines:
     """The lines of a text stream, without their line ends, read in bounded chunks.
 
     Hand-written rather than ``io.TextIOWrapper`` because the wrapper builds a line of any length
     in memory (a 500 MB "line" costs 500 MB) and turns ``\r\r\n`` (old iPhone exports) into two
-    line ends. A line over :data:`MAX_LINE_CHARS` raises ChatExportError; invalid UTF-8 raises
-    UnicodeDecodeError (the caller's "not UTF-8 text"). The lines of a chunk come out of a list
-    through ``itertools.chain``, so a line costs no Python frame switch.
+    line ends. A line over :data:`MAX_LINE_CHARS` raises ChatExportError. Bytes that are not valid
+    UTF-8 (UTF-16) are one broken character each, not a broken file: each is read as U+FFFD, the
+    line is kept, ``bad_bytes`` counts them and ``notes`` (when a list) gets ``file:line: ...``
+    for the first lines holding one (a caller that finds no record at all says "not UTF-8 text").
+    The lines of a chunk come out of a list through ``itertools.chain``, so a line costs no
+    Python frame switch.
     """
-    return itertools.chain.from_iterable(_line_chunks(raw, where))
+    return TextLines(raw, where, notes)
 
 
-def _line_chunks(raw: BinaryIO, where: str) -> Iterator[list[str]]:
+def _line_chunks(raw: BinaryIO, where: str, notes: list | None, counts: TextLines) -> Iterator[list[str]]:
     first = raw.read(_CHUNK)
     codec, bom = detect_encoding(first)
-    decoder = codecs.getincrementaldecoder(codec)("strict")
+    decoder = codecs.getincrementaldecoder(codec)("twin.replace-counted")
     chunk = first[bom:]
     carry = ""
+    line_no = 0  # lines given so far
+    noted = 0
     while True:
         final = not chunk
+        before = _BAD_BYTES[0]
         text = carry + decoder.decode(chunk, final)
+        bad = _BAD_BYTES[0] - before
         pending = ""
         if "\r" in text:
             if not final and text.endswith("\r"):
@@ -285,10 +320,19 @@ def _line_chunks(raw: BinaryIO, where: str) -> Iterator[list[str]]:
         carry = lines.pop() + pending
         if len(carry) > MAX_LINE_CHARS:
             raise ChatExportError(f"{where}: a line longer than {MAX_LINE_CHARS:,} characters: not a chat export")
+        if final and carry:
+            lines.append(carry)
+            carry = ""
+        if bad:
+            counts.bad_bytes += bad
+            if notes is not None and noted < _MAX_BYTE_NOTES:
+                at = next((n for n, line in enumerate(lines) if "\ufffd" in line), len(lines))
+                notes.append(f"{where}:{line_no + at + 1}: {bad} byte{'s' if bad != 1 else ''} that "
+                             f"{'are' if bad != 1 else 'is'} not {codec.upper()} text read as U+FFFD; the text is kept")
+                noted += 1
+        line_no += len(lines)
         yield lines
         if final:
-            if carry:
-                yield [carry]
             return
         chunk = raw.read(_CHUNK)
 

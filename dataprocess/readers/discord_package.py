@@ -264,12 +264,12 @@ class DiscordPackageReader(Reader):
             if node is None:
                 return
             chat.data["file"] = Path(tree.where(node))
-            items = self._csv_rows(tree, node)
+            items = self._csv_rows(tree, node, chat.notes)
         yield from _oldest_first(items)
 
-    def _csv_rows(self, tree: _Tree, node) -> Iterator[tuple[int, Any]]:
+    def _csv_rows(self, tree: _Tree, node, notes: list) -> Iterator[tuple[int, Any]]:
         with tree.opener(node)() as raw:
-            reader = csv.DictReader(line + "\n" for line in text_lines(raw, tree.where(node)))
+            reader = csv.DictReader(line + "\n" for line in text_lines(raw, tree.where(node), notes))
             while True:
                 try:
                     row = next(reader)

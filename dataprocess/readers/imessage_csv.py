@@ -46,7 +46,7 @@ class IMessageCSVReader(Reader):
 
     def records(self, path: Path, chat: Chat) -> Iterator[tuple[int, dict]]:
         with open(path, "rb") as raw:  # bounded lines (base.text_lines), not the csv module's unbounded ones
-            reader = csv.DictReader(line + "\n" for line in text_lines(raw, path_text(path)))
+            reader = csv.DictReader(line + "\n" for line in text_lines(raw, path_text(path), chat.notes))
             try:
                 missing = [c for c in HEADER if c not in (reader.fieldnames or [])]
             except csv.Error as exc:  # the header itself is broken: not this export

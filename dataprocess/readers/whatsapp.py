@@ -26,7 +26,9 @@ location (``live location shared``), a contact card (``Name.vcf (file attached)`
 ….vcf>``, ``Contact card omitted``) and a poll (``POLL:`` with its question and ``OPTION:`` lines,
 kept as the message's text). A header with an impossible date (``31/02/2024``) is skipped with its
 continuation lines and recorded as malformed; so is text before the first header, and a message
-over 64 K characters.
+over 64 K characters. A byte that is not UTF-8 is one broken character (U+FFFD, the message kept,
+the line named in a note), not a broken file; a file with no header at all and such bytes is
+refused as "not UTF-8 text".
 
 **Day or month first** is decided per layout from the whole file (``whatsapp_layout.choose_order``:
 a field above 12, else the order under which the dates run forward, else the clock, the date's
@@ -385,7 +387,10 @@ class WhatsAppReader(Reader):
     def chats(self, path: Path) -> Iterator[Chat]:
         open_bytes, names = _opener(path)
         with open_bytes() as raw:
-            scan = _scan(text_lines(raw, path_text(path)))
+            lines = text_lines(raw, path_text(path))
+            scan = _scan(lines)
+        if scan.headers == 0 and lines.bad_bytes:
+            raise ChatExportError(f"{path}: not UTF-8 text, so not a whatsapp export")
         if scan.headers == 0:
             raise ChatExportError(f"{path}: no WhatsApp message lines found (expected '[date, time] Name: text' "
                                   "or 'date, time - Name: text')")
@@ -436,7 +441,7 @@ class WhatsAppReader(Reader):
             if why is not None and (layout is main or chat.dayfirst is None):
                 chat.notes.append(order_note(file.source, layout, orders[key], why))
         with file.open_bytes() as raw:
-            yield from _parse(text_lines(raw, path_text(path)), file.scan, orders)
+            yield from _parse(text_lines(raw, path_text(path), chat.notes), file.scan, orders)
 
     def message(self, record: tuple, chat: Chat, mine: frozenset[str]) -> Message:
         stamp, sender, text, extra = record

@@ -409,3 +409,13 @@ def test_the_summary_names_each_failure_as_file_and_line(tmp_path):
                                        "--since", "2010-01-01"])
     assert result.exit_code == 0, result.output
     assert f"{path}:2" in result.output and "skipped 1 malformed record" in result.output
+
+
+def test_a_byte_that_is_not_utf8_is_one_broken_character_not_a_refused_file(tmp_path):
+    path = tmp_path / "WhatsApp Chat with Giulia.txt"
+    data = (WA / "WhatsApp Chat with Giulia.txt").read_bytes()
+    path.write_bytes(data.replace("sì, tutto bene".encode(), b"s\xec, tutto bene"))  # Latin-1 in a UTF-8 file
+    notes: list[str] = []
+    msgs = list(read_export(path, notes=notes))
+    assert len(msgs) == 6 and msgs[1].text == "s\ufffd, tutto bene"
+    assert f"{path}:2: 1 byte that is not UTF-8 text read as U+FFFD; the text is kept" in notes
