@@ -45,9 +45,11 @@ def _macos_zip(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("layout", ["ios", "android", "macos-zip"])
+@pytest.mark.parametrize("layout", ["ios", "android", "ios-us", "android-us", "macos-zip"])
 def test_locations_contact_cards_and_polls_are_the_senders_messages(tmp_path, layout):
-    path = {"ios": IOS_CHAT, "android": ANDROID_CHAT}.get(layout) or _macos_zip(tmp_path)
+    path = {"ios": IOS_CHAT, "android": ANDROID_CHAT,
+            "ios-us": WA / "shared_ios_us" / "WhatsApp Chat - Marta.txt",
+            "android-us": WA / "shared_android_us" / "WhatsApp Chat with Marta.txt"}.get(layout) or _macos_zip(tmp_path)
     assert detect_format(path) == "whatsapp"
     msgs = list(read_export(path))
     assert len(msgs) == 10
@@ -55,10 +57,10 @@ def test_locations_contact_cards_and_polls_are_the_senders_messages(tmp_path, la
     assert by_sender == {"Marta": 3, "Jon": 5}  # Marta wrote 3: a text, a location, a poll
     assert {m.chat for m in msgs} == {"Marta"} and not any(m.is_group for m in msgs)
     shared = [(m.sender, m.kind, m.text.splitlines()[0]) for m in msgs if m.kind == "media"]
-    location = "Location" if layout != "android" else "location"
+    location = "location" if layout.startswith("android") else "Location"
     assert [s[:2] for s in shared] == [("Marta", "media"), ("Jon", "media"), ("Marta", "media"), ("Jon", "media")]
     assert shared[0][2] == f"{location}: https://maps.google.com/?q=41.38506,2.17340"
-    assert shared[1][2].endswith(("Bakery Sol.vcf>", "Bakery Sol.vcf (file attached)"))
+    assert shared[1][2].endswith(("Bakery Sol.vcf>", "Bakery Sol.vcf (file attached)", "Contact card omitted"))
     assert shared[3][2].lower() == "live location shared"
     poll = next(m for m in msgs if m.text.startswith("POLL:"))
     assert poll.text.split("\n") == ["POLL:", "what time?", "OPTION: 10:00 (1 vote)", "OPTION: 11:00 (0 votes)"]
