@@ -14,6 +14,7 @@ import click  # noqa: E402
 # bitsandbytes warns on import about an optional CPU kernel package that twin does not use.
 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
+from bot.cli import bot_command  # noqa: E402
 from dataprocess.cli import process_command  # noqa: E402
 from export.cli import export_command  # noqa: E402
 from server.chat import chat_command  # noqa: E402
@@ -45,6 +46,7 @@ main.add_command(eval_command)
 main.add_command(export_command)
 main.add_command(serve_command)
 main.add_command(chat_command)
+main.add_command(bot_command)
 
 if __name__ == "__main__":
     main()

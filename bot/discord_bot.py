@@ -1,0 +1,145 @@
+"""The Discord bot (discord.py): direct messages, and in servers only when mentioned or replied to.
+
+Servers are off unless ``--groups``. Messages are checked by bot.access (the allowlist by user
+id, channel id or @name; an owner's ``/pause`` and ``/resume``) and answered by bot.engine with
+the person's timing. discord.py keeps the gateway connection (it reconnects after a drop) and
+waits out Discord's rate limits itself; what still fails when sending is retried by the engine.
+Reading messages needs the bot's "Message Content" intent (the developer portal's Bot page).
+"""
+from __future__ import annotations
+
+import logging
+
+from .access import Access
+
+log = logging.getLogger("twin.bot")
+
+API_URL = "https://discord.com/api/v10"
+
+
+class DiscordTransport:
+    """Sends to the channels the messages came from (kept by id)."""
+
+    def __init__(self) -> None:
+        self.channels: dict[int, object] = {}
+
+    async def send(self, chat, text: str) -> None:
+        await self.channels[chat].send(text)
+
+    async def typing(self, chat) -> None:
+        await self.channels[chat].typing()  # awaited (not entered): one typing action
+
+    def retry_after(self, exc: BaseException) -> float | None:
+        import asyncio
+
+        import aiohttp
+        import discord
+
+        if isinstance(exc, discord.HTTPException) and not isinstance(exc, (discord.Forbidden, discord.NotFound)):
+            if exc.status == 429:
+                return max(0.1, float(getattr(exc, "retry_after", 0) or 1.0))
+            return 0.0 if exc.status >= 500 else None
+        if isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, discord.GatewayNotFound)):
+            return 0.0
+        return None
+
+
+def _for_me(message, me) -> tuple[bool, str]:
+    """Whether a server message is for the bot (mention or reply), and its text without the mention."""
+    text = message.content or ""
+    mentioned = any(user.id == me.id for user in message.mentions)
+    for form in (f"<@{me.id}>", f"<@!{me.id}>"):
+        text = text.replace(form, " ")
+    ref = message.reference.resolved if message.reference is not None else None
+    replied = ref is not None and getattr(getattr(ref, "author", None), "id", None) == me.id
+    return mentioned or replied, " ".join(text.split())
+
+
+def build_client(access: Access, make_engine, *, api_url: str | None = None):
+    """A discord.Client whose ``on_message`` feeds the engine; ``api_url`` moves discord.py's REST
+    base (``discord.http.Route.BASE``) to a proxy or stand-in."""
+    import discord
+
+    if api_url:
+        discord.http.Route.BASE = api_url.rstrip("/")
+    intents = discord.Intents.default()
+    intents.message_content = True
+    client = discord.Client(intents=intents)
+    transport = DiscordTransport()
+    client.twin_transport = transport
+    client.twin_engine = None
+
+    def engine():
+        if client.twin_engine is None:
+            client.twin_engine = make_engine(transport)
+        return client.twin_engine
+
+    @client.event
+    async def on_ready() -> None:
+        engine()
+        log.info("discord: connected as %s; answering %d allowed ids/names", client.user,
+                 len(access.allowed | access.owners))
+
+    @client.event
+    async def on_message(message) -> None:
+        me = client.user
+        if me is None or message.author.id == me.id:
+            return
+        if message.author.bot:
+            access.ignore("another bot")
+            return
+        text = message.content or ""
+        author, channel = message.author, message.channel
+        answer = access.command(text, author.id, author.name) if text else None
+        if answer is not None:
+            transport.channels[channel.id] = channel
+            await engine()._try(channel.id, transport.send, channel.id, answer, what="message")
+            return
+        if not text:
+            access.ignore("not text")
+            return
+        if not access.allows(author.id, author.name, channel.id):
+            access.ignore("not on the allowlist")
+            return
+        if access.paused:
+            access.ignore("paused")
+            return
+        if message.guild is not None:
+            if not access.groups:
+                access.ignore("server channel (see --groups)")
+                return
+            for_me, text = _for_me(message, me)
+            if not for_me or not text:
+                access.ignore("server message not for the bot")
+                return
+        if text.startswith("/"):
+            access.ignore("command")
+            return
+        transport.channels[channel.id] = channel
+        engine().incoming(channel.id, text)
+
+    @client.event
+    async def on_error(event, *args, **kwargs) -> None:
+        import sys
+
+        log.warning("discord: handling %s failed (%s)", event, type(sys.exc_info()[1]).__name__)
+
+    return client
+
+
+def run(client, token: str) -> None:
+    """Connect and run until Ctrl-C (discord.py closes the connection cleanly)."""
+    import asyncio
+
+    async def main() -> None:
+        async with client:
+            try:
+                await client.start(token, reconnect=True)
+            finally:
+                if client.twin_engine is not None:
+                    await client.twin_engine.close()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
