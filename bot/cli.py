@@ -168,13 +168,16 @@ def telegram_command(**opts):
 @bot_options
 @click.option("--api-url", default="https://discord.com/api/v10", show_default=True,
               help="Discord's REST base URL (a proxy).")
+@click.option("--gateway-url", default="wss://gateway.discord.gg/", show_default=True,
+              help="Discord's gateway (a proxy).")
 def discord_command(**opts):
     """Run the twin as a Discord bot (token: --token-file or DISCORD_BOT_TOKEN)."""
     from . import discord_bot
 
     with cli_errors():
         token, access, served, make_engine = prepare(opts, "DISCORD_BOT_TOKEN")
-        client = discord_bot.build_client(access, make_engine, api_url=opts["api_url"])
+        client = discord_bot.build_client(access, make_engine, api_url=opts["api_url"],
+                                          gateway_url=opts["gateway_url"])
         click.echo("discord bot running (Ctrl-C stops it)")
         try:
             discord_bot.run(client, token)

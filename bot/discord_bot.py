@@ -55,13 +55,18 @@ def _for_me(message, me) -> tuple[bool, str]:
     return mentioned or replied, " ".join(text.split())
 
 
-def build_client(access: Access, make_engine, *, api_url: str | None = None):
-    """A discord.Client whose ``on_message`` feeds the engine; ``api_url`` moves discord.py's REST
-    base (``discord.http.Route.BASE``) to a proxy or stand-in."""
+def build_client(access: Access, make_engine, *, api_url: str | None = None, gateway_url: str | None = None):
+    """A discord.Client whose ``on_message`` feeds the engine; ``api_url`` and ``gateway_url`` move
+    discord.py's REST base (``discord.http.Route.BASE``) and first gateway
+    (``DiscordWebSocket.DEFAULT_GATEWAY``) to a proxy or stand-in."""
     import discord
+    import yarl
+    from discord.gateway import DiscordWebSocket
 
     if api_url:
         discord.http.Route.BASE = api_url.rstrip("/")
+    if gateway_url:
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
     intents = discord.Intents.default()
     intents.message_content = True
     client = discord.Client(intents=intents)

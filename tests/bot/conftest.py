@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from core.settings import Persona, Settings, Timing
+from core.settings import Persona, Rules, Sampling, Settings, Timing
+from helpers.server import running
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from standin import StandIn  # noqa: E402
 
+HELLO = "hello, how are you?"
 TOKEN = "987654:TEST-secret-token-xyz"
 TWIN = Path(sys.executable).with_name("twin")
 # constant delays: latency 2 s, gaps 2 s, a contact's gaps 0.8 s (debounce), typing too fast to matter
@@ -51,22 +56,27 @@ class BotRun:
 
 
 @contextlib.contextmanager
-def running_bot(api: StandIn, workspace: Path, tmp_path: Path, *args: str, token: str = TOKEN):
-    """`twin bot telegram` against ``api`` until the block ends (then Ctrl-C: it must stop cleanly)."""
+def running_bot(api, workspace: Path, tmp_path: Path, *args: str, token: str = TOKEN, platform: str = "telegram"):
+    """`twin bot PLATFORM` against the stand-in ``api`` until the block ends (then Ctrl-C: it must
+    stop cleanly, with no token in its output)."""
     token_file = tmp_path / "token"
     token_file.write_text(token + "\n")
     log = tmp_path / f"bot-{len(list(tmp_path.glob('bot-*.log')))}.log"
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     env.pop("TELEGRAM_BOT_TOKEN", None)
-    since = api.clock()
+    since = time.monotonic()
+    identified = getattr(api, "identified", 0)
     with open(log, "w") as out:
-        process = subprocess.Popen([str(TWIN), "bot", "telegram", "--workspace", str(workspace), "--api-url", api.url,
+        process = subprocess.Popen([str(TWIN), "bot", platform, "--workspace", str(workspace), "--api-url", api.url,
                                     "--token-file", str(token_file), "--threads", "1", *args],
                                    stdout=out, stderr=subprocess.STDOUT, env=env)
     run = BotRun(process, log)
     try:
-        started = api.wait_for(lambda calls: any(c.method == "getUpdates" and c.at > since for c in calls) or
-                               process.poll() is not None, 120)
+        if platform == "telegram":
+            started = api.wait_for(lambda calls: any(c.method == "getUpdates" and c.at > since for c in calls) or
+                                   process.poll() is not None, 120)
+        else:
+            started = api.wait_for(lambda: api.identified > identified or process.poll() is not None, 120)
         assert started and process.poll() is None, run.log
         yield run
     finally:
@@ -80,3 +90,29 @@ def running_bot(api: StandIn, workspace: Path, tmp_path: Path, *args: str, token
     assert process.returncode == 0, run.log
     assert "stopped" in run.log
     assert token not in run.log and token.split(":")[1] not in run.log
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="session")
+def served(tiny_gguf):
+    """POST /generate on the same GGUF and settings (the bot's workspace keeps the defaults), and
+    a seed whose reply to HELLO has several messages."""
+    from server.app import create_app
+    from voice.llama import BatchedLlamaBackend
+
+    backend = BatchedLlamaBackend(tiny_gguf, parallel=1, threads=1)
+    app = create_app(backend, persona="maya", rules=Rules(), sampling=Sampling())
+    try:
+        with running(app) as url:
+            def generate(text, seed, history=None):
+                return _post(f"{url}/generate", {"text": text, "seed": seed, "history": history or []})
+
+            seed = next(s for s in range(40, 240) if len(generate(HELLO, s)["messages"]) >= 2)
+            yield generate, seed
+    finally:
+        backend.close()

@@ -2,43 +2,9 @@
 the Bot API on loopback, answering with a tiny GGUF."""
 from __future__ import annotations
 
-import json
 import subprocess
-import urllib.request
 
-import pytest
-
-from conftest import TOKEN, TWIN, running_bot
-from core.settings import Rules, Sampling
-from helpers.server import running
-
-HELLO = "hello, how are you?"
-
-
-def _post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())
-
-
-@pytest.fixture(scope="module")
-def served(tiny_gguf):
-    """POST /generate on the same GGUF and settings (the bot's workspace keeps the defaults), and
-    a seed whose reply to HELLO has several messages."""
-    from server.app import create_app
-    from voice.llama import BatchedLlamaBackend
-
-    backend = BatchedLlamaBackend(tiny_gguf, parallel=1, threads=1)
-    app = create_app(backend, persona="maya", rules=Rules(), sampling=Sampling())
-    try:
-        with running(app) as url:
-            def generate(text, seed, history=None):
-                return _post(f"{url}/generate", {"text": text, "seed": seed, "history": history or []})
-
-            seed = next(s for s in range(40, 240) if len(generate(HELLO, s)["messages"]) >= 2)
-            yield generate, seed
-    finally:
-        backend.close()
+from conftest import HELLO, TOKEN, TWIN, running_bot
 
 
 def _after(calls, at):
