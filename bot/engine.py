@@ -1,7 +1,9 @@
 """What the Telegram and Discord bots share: a chat's burst answered once, in the person's timing.
 
-A platform client hands each allowed message to :meth:`BotEngine.incoming`. The engine waits
-until the chat has been quiet for the debounce (bot.timing), then answers the whole burst once
+A platform client hands each allowed message to :meth:`BotEngine.incoming`. A burst's reply
+latency is drawn when it starts (bot.timing); each further message restarts the wait, so the
+reply is due that latency after the contact's last message. The engine starts generating that
+long before it is due, less the time generations have been taking, and answers the whole burst once
 through the server's own reply path: the history the chat has (the server's
 :class:`~server.conversations.ConversationStore`, same limits and expiry), the burst's messages
 as the contact's turn, the prompt and decoding defaults of :class:`~server.state.TwinState`
@@ -57,7 +59,8 @@ class ChatState:
     number: int
     pending: list[str] = field(default_factory=list)
     last: float = 0.0                 # time.monotonic() of the last message of the burst
-    task: asyncio.Task | None = None  # the debounce (then the answer) in progress
+    task: asyncio.Task | None = None  # the wait (then the answer) in progress
+    latency: float | None = None      # the burst's drawn latency (scaled seconds)
     busy: bool = False                # generating or sending: new messages wait for the next burst
 
 
@@ -69,6 +72,7 @@ class BotEngine:
         self.chats: dict[Hashable, ChatState] = {}
         self.answered = 0
         self.failures = 0
+        self.generation_s = 0.0  # how long generations take (moving average): started that much early
 
     # --- what a platform client calls -------------------------------------------------------------
 
@@ -96,19 +100,23 @@ class BotEngine:
     def _schedule(self, chat: Hashable, state: ChatState) -> None:
         if state.task is not None and not state.task.done():
             state.task.cancel()
+        if state.latency is None:
+            state.latency = self.player.latency()
         state.task = asyncio.get_running_loop().create_task(self._answer_when_quiet(chat, state))
 
     async def _answer_when_quiet(self, chat: Hashable, state: ChatState) -> None:
         try:
-            await asyncio.sleep(self.player.debounce())
+            wait = max(self.player.debounce(), state.latency - self.generation_s) - (time.monotonic() - state.last)
+            await asyncio.sleep(max(0.0, wait))
             state.busy = True
             burst, state.pending = state.pending, []
+            latency, state.latency = state.latency, None
             try:
-                await self._answer(chat, state, burst)
+                await self._answer(chat, state, burst, latency)
             finally:
                 state.busy = False
             if state.pending:  # arrived while answering: the next burst
-                state.task = asyncio.get_running_loop().create_task(self._answer_when_quiet(chat, state))
+                self._schedule(chat, state)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - one chat's failure never stops the bot
@@ -133,7 +141,7 @@ class BotEngine:
         twin.conversations.append(OWNER, key, *[("user", text) for text in burst], ("assistant", reply.text))
         return reply
 
-    async def _answer(self, chat: Hashable, state: ChatState, burst: list[str]) -> None:
+    async def _answer(self, chat: Hashable, state: ChatState, burst: list[str], latency: float) -> None:
         if self.rate is not None:
             wait = self.rate.check(str(chat))
             if wait:
@@ -147,8 +155,10 @@ class BotEngine:
             log.warning("chat #%d: no reply (%s)", state.number, type(exc).__name__)
             return
         generated = time.monotonic()
+        took = generated - started
+        self.generation_s = took if not self.answered else 0.8 * self.generation_s + 0.2 * took
         parts = reply.messages
-        plan = self.player.plan(parts)
+        plan = self.player.plan(parts, latency)
         # the first part is due its latency after the contact's last message, each next one its gap
         # after the one before went out
         sent, late = state.last, 0.0

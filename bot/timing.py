@@ -3,10 +3,10 @@
 A :class:`TimingPlayer` draws from the stored distributions (inverse CDF over the quantiles, a
 seeded generator) the delays of one reply:
 
-- the **debounce**: how long a chat must be quiet before its burst counts as over (the 80th
-  percentile of the gaps between a contact's messages: most bursts would have gone on by then);
-- the **latency** of the first part, from the contact's last message (a reply latency draw, at
-  least the debounce);
+- the **latency** of a reply, from the contact's last message to the first part (a reply
+  latency draw, made when a burst starts; every further message of the burst restarts it);
+- the **debounce**, the least quiet after a contact's last message before an answer (the median
+  of the gaps between a contact's messages), should a latency draw be shorter;
 - the **gap** before each later part (a burst-gap draw).
 
 Every delay is at least the time to type its message at the person's typing speed (no
@@ -23,7 +23,7 @@ import numpy as np
 
 from core.settings import Timing
 
-DEBOUNCE_LEVEL = 0.8
+DEBOUNCE_LEVEL = 0.5
 DEFAULT_TIMING = Timing(replies=0, reply_latency_s=(4.0, 8.0, 15.0, 30.0, 90.0),
                         burst_gap_s=(1.5, 3.0, 5.0, 8.0, 15.0), contact_gap_s=(1.0, 3.0, 5.0, 10.0, 30.0),
                         contact_burst_s=(0.0, 0.0, 5.0, 15.0, 60.0), parts_per_reply=1.5, typing_chars_per_s=7.0)
@@ -70,16 +70,24 @@ class TimingPlayer:
         """Unscaled seconds to type ``text`` at the person's fast end."""
         return len(text) / max(0.5, self.timing.typing_chars_per_s)
 
-    def plan(self, parts: list[str]) -> Plan:
-        """The delays of a reply made of ``parts``."""
+    def latency(self) -> float:
+        """A reply's latency (scaled): from the contact's last message to the first part."""
+        if self.instant:
+            return 0.0
+        chosen = max(draw(self.timing.reply_latency_s, self._rng.random()),
+                     draw(self.timing.contact_gap_s, DEBOUNCE_LEVEL))
+        return min(self.max_delay, chosen) * self.speed
+
+    def plan(self, parts: list[str], latency: float | None = None) -> Plan:
+        """The delays of a reply made of ``parts``: ``latency`` (scaled; drawn when None), raised
+        to the first part's typing time, then a gap before each later part."""
         if self.instant:
             return Plan([0.0] * len(parts), [0.0] * len(parts))
         delays, typing = [], []
-        debounce = draw(self.timing.contact_gap_s, DEBOUNCE_LEVEL)
         for i, part in enumerate(parts):
             typed = self.typing_time(part)
             if i == 0:
-                chosen = max(draw(self.timing.reply_latency_s, self._rng.random()), debounce)
+                chosen = (self.latency() if latency is None else latency) / self.speed
             else:
                 chosen = draw(self.timing.burst_gap_s, self._rng.random())
             chosen = min(self.max_delay, max(chosen, typed))

@@ -11,7 +11,7 @@ of each other are one turn) and four things are measured:
 - **contact gap**: between consecutive messages of a contact's turn (the bot's debounce);
 - **contact burst**: a contact's turn from its first to its last message, before I answer;
 
-plus the messages per reply and a typing speed (the fast end, 95th percentile, of characters per second of my
+plus the messages per reply and a typing speed (the fast end, 99th percentile, of characters per second of my
 messages sent within a burst). Values go into bounded, seeded reservoir samples (memory stays
 bounded at any history size) and are stored as quantiles at evenly spaced levels: in
 ``twin.toml`` ``[timing]`` (:class:`core.settings.Timing`) and in the data report, with a chart.
@@ -115,11 +115,11 @@ class TimingStats:
         return sum(self.parts.values())
 
     def typing_speed(self) -> float:
-        """The fast end (95th percentile) of my characters per second within a burst, bounded."""
+        """The fast end (99th percentile) of my characters per second within a burst, bounded."""
         if len(self.typing.values) < 10:
             return Timing().typing_chars_per_s
         low, high = TYPING_BOUNDS
-        return round(float(min(high, max(low, np.quantile(self.typing.values, 0.95)))), 2)
+        return round(float(min(high, max(low, np.quantile(self.typing.values, 0.99)))), 2)
 
     def settings(self) -> Timing:
         """The ``[timing]`` section of twin.toml."""
