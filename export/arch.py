@@ -61,8 +61,6 @@ _RULES = {
     "gemma3_text": ArchRule("GEMMA3", norm_offset=1.0, family="Gemma 3"),
 }
 
-SUPPORTED_MODEL_TYPES = tuple(_RULES)
-
 # Multimodal checkpoints (Gemma 3 4B+) nest the text model; the vision side is not exported.
 _PREFIXES = (("model.language_model.", "model."), ("language_model.model.", "model."),
              ("language_model.lm_head.", "lm_head."))

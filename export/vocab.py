@@ -253,18 +253,14 @@ def read_vocab(hf_dir: Path | str, n_vocab: int | None = None,
     return _read_bpe(hf_dir, tok, tokenizer_json, n_vocab, config)
 
 
-def _merges(tokenizer_json: dict) -> list[str]:
-    """BPE merges as GGUF stores them: "left right" strings. A space inside a part (possible in
-    the newer pair format) is shifted to chr(ord(" ") + 256), as gguf.SpecialVocab does."""
-    merges = (tokenizer_json.get("model") or {}).get("merges") or []
-    out: list[str] = []
-    for merge in merges:
-        if isinstance(merge, str):
-            out.append(merge)
-        else:  # ["left", "right"] (tokenizers >= 0.20); parts may contain spaces
-            out.append(" ".join("".join(chr(ord(c) + 256) if c == " " else c for c in part)
-                                for part in merge))
-    return out
+def _special_vocab(hf_dir: Path, n_vocab: int) -> Any:
+    """gguf-py's own reader of what llama.cpp's converter takes from the tokenizer files: the BPE
+    merges (as "left right" strings, spaces inside a part shifted as llama.cpp expects), the
+    special token ids of tokenizer_config.json / config.json, and the chat template."""
+    import gguf
+
+    return gguf.SpecialVocab(hf_dir, load_merges=True, n_vocab=n_vocab,
+                             special_token_types=("bos", "eos", "unk", "pad"))
 
 
 def _merge_pairs(tokenizer_json: dict) -> list[tuple[str, str]]:
@@ -298,10 +294,17 @@ def _token_table(vocab: dict[str, int], n_vocab: int, token_type) -> tuple[dict[
 
 
 def _specials(tok, vocab: dict[str, int], by_id: dict[int, str], n_vocab: int,
-              config: dict) -> dict[str, Any]:
-    """Special token ids, add-bos/eos behaviour and chat template (shared by both families)."""
+              config: dict, files: Any) -> dict[str, Any]:
+    """Special token ids, add-bos/eos behaviour and chat template (shared by every family).
+
+    ``files`` is :func:`_special_vocab`'s reading of the tokenizer files; where it names no id
+    (tokenizers saved without a tokenizer_config.json), the loaded tokenizer's and then the
+    model config's are used."""
 
     def special(kind: str) -> int | None:
+        tid = files.special_token_ids.get(kind)
+        if isinstance(tid, int) and 0 <= tid < n_vocab:
+            return tid
         tid = getattr(tok, f"{kind}_token_id", None)
         if isinstance(tid, int) and 0 <= tid < n_vocab:
             return tid
@@ -310,11 +313,12 @@ def _specials(tok, vocab: dict[str, int], by_id: dict[int, str], n_vocab: int,
     bos_id, eos_id, unk_id, pad_id = (special(k) for k in ("bos", "eos", "unk", "pad"))
 
     # add_bos / add_eos: observe what the tokenizer really does rather than trusting flags
+    # (SpecialVocab reads the flags, which many tokenizer_config.json files leave out or get wrong)
     probe = tok("a")["input_ids"]
     add_bos = bool(probe) and bos_id is not None and probe[0] == bos_id
     add_eos = bool(probe) and eos_id is not None and probe[-1] == eos_id and len(probe) > 1
 
-    chat_template = getattr(tok, "chat_template", None)
+    chat_template = files.chat_template or getattr(tok, "chat_template", None)
     if isinstance(chat_template, dict):  # several named templates
         chat_template = [{"name": k, "template": v} for k, v in chat_template.items()]
     eot = end_of_turn_token(chat_template, set(vocab))
@@ -364,7 +368,8 @@ def _read_bpe(hf_dir: Path, tok, tokenizer_json: dict, n_vocab: int | None,
 
     by_id, tokens, toktypes = _token_table(vocab, n_vocab, token_type)
 
-    merges = _merges(tokenizer_json)
+    files = _special_vocab(hf_dir, n_vocab)
+    merges = files.merges
     if not merges:
         raise UnsupportedModelError(f"the tokenizer in {hf_dir} has no BPE merges")
 
@@ -374,7 +379,7 @@ def _read_bpe(hf_dir: Path, tok, tokenizer_json: dict, n_vocab: int | None,
 
     return TokenizerVocab(
         model="gpt2", tokens=tokens, toktypes=[int(t) for t in toktypes], merges=merges, pre=pre,
-        pre_reason=reason, **_specials(tok, vocab, by_id, n_vocab, _read_config(hf_dir, config)))
+        pre_reason=reason, **_specials(tok, vocab, by_id, n_vocab, _read_config(hf_dir, config), files))
 
 
 def read_spm_vocab(hf_dir: Path | str, n_vocab: int | None = None,
@@ -440,7 +445,8 @@ def _read_spm(hf_dir: Path, tok, tokenizer_json: dict, n_vocab: int | None,
         model="llama", tokens=tokens, toktypes=[int(t) for t in toktypes],
         scores=spm_scores(vocab, merges, n_vocab), pre="default",
         pre_reason="SentencePiece (scores from the merge ranks)", add_space_prefix=add_space_prefix,
-        **_specials(tok, vocab, by_id, n_vocab, _read_config(hf_dir, config)))
+        **_specials(tok, vocab, by_id, n_vocab, _read_config(hf_dir, config),
+                    _special_vocab(hf_dir, n_vocab)))
 
 
 def _sentencepiece_token_type(added: dict, unk_token: str | None, byte_fallback: bool):
@@ -494,4 +500,5 @@ def _read_unigram(hf_dir: Path, tok, tokenizer_json: dict, n_vocab: int | None,
         model="t5", tokens=tokens, toktypes=[int(t) for t in toktypes], scores=scores, pre="default",
         pre_reason="SentencePiece Unigram (piece scores)", add_space_prefix=add_space_prefix,
         remove_extra_whitespaces=collapse, precompiled_charsmap=charsmap,
-        **_specials(tok, vocab, by_id, n_vocab, _read_config(hf_dir, config)))
+        **_specials(tok, vocab, by_id, n_vocab, _read_config(hf_dir, config),
+                    _special_vocab(hf_dir, n_vocab)))

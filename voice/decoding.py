@@ -38,9 +38,6 @@ LLAMA_SAMPLER_SEQUENCE = "penalties;top_k;top_p;min_p;temperature"
 TRIES = 3                 # a reply empty once cleaned is generated again, at most this often in all
 _DEFAULT = Sampling()
 RETRY_TEMPERATURE = _DEFAULT.temperature   # a greedy request's retries sample at this temperature
-# A request may change these fields (the others are the twin's: fitted or trained).
-REQUEST_FIELDS = ("temperature", "top_p", "max_tokens", "repeat_penalty", "presence_penalty",
-                  "frequency_penalty", "seed", "stop")
 
 
 @dataclass(frozen=True)
