@@ -10,6 +10,10 @@ too), idle-connection timeout, connection count, header size.
 Authentication: ``--api-key`` (one key) or ``--api-key-file`` (named keys, one a line). An
 empty key is refused; serving beyond this machine (``--host`` not loopback, or ``--public``)
 without a key generates one; the start-up line says whether authentication is on.
+
+Hot swap (``--reload``, on by default; server.hot_swap): a newer model GGUF in WORKSPACE/model
+(``twin update``, ``twin export``) or SIGHUP loads the new model beside the old one and swaps;
+requests in flight finish on the old model, which is closed when idle.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from core.settings import DEFAULT_PERSONA, REQUEST_TIMEOUT_S, Rules, Sampling
 from core.workspace import Workspace
 
 from .app import MAX_BODY_BYTES, MAX_TOKENS_CAP, create_app
-from .backends import BACKENDS, auto_workers, open_backend
+from .backends import BACKENDS, SwappableBackend, auto_workers, open_backend
 from .conversations import ConversationStore
 from voice.backend import DEFAULT_CONTEXT
 from voice.exported import sampling_from_metadata
@@ -167,9 +171,12 @@ def _keys(api_key: str | None, key_file: Path | None) -> KeyRing | None:
 @click.option("--conversation-ttl", type=click.FloatRange(1), default=60.0, show_default=True,
               help="Minutes an unused conversation is kept.")
 @click.option("--log-requests", is_flag=True, help="Log message text (off by default: logs hold no message text).")
+@click.option("--reload/--no-reload", default=True, show_default=True,
+              help="Swap to a new model without a restart: when a newer model/twin-*.gguf appears (or the --model "
+                   "file changes; checked every 2 s) and on SIGHUP. Requests in flight finish on the old model.")
 def serve_command(workspace, model_path, backend, persona, gpu_layers, threads, context, host, port, api_key,
                   api_key_file, public, ngrok_token, ngrok_path, rate_limit, cors, max_tokens_cap, parallel, workers,
-                  max_queue, timeout, connections, feedback_db, conversations, conversation_ttl, log_requests):
+                  max_queue, timeout, connections, feedback_db, conversations, conversation_ttl, log_requests, reload):
     """Serve the twin over HTTP: POST /generate, /v1/chat/completions, /feedback; GET /, /health, /v1/models, /metrics."""
     with cli_errors():
         keys = _keys(api_key, api_key_file)
@@ -186,13 +193,16 @@ def serve_command(workspace, model_path, backend, persona, gpu_layers, threads, 
             feedback_db = Workspace(workspace).feedback_path
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         try:
-            app = create_app(served.backend, persona=served.persona, api_key=keys, log_requests=log_requests,
+            app = create_app(SwappableBackend(served.backend), persona=served.persona, api_key=keys, log_requests=log_requests,
                              rules=served.rules, sampling=served.sampling, rate_limit=rate_limit, cors_origins=cors,
                              feedback_db=feedback_db, max_tokens_cap=max_tokens_cap, behind_proxy=public,
                              conversations=ConversationStore(conversations, ttl=conversation_ttl * 60),
                              workspace=workspace)
         except (OSError, sqlite3.Error) as exc:
             raise InputError(f"cannot open the feedback database {feedback_db}: {exc}") from None
+    if reload:
+        _start_reloader(app, workspace, model_path, backend, persona, gpu_layers, threads, context, gate, timeout,
+                        parallel, workers)
     local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     batching = f", {workers} x {parallel} replies at once" if backend == "llama" and parallel * workers > 1 else ""
     click.echo(f"serving {served.backend.name} as {served.persona!r}{batching} on {local} (chat page: {local}/)")
@@ -216,3 +226,29 @@ def serve_command(workspace, model_path, backend, persona, gpu_layers, threads, 
     # A thread per generating and per queued request, plus a few for /health and quick errors.
     serve(app, host=host, port=port, threads=parallel * workers + max_queue + 4, ident="twin",
           **waitress_limits(connections))
+
+
+def _start_reloader(app, workspace, model_path, backend, persona, gpu_layers, threads, context, gate, timeout,
+                    parallel, workers):
+    """The hot swap (server.hot_swap): the same options load the new model, whose decoding
+    defaults replace the old ones."""
+    from .hot_swap import ModelReloader
+
+    twin = app.extensions["twin"]
+
+    def load_new():
+        served = load(workspace, model_path, backend, persona, gpu_layers, threads, context, gate=gate,
+                      timeout=timeout, parallel=parallel, workers=workers)
+        return served.backend, served.sampling
+
+    def watched():
+        if backend != "llama":
+            return None
+        return Path(model_path) if model_path else Workspace(workspace).newest_model_gguf()
+
+    def on_swap(sampling):
+        twin.sampling = sampling
+
+    reloader = ModelReloader(twin.backend, load_new, watched if backend == "llama" else None, on_swap)
+    reloader.install_signal()
+    return reloader.start()
