@@ -21,6 +21,7 @@ from server.chat import chat_command  # noqa: E402
 from server.cli import serve_command  # noqa: E402
 from trainer.cli import train_command  # noqa: E402
 from trainer.eval_cli import eval_command  # noqa: E402
+from trainer.update import update_command  # noqa: E402
 
 
 class PipelineGroup(click.Group):
@@ -46,6 +47,7 @@ main.add_command(eval_command)
 main.add_command(export_command)
 main.add_command(serve_command)
 main.add_command(chat_command)
+main.add_command(update_command)
 main.add_command(bot_command)
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from .forked import ForkedCall
 from .readers import read_export
 from .readers.base import path_text
 from .report import ReplyStats, Tally, build_report, cached_tokenizer, write_charts
+from .seen import SEEN_FILE, NewOnly, Recorder, SeenIndex
 from .spool import ExampleSpool, token_sizes, word_sizes
 from .timing import TimingStats
 
@@ -61,26 +62,35 @@ def count_replies(by_chat: dict[str, list], rules: Rules) -> ReplyStats:
 def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = None,
                 me: str | None = None, facts_path: Path | None = None,
                 rules: Rules | None = None, make_charts: bool = True,
-                feedback_path: Path | None = None, dayfirst: bool | None = None) -> ProcessResult:
+                feedback_path: Path | None = None, dayfirst: bool | None = None,
+                seen: SeenIndex | None = None, persona: str | None = None) -> ProcessResult:
     """Turn export files into ``data/{train,valid,test}.jsonl`` and ``data/report.json``.
 
     Replies rated up in the feedback database at ``feedback_path`` (the server's
     WORKSPACE/feedback.sqlite), if it exists, are added to train. ``dayfirst`` forces the
     day/month order of exports that leave it open (see :func:`~dataprocess.readers.read_export`).
+    The fingerprints of every message read go to ``data/seen.npy`` (dataprocess.seen); with
+    ``seen`` (``twin update``) the messages already in it are dropped first (counted in stats as
+    ``new_messages`` / ``duplicate_messages``) and the file written holds both; ``persona``
+    (``twin update``: the workspace's) names the twin in the prompts instead of ``me`` / the facts.
 
     Nothing is written when no training example can be made (ChatExportError says why), nor when
     anything fails before the end (see the module docstring).
     """
     rules = rules or Rules()
     facts = load_facts(facts_path) if facts_path else None
-    persona = printable(me or (facts.name if facts else None) or "me")
+    persona = printable(persona or me or (facts.name if facts else None) or "me")
     stats, skipped, notes = Stats(), [], []
     tally = Tally()
     streams = (read_export(path, fmt=fmt, me=me, skipped=skipped, require_owner=True, dayfirst=dayfirst, notes=notes)
                for path in inputs)
-    by_chat = select_messages(tally.watch(itertools.chain.from_iterable(streams)), rules, stats)
+    recorder = Recorder() if seen is None else NewOnly(seen)
+    by_chat = select_messages(tally.watch(recorder.watch(itertools.chain.from_iterable(streams))), rules, stats)
+    if seen is not None:
+        stats["new_messages"], stats["duplicate_messages"] = recorder.new, recorder.duplicates
     if stats["read"] == 0:
-        raise ChatExportError("no messages could be read from the input")
+        raise ChatExportError("no messages could be read from the input" if seen is None or not recorder.duplicates
+                              else f"nothing new: all {recorder.duplicates} messages were processed before")
 
     # Examples go to a spool on disk as they are made (memory stays bounded at any history
     # size); each chat's messages are let go as soon as its pairs are made. The report's reply
@@ -122,6 +132,7 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
         write_atomic(staging / "report.json",
                      printable(json.dumps(report, indent=2, ensure_ascii=False)).encode("utf-8"))
         charts = write_charts(report, staging) if make_charts else []
+        recorder.index(seen).save(staging / SEEN_FILE)
         settings = workspace.settings()
         settings.persona = Persona(name=persona, facts=Path(facts_path).name if facts_path else None)
         settings.data = rules

@@ -12,6 +12,7 @@ fit is left out. Both are counted in the log.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from core.workspace import Workspace
 from dataprocess.splits import read_split
@@ -26,12 +27,12 @@ class FitReport:
     dropped: int = 0
 
 
-def load_split(workspace: Workspace, split: str) -> list[dict] | None:
+def load_split(workspace: Workspace, split: str, path: Path | None = None) -> list[dict] | None:
     """The training records of ``split`` (None if the file is absent or empty, except for train,
-    which must be there: "run `twin process` first")."""
-    if split == "train":
+    which must be there: "run `twin process` first"); ``path``: read that file instead (`twin update`)."""
+    if split == "train" and path is None:
         workspace.require_data(split)  # a missing workspace or split: "run `twin process` first"
-    examples = read_split(workspace.split_path(split), required=split == "train", error=TrainingInputError)
+    examples = read_split(path or workspace.split_path(split), required=split == "train", error=TrainingInputError)
     return [example.training_record() for example in examples] or None
 
 

@@ -53,6 +53,11 @@ class TrainOptions:
     # few --eval-steps, generating replies each time would cost more than the training)
     track_replies: bool | None = None
     seed: int = 0
+    # `twin update` (trainer.update): train on this split file instead of data/train.jsonl,
+    # starting from this PEFT adapter's weights (not a fresh LoRA), checkpoints in this folder
+    train_file: Path | None = None
+    from_adapter: Path | None = None
+    checkpoints_dir: Path | None = None
 
 
 def _last_checkpoint(checkpoints: Path) -> str | None:
@@ -112,8 +117,11 @@ def run_training(workspace: Workspace, options: TrainOptions, log=print) -> dict
                          eval_loss=metrics.get("eval_loss"))
     if main:  # one process writes what the run made
         _save_adapter(trainer.model, trainer.processing_class, workspace.adapter_dir)
-        record.base, record.base_fingerprint = record_base(options.base, base_path)
         settings = workspace.settings()
+        if options.from_adapter and settings.train is not None:  # the same base as before
+            record.base, record.base_fingerprint = settings.train.base, settings.train.base_fingerprint
+        else:
+            record.base, record.base_fingerprint = record_base(options.base, base_path)
         settings.train = record
         workspace.save_settings(settings)
     return {**record.__dict__, "base_path": base_path}
@@ -153,13 +161,18 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
     from .best_adapter import BestAdapterCallback
     from .progress import JsonlLogCallback, ProgressBarCallback
 
-    train_rows = load_split(workspace, "train")
+    train_rows = load_split(workspace, "train", options.train_file)
     valid_rows = load_split(workspace, "valid")
     cuda = torch.cuda.is_available()
     with _main_process_first(cuda):  # the embedded base is converted once, by the main process
-        base_path = resolve_base(options.base, log=log)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(base_path)
+        if options.from_adapter:
+            from .base_model import workspace_base
+
+            base_path = workspace_base(workspace, options.base, log=log)
+        else:
+            base_path = resolve_base(options.base, log=log)
+    try:  # continuing an adapter: the tokenizer it was trained with
+        tokenizer = AutoTokenizer.from_pretrained(options.from_adapter or base_path)
     except OSError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BaseModelError(f"cannot load base model {options.base or base_path!r}: {first_line}") from None
@@ -191,14 +204,14 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
         base_path, dtype=compute_dtype, quantization_config=quantization_config(quant, compute_dtype),
         device_map={"": int(os.environ.get("LOCAL_RANK", "0"))} if cuda and quant != "none" else None,
     )
-    if added_pad:
+    if added_pad or len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = tokenizer.pad_token_id
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
 
     tensorboard = _tensorboard_available() if options.tensorboard is None else options.tensorboard
-    checkpoints = workspace.checkpoints_dir
+    checkpoints = Path(options.checkpoints_dir or workspace.checkpoints_dir)
     evaluate = "no" if valid_data is None else "steps" if options.eval_steps else "epoch"
     config = SFTConfig(
         output_dir=str(checkpoints),
@@ -254,6 +267,11 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
         from .reply_logits import score_reply_positions_only
 
         score_reply_positions_only()
+    if options.from_adapter:  # continue from the adapter's weights (and its own LoRA settings)
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(options.from_adapter), is_trainable=True)
+        lora = None
     trainer = SFTTrainer(model=model, args=config, train_dataset=train_data, eval_dataset=valid_data,
                          processing_class=tokenizer, peft_config=lora, callbacks=callbacks)
     trainer.remove_callback(ProgressCallback)
