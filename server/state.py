@@ -1,6 +1,10 @@
 """What the routes share: the backend, the twin's prompt builder and decoding defaults, the
 stores, the limits. Built once by :func:`server.app.create_app`; a blueprint gets it with
 :func:`current`. Everything here but :func:`current` is plain Python (no request context).
+
+Under ``twin serve`` the backend is a :class:`~server.backends.SwappableBackend`: a hot swap
+(server.hot_swap) changes the model behind it and replaces ``sampling`` with the new model's
+decoding defaults; every request reads both afresh, so it needs nothing else here.
 """
 from __future__ import annotations
 
