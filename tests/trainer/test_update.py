@@ -118,3 +118,20 @@ def test_update_needs_a_trained_workspace(tmp_path):
     run_process([SAMPLE_CSV], ws, make_charts=False)
     result = CliRunner().invoke(main, ["update", "--workspace", str(ws.root), str(SAMPLE_CSV)])
     assert result.exit_code == 2 and "twin train" in result.output and "Traceback" not in result.output
+
+
+def test_update_re_exports_the_gguf_of_the_new_adapter(workspace):
+    from core.artifacts import GGUF_KEY_ADAPTER
+    from core.base_ref import adapter_fingerprint
+    from export.pipeline import ExportOptions, run_export
+    from helpers.export_models import gguf_field, gguf_reader
+
+    _, ws = workspace
+    run_export(ws, ExportOptions(quant="F16", verify="off"), log=lambda *_: None)
+    gguf = ws.model_gguf("F16")
+    old_fingerprint = gguf_field(gguf_reader(gguf), GGUF_KEY_ADAPTER)
+    result = run_update([SAMPLE_CSV], ws, UpdateOptions(max_steps=3, learning_rate=5e-2, evaluate=False, verify="off"),
+                        log=lambda *_: None)
+    assert result.exported == gguf and sorted(p.name for p in ws.model_dir.glob("*.gguf")) == [gguf.name]
+    new_fingerprint = gguf_field(gguf_reader(gguf), GGUF_KEY_ADAPTER)
+    assert new_fingerprint == adapter_fingerprint(ws.adapter_dir) != old_fingerprint
