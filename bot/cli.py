@@ -15,7 +15,6 @@ import click
 
 from core.errors import InputError, TwinError, cli_errors
 from core.workspace import Workspace
-from dataprocess.live_prompt import LivePrompt
 from server.cli import load, model_options
 from server.conversations import ConversationStore
 from server.ratelimit import RateLimiter
@@ -96,7 +95,7 @@ def prepare(opts: dict, env: str):
     timing = Workspace(opts["workspace"]).settings().timing if opts["workspace"] else None
     player = TimingPlayer(timing, speed=opts["speed"], instant=opts["instant"], max_delay=opts["max_delay"],
                           seed=opts["seed"])
-    twin = TwinState(served.backend, LivePrompt(served.persona, served.rules), served.sampling,
+    twin = TwinState(served.backend, served.prompts(), served.sampling,
                      max_tokens_cap=opts["max_tokens_cap"],
                      conversations=ConversationStore(opts["conversations"], ttl=opts["conversation_ttl"] * 60))
     rate = RateLimiter.parse(opts["rate_limit"])

@@ -112,7 +112,7 @@ class BotEngine:
             burst, state.pending = state.pending, []
             latency, state.latency = state.latency, None
             try:
-                await self._answer(chat, state, burst, latency)
+                await self._answer(chat, state, burst, latency, state.last)
             finally:
                 state.busy = False
             if state.pending:  # arrived while answering: the next burst
@@ -123,15 +123,12 @@ class BotEngine:
             self.failures += 1
             log.warning("chat #%d: could not answer (%s)", state.number, type(exc).__name__)
 
-    def _reply(self, chat: Hashable, burst: list[str]):
+    def _reply(self, chat: Hashable, burst: list[str], seed: int | None):
         """The twin's reply to ``burst``, exactly as POST /generate makes it (in a worker thread)."""
         twin = self.twin
         key = str(chat)
         history = twin.conversations.history(OWNER, key) + [("user", text) for text in burst[:-1]]
-        decoding = twin.decoding()
-        if self.seed is not None:
-            decoding = decoding.with_changes(seed=self.seed)
-            self.seed += 1
+        decoding = twin.decoding().with_changes(seed=seed)
         try:
             reply = complete(twin.backend, twin.prompts.messages(history, burst[-1]), decoding)
         except PromptTooLong:  # the chat grew past the model's context: start it over
@@ -141,16 +138,21 @@ class BotEngine:
         twin.conversations.append(OWNER, key, *[("user", text) for text in burst], ("assistant", reply.text))
         return reply
 
-    async def _answer(self, chat: Hashable, state: ChatState, burst: list[str], latency: float) -> None:
+    async def _answer(self, chat: Hashable, state: ChatState, burst: list[str], latency: float,
+                      last: float) -> None:
+        """Generate the reply to ``burst`` (whose last message came at ``last``) and send its parts."""
         if self.rate is not None:
             wait = self.rate.check(str(chat))
             if wait:
                 log.info("chat #%d: rate limit reached; a burst of %d messages not answered", state.number,
                          len(burst))
                 return
+        seed = self.seed
+        if seed is not None:  # taken here, in the event loop: each reply its own
+            self.seed += 1
         started = time.monotonic()
         try:
-            reply = await asyncio.to_thread(self._reply, chat, burst)
+            reply = await asyncio.to_thread(self._reply, chat, burst, seed)
         except Overloaded as exc:
             log.warning("chat #%d: no reply (%s)", state.number, type(exc).__name__)
             return
@@ -161,18 +163,21 @@ class BotEngine:
         plan = self.player.plan(parts, latency)
         # the first part is due its latency after the contact's last message, each next one its gap
         # after the one before went out
-        sent, late = state.last, 0.0
+        sent, late, first_due = last, 0.0, 0.0
         for i, part in enumerate(parts):
             due = max(sent + plan.delays[i], generated)  # never before the reply exists
+            if i == 0:
+                first_due = due - last
             await self._typing_until(chat, due, plan.typing[i])
             late = max(late, time.monotonic() - due)
             await self._deliver(chat, state, part)
             sent = time.monotonic()
         self.answered += 1
         log.info("chat #%d: answered a burst of %d message%s: %d part%s, generation %.3f s, delays %s s, "
-                 "late %.0f ms%s", state.number, len(burst), "" if len(burst) == 1 else "s", len(parts),
-                 "" if len(parts) == 1 else "s", generated - started, "/".join(f"{d:.2f}" for d in plan.delays),
-                 max(0.0, late) * 1000, f": {reply.text!r}" if self.log_messages else "")
+                 "first due %.3f s after the last message, late %.0f ms%s", state.number, len(burst),
+                 "" if len(burst) == 1 else "s", len(parts), "" if len(parts) == 1 else "s", took,
+                 "/".join(f"{d:.3f}" for d in plan.delays), first_due, max(0.0, late) * 1000,
+                 f": {reply.text!r}" if self.log_messages else "")
 
     async def _typing_until(self, chat: Hashable, due: float, typing: float) -> None:
         """Wait until ``due`` (monotonic), showing typing for its last ``typing`` seconds (at least once)."""
