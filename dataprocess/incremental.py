@@ -52,6 +52,11 @@ class StagedUpdate:
     entry: dict = field(default_factory=dict)  # the report's record of this update
 
     @property
+    def valid_file(self) -> Path:
+        """The merged valid split (old + new), staged."""
+        return self.staging / split_file("valid")
+
+    @property
     def trainable(self) -> bool:
         return self.new_examples.get("train", 0) > 0
 

@@ -53,9 +53,11 @@ class TrainOptions:
     # few --eval-steps, generating replies each time would cost more than the training)
     track_replies: bool | None = None
     seed: int = 0
-    # `twin update` (trainer.update): train on this split file instead of data/train.jsonl,
-    # starting from this PEFT adapter's weights (not a fresh LoRA), checkpoints in this folder
+    # `twin update` (trainer.update): train (and validate) on these split files instead of
+    # data/{train,valid}.jsonl, starting from this PEFT adapter's weights (not a fresh LoRA),
+    # checkpoints in this folder
     train_file: Path | None = None
+    valid_file: Path | None = None
     from_adapter: Path | None = None
     checkpoints_dir: Path | None = None
 
@@ -162,7 +164,7 @@ def build_trainer(workspace: Workspace, options: TrainOptions, log=print):
     from .progress import JsonlLogCallback, ProgressBarCallback
 
     train_rows = load_split(workspace, "train", options.train_file)
-    valid_rows = load_split(workspace, "valid")
+    valid_rows = load_split(workspace, "valid", options.valid_file)
     cuda = torch.cuda.is_available()
     with _main_process_first(cuda):  # the embedded base is converted once, by the main process
         if options.from_adapter:

@@ -6,7 +6,7 @@
 2. train (trainer.train): training continues from the current adapter's weights (not a fresh
    LoRA) on the new train examples plus a replay sample of the old ones (``--replay-ratio`` old
    per new), ``--epochs`` passes over them (or ``--max-steps``); the adapter is saved as
-   ``twin train`` saves it, then the merged splits, the report (an ``updates`` entry: new and
+   ``twin train`` saves it (validated on the merged valid split: old and new), then the merged splits, the report (an ``updates`` entry: new and
    duplicate messages, new examples per split, replayed ones) and the index move into data/;
 3. ``twin eval`` (trainer.evaluate) and ``twin export`` (export.pipeline, the quantization of the
    GGUF already there) run again; a running ``twin serve --workspace W`` swaps to the new GGUF
@@ -93,7 +93,7 @@ def run_update(inputs: list[Path], workspace: Workspace, options: UpdateOptions 
             "from the current adapter")
         started = time.perf_counter()
         result.trained = run_training(workspace, TrainOptions(
-            train_file=staged.train_file, from_adapter=workspace.adapter_dir,
+            train_file=staged.train_file, valid_file=staged.valid_file, from_adapter=workspace.adapter_dir,
             checkpoints_dir=staged.staging / "checkpoints", epochs=options.epochs, max_steps=options.max_steps,
             learning_rate=options.learning_rate, batch_size=options.batch_size, patience=0,
             seed=options.seed), log=log)
