@@ -72,43 +72,47 @@ class TimingStats:
         self.typing = Reservoir(seed=seed + len(MEASURES))
 
     def add(self, messages: Sequence[Kept]) -> None:
-        """Measure one chat: ``(timestamp, from_me, text)`` tuples (any order)."""
-        turns: list[tuple[bool, list[float], list[int]]] = []  # (from_me, times, lengths)
-        last = None
+        """Measure one chat: ``(timestamp, from_me, text)`` tuples (any order).
+
+        One pass, holding only the turn in progress and the one before it (a chat with no long
+        silence is one conversation of any length): whether a turn of mine is a reply is known
+        when it starts, so each gap is counted as it comes."""
+        samples, window, session_gap = self.samples, self.window, self.session_gap
+        contact_gaps, my_gaps, latencies, bursts = (samples["contact_gap_s"], samples["burst_gap_s"],
+                                                    samples["reply_latency_s"], samples["contact_burst_s"])
+        side = None                  # the turn in progress: whose, when it started, its last message
+        start = last = 0.0
+        reply = False                # it is a reply of mine (counted: latency, parts, gaps)
+        parts = 0
+        prev_side, prev_start, prev_last = None, 0.0, 0.0  # the turn before it
         for stamp, from_me, text in sorted(messages, key=itemgetter(0)):
             t = stamp.timestamp()
-            if last is not None and t - last > self.session_gap:
-                self._measure(turns)
-                turns = []
-            if turns and turns[-1][0] == from_me and t - turns[-1][1][-1] <= self.window:
-                turns[-1][1].append(t)
-                turns[-1][2].append(len(text))
-            else:
-                turns.append((from_me, [t], [len(text)]))
-            last = t
-        self._measure(turns)
-
-    def _measure(self, turns: list[tuple[bool, list[float], list[int]]]) -> None:
-        samples = self.samples
-        for position, (from_me, times, lengths) in enumerate(turns):
-            gaps = [b - a for a, b in zip(times, times[1:])]
-            if not from_me:
-                for gap in gaps:
-                    samples["contact_gap_s"].add(gap)
+            if side is not None and t - last > session_gap:  # a new conversation
+                if reply:
+                    self.parts[parts] += 1
+                side = prev_side = None
+                reply = False
+            if side is not None and side == from_me and t - last <= window:  # the same turn goes on
+                gap = t - last
+                if not from_me:
+                    contact_gaps.add(gap)
+                elif reply:
+                    my_gaps.add(gap)
+                    if gap > 0:
+                        self.typing.add(len(text) / gap)
+                    parts += 1
+                last = t
                 continue
-            if position == 0 or turns[position - 1][0]:
-                continue
-            before = turns[position - 1][1]
-            latency = times[0] - before[-1]
-            if latency > self.window:
-                continue
-            samples["reply_latency_s"].add(latency)
-            samples["contact_burst_s"].add(before[-1] - before[0])
-            self.parts[len(times)] += 1
-            for gap, chars in zip(gaps, lengths[1:]):
-                samples["burst_gap_s"].add(gap)
-                if gap > 0:
-                    self.typing.add(chars / gap)
+            if reply:
+                self.parts[parts] += 1
+            prev_side, prev_start, prev_last = side, start, last
+            side, start, last, parts = from_me, t, t, 1
+            reply = from_me and prev_side is False and t - prev_last <= window
+            if reply:
+                latencies.add(t - prev_last)
+                bursts.add(prev_last - prev_start)
+        if reply:
+            self.parts[parts] += 1
 
     @property
     def replies(self) -> int:
