@@ -251,4 +251,5 @@ def _start_reloader(app, workspace, model_path, backend, persona, gpu_layers, th
 
     reloader = ModelReloader(twin.backend, load_new, watched if backend == "llama" else None, on_swap)
     reloader.install_signal()
+    app.extensions["twin.reloader"] = reloader
     return reloader.start()

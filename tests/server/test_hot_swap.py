@@ -205,3 +205,44 @@ def test_sighup_reloads(tmp_path):
         reloader.stop()
         signal.signal(signal.SIGHUP, previous)
     assert swapped == ["sampling"] and swappable.current is new and old.closed.is_set()
+
+
+def test_twin_serve_swaps_to_a_newer_workspace_gguf(two_ggufs, tmp_path, monkeypatch):
+    """The command's own wiring: `twin serve --workspace` (waitress replaced by a recorder)."""
+    import waitress
+    from click.testing import CliRunner
+
+    from core.settings import Persona, Settings
+    from core.workspace import Workspace
+    from twin_cli import main
+
+    first, second = two_ggufs
+    ws = tmp_path / "ws"
+    (ws / "model").mkdir(parents=True)
+    shutil.copy(first, ws / "model" / "twin-F16.gguf")
+    Workspace(ws).save_settings(Settings(persona=Persona("maya")))
+    calls = []
+    monkeypatch.setattr(waitress, "serve", lambda app, **kw: calls.append(app))
+    previous = signal.getsignal(signal.SIGHUP) if hasattr(signal, "SIGHUP") else None
+    result = CliRunner().invoke(main, ["serve", "--workspace", str(ws), "--threads", "1", "--workers", "1",
+                                       "--parallel", "1"])
+    assert result.exit_code == 0, result.output
+    app = calls[-1]
+    reloader = app.extensions["twin.reloader"]
+    try:
+        client = app.test_client()
+        ask = {"text": "hello, how are you?", "temperature": 0, "max_tokens": 8}
+        before = client.post("/generate", json=ask).get_json()["response"]
+        staged = ws / "model" / ".twin-F16.gguf.new"
+        shutil.copy(second, staged)
+        os.replace(staged, ws / "model" / "twin-F16.gguf")
+        deadline = time.monotonic() + 30
+        while reloader.reloads == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        after = client.post("/generate", json=ask).get_json()["response"]
+    finally:
+        reloader.stop()
+        if previous is not None:
+            signal.signal(signal.SIGHUP, previous)
+        app.extensions["twin"].backend.close()
+    assert reloader.reloads == 1 and before != after
