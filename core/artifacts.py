@@ -100,6 +100,8 @@ def persona_from_gguf_name(name: str | None) -> str | None:
 GGUF_KEY_PERSONA = "twin.persona"
 GGUF_KEY_RULES = "twin.data_rules"
 GGUF_KEY_SAMPLING = "twin.sampling"
+# The knowledge base and contact groups (dataprocess.memory.Memory, JSON).
+GGUF_KEY_MEMORY = "twin.memory"
 # The content fingerprint of the adapter a GGUF was exported from (core.base_ref.adapter_fingerprint):
 # `twin eval` measures the exported model only when it is the twin trained now.
 GGUF_KEY_ADAPTER = "twin.adapter_fingerprint"

@@ -62,6 +62,8 @@ class Rules:
     context_chars: int = 600           # ...capped at this many characters
     max_reply_chars: int = 400         # longer replies are dropped
     facts_repeat: int = 3              # each fact question/answer repeated this often
+    facts_per_prompt: int = 3          # knowledge-base facts retrieved into each prompt (0 = none)
+    contact_in_prompt: bool = True     # the prompt says who the twin is texting (name or group)
     dedupe: bool = True
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 0

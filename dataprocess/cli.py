@@ -44,6 +44,15 @@ def _split_text(split: tuple[float, float, float]) -> str:
 @click.option("--me", help="Your name as the twin's persona (and in exports that do not say who you are).")
 @click.option("--facts", "facts_path", type=click.Path(dir_okay=False, path_type=Path),
               help="'Facts about me' TOML file turned into question/answer examples.")
+@click.option("--notes", "notes_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A notes file of facts about you, one a line: with --facts, the twin's knowledge base "
+                   "(the facts relevant to each message are put in its prompt).")
+@click.option("--contact-groups", "contact_groups_path", type=click.Path(dir_okay=False, path_type=Path),
+              help='TOML naming your contacts\' groups (mum = "family"): the prompt says who the twin texts.')
+@click.option("--facts-per-prompt", type=click.IntRange(min=0), default=RULES.facts_per_prompt, show_default=True,
+              help="Facts retrieved into each prompt (0: none).")
+@click.option("--contact-in-prompt/--no-contact-in-prompt", default=RULES.contact_in_prompt, show_default=True,
+              help="Say in the prompt who the twin is texting (the chat's name, or its group).")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=RULES.since.strftime("%Y-%m-%d"), show_default=True,
               help="Keep messages on or after this date.")
 @click.option("--group-chats/--no-group-chats", default=RULES.group_chats, show_default=True,
@@ -80,7 +89,8 @@ def _split_text(split: tuple[float, float, float]) -> str:
 @click.option("--feedback-db", type=click.Path(dir_okay=False, path_type=Path),
               help="Read ratings from this SQLite file instead of WORKSPACE/feedback.sqlite.")
 @click.option("--seed", type=int, default=RULES.seed, show_default=True, help="Seed of the train/valid/test split.")
-def process_command(inputs, workspace, fmt, dayfirst, me, facts_path, since, group_chats, top_contacts, reply_window,
+def process_command(inputs, workspace, fmt, dayfirst, me, facts_path, notes_path, contact_groups_path,
+                    facts_per_prompt, contact_in_prompt, since, group_chats, top_contacts, reply_window,
                     context_turns, lowercase, replace_urls, strip_emoji, squash_repeats, scrub, anonymize_contacts,
                     max_message_chars, max_reply_chars, context_chars, session_gap, facts_repeat, dedupe, split, feedback, feedback_db, seed):
     """Turn chat exports into training data in WORKSPACE/data (+ report.json and charts)."""
@@ -89,11 +99,13 @@ def process_command(inputs, workspace, fmt, dayfirst, me, facts_path, since, gro
                   replace_urls=replace_urls, strip_emoji=strip_emoji, squash_repeats=squash_repeats,
                   scrub_personal_data=scrub, anonymize_contacts=anonymize_contacts,
                   max_message_chars=max_message_chars, max_reply_chars=max_reply_chars, context_chars=context_chars,
-                  session_gap_hours=session_gap, facts_repeat=facts_repeat, dedupe=dedupe, split=split, seed=seed)
+                  session_gap_hours=session_gap, facts_repeat=facts_repeat, dedupe=dedupe, split=split, seed=seed,
+                  facts_per_prompt=facts_per_prompt, contact_in_prompt=contact_in_prompt)
     feedback_path = (feedback_db or Path(workspace) / FEEDBACK_FILE) if feedback else None
     with cli_errors("interrupted: nothing was written; run the same command again"):
         result = run_process(list(inputs), Workspace(workspace), fmt=fmt, me=me, facts_path=facts_path,
-                             rules=rules, feedback_path=feedback_path, dayfirst=dayfirst)
+                             rules=rules, feedback_path=feedback_path, dayfirst=dayfirst,
+                             notes_path=notes_path, contact_groups_path=contact_groups_path)
     stats = result.stats
     click.echo(f"read {stats.get('read', 0)} messages, kept {stats.get('kept_messages', 0)} "
                f"from {stats.get('kept_chats', 0)} chats (persona: {result.persona})")

@@ -18,27 +18,36 @@ from core.terminator import completion_text
 from .clean import clean_text
 from .conversations import Pair
 from .facts import Facts
-from .template import prompt_messages
+from .memory import Memory
+
+_NO_MEMORY = Memory()
 
 
-def example_from_pair(pair: Pair, persona: str) -> dict:
-    return {
-        "prompt": prompt_messages(persona, pair.incoming, pair.context),
+def example_from_pair(pair: Pair, persona: str, memory: Memory = _NO_MEMORY, rules: Rules | None = None,
+                      contact: str | None = None) -> dict:
+    """One reply pair as a record; its prompt holds the facts retrieved for the incoming turn and
+    the contact, built as the server builds a live prompt (:meth:`Memory.prompt`)."""
+    record = {
+        "prompt": memory.prompt(persona, pair.incoming, pair.context, rules, contact),
         "completion": [{"role": "assistant", "content": completion_text(pair.reply)}],
         "conversation": pair.conversation,
         "source": "chat",
     }
+    if contact:
+        record["contact"] = contact
+    return record
 
 
-def examples_from_facts(facts: Facts, persona: str, rules: Rules) -> list[dict]:
-    """Each fact question/answer as an example, repeated ``rules.facts_repeat`` times."""
+def examples_from_facts(facts: Facts, persona: str, rules: Rules, memory: Memory = _NO_MEMORY) -> list[dict]:
+    """Each fact question/answer as an example, repeated ``rules.facts_repeat`` times; the
+    prompt holds the facts retrieved for the question (the twin learns to answer from them)."""
     out = []
     for qa in facts.qa:
         question = clean_text(qa.question, lowercase=rules.lowercase, scrub=False)
         answer = clean_text(qa.answer, lowercase=rules.lowercase, scrub=False)
         for _ in range(max(rules.facts_repeat, 0)):
             out.append({
-                "prompt": prompt_messages(persona, question),
+                "prompt": memory.prompt(persona, question, (), rules),
                 "completion": [{"role": "assistant", "content": completion_text(answer)}],
                 "conversation": "facts",
                 "source": "facts",

@@ -27,6 +27,7 @@ from core.terminator import completion_text, strip_terminator
 
 from .conversations import clean_message
 from .live_prompt import LivePrompt
+from .memory import Memory
 
 __all__ = ["FEEDBACK_FILE", "FeedbackStore", "MAX_FEEDBACK_EXAMPLES", "good_replies"]
 
@@ -84,7 +85,7 @@ class FeedbackStore:
 
 
 def good_replies(db_path: Path | str, rules: Rules | None = None, persona: str = DEFAULT_PERSONA,
-                 limit: int = MAX_FEEDBACK_EXAMPLES) -> list[dict]:
+                 limit: int = MAX_FEEDBACK_EXAMPLES, memory: Memory | None = None) -> list[dict]:
     """Replies rated up, as prompt/completion training records (oldest first, the newest
     ``limit`` of them), cleaned by ``rules`` like an export; an absent database gives ``[]``.
 
@@ -99,7 +100,7 @@ def good_replies(db_path: Path | str, rules: Rules | None = None, persona: str =
         has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ratings'").fetchone()
         rows = conn.execute("SELECT reply_id, context, incoming, reply FROM ratings WHERE rating > 0 "
                             "ORDER BY created, reply_id").fetchall() if has_table else []
-    builder = LivePrompt(persona, rules)
+    builder = LivePrompt(persona, rules, memory or Memory())  # the facts retrieved as the server did
     records, seen = [], set()
     for reply_id, context, incoming, reply in rows:
         reply = clean_message(strip_terminator(reply), rules)

@@ -11,11 +11,14 @@ exactly as ``twin process`` built each training example:
    messages since the twin last spoke are the incoming turn;
 3. the earlier turns are cut by :func:`dataprocess.conversations.context_window`
    (``context_turns`` / ``context_chars``);
-4. :func:`dataprocess.template.prompt_messages` renders system line, context and turn.
+4. :meth:`dataprocess.memory.Memory.prompt` retrieves the facts for the turn and names the
+   contact (when the client says who it is), and :func:`dataprocess.template.prompt_messages`
+   renders system line, context and turn: the function every training example was made with.
 
 The rules come from ``twin.toml`` (``core.settings.Settings.data``), or, for a GGUF served
 without its workspace, from the GGUF's metadata key ``core.artifacts.GGUF_KEY_RULES``
-(:func:`rules_from_metadata`).
+(:func:`rules_from_metadata`); the memory (facts, contact groups) from ``data/memory.json`` or
+the key ``core.artifacts.GGUF_KEY_MEMORY``.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from core.settings import DEFAULT_PERSONA, Rules, section_from_metadata
 from core.terminator import join_messages
 
 from .conversations import clean_message, context_window
-from .template import prompt_messages
+from .memory import Memory
 
 
 ROLES = ("user", "assistant")
@@ -50,6 +53,7 @@ class LivePrompt:
 
     persona: str = DEFAULT_PERSONA
     rules: Rules = field(default_factory=Rules)
+    memory: Memory = field(default_factory=Memory)
 
     def clean(self, text: str) -> str:
         """One message as the training data had it ('' when nothing is left)."""
@@ -81,10 +85,12 @@ class LivePrompt:
         turns = merge_turns(said + [("user", text)])
         return context_window(turns[:-1], self.rules), turns[-1][1]
 
-    def messages(self, history: Sequence[tuple[str, str]], incoming: str) -> list[dict[str, str]]:
-        """The chat messages the model gets: system line, context, the contact's turn."""
+    def messages(self, history: Sequence[tuple[str, str]], incoming: str,
+                 contact: str | None = None) -> list[dict[str, str]]:
+        """The chat messages the model gets: system line (with the facts retrieved for the turn,
+        and ``contact``: who is texting, as the client names them), context, the contact's turn."""
         context, turn = self.split(history, incoming)
-        return prompt_messages(self.persona, turn, context)
+        return self.memory.prompt(self.persona, turn, context, self.rules, contact)
 
 
 def rules_from_metadata(metadata: Mapping[str, str]) -> Rules:

@@ -27,6 +27,7 @@ from .examples import example_from_pair, examples_from_facts
 from .facts import load_facts
 from .feedback import good_replies
 from .forked import ForkedCall
+from .memory import MEMORY_FILE, Memory, fact_lines, read_contact_groups, read_notes
 from .readers import read_export
 from .readers.base import path_text
 from .report import ReplyStats, Tally, build_report, cached_tokenizer, write_charts
@@ -63,7 +64,8 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
                 me: str | None = None, facts_path: Path | None = None,
                 rules: Rules | None = None, make_charts: bool = True,
                 feedback_path: Path | None = None, dayfirst: bool | None = None,
-                seen: SeenIndex | None = None, persona: str | None = None) -> ProcessResult:
+                seen: SeenIndex | None = None, persona: str | None = None,
+                notes_path: Path | None = None, contact_groups_path: Path | None = None) -> ProcessResult:
     """Turn export files into ``data/{train,valid,test}.jsonl`` and ``data/report.json``.
 
     Replies rated up in the feedback database at ``feedback_path`` (the server's
@@ -73,6 +75,10 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     ``seen`` (``twin update``) the messages already in it are dropped first (counted in stats as
     ``new_messages`` / ``duplicate_messages``) and the file written holds both; ``persona``
     (``twin update``: the workspace's) names the twin in the prompts instead of ``me`` / the facts.
+    The knowledge base (the facts file's lines and ``notes_path``'s) and the contact groups of
+    ``contact_groups_path`` go to ``data/memory.json`` (``dataprocess.memory``); every prompt holds
+    the facts retrieved for its incoming turn and the chat's contact. When none of the three is
+    given, ``twin update`` keeps the workspace's memory.
 
     Nothing is written when no training example can be made (ChatExportError says why), nor when
     anything fails before the end (see the module docstring).
@@ -80,6 +86,12 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     rules = rules or Rules()
     facts = load_facts(facts_path) if facts_path else None
     persona = printable(persona or me or (facts.name if facts else None) or "me")
+    if seen is not None and not (facts_path or notes_path or contact_groups_path):
+        memory = Memory.load(workspace.data_dir)
+    else:
+        memory = Memory.build(fact_lines(facts) + (read_notes(notes_path) if notes_path else []),
+                              read_contact_groups(contact_groups_path) if contact_groups_path else None,
+                              lowercase=rules.lowercase)
     stats, skipped, notes = Stats(), [], []
     tally = Tally()
     streams = (read_export(path, fmt=fmt, me=me, skipped=skipped, require_owner=True, dayfirst=dayfirst, notes=notes)
@@ -106,7 +118,7 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
             kept = by_chat.pop(chat) if counting.forked else by_chat[chat]
             timing.add(kept)
             for pair in pairs_from_chat(chat, kept, rules, stats):
-                if not spool.add(example_from_pair(pair, persona)):
+                if not spool.add(example_from_pair(pair, persona, memory, rules, contact=chat)):
                     duplicates.add(pair.reply)
         replies = counting.result()
         replies.subtract(duplicates)
@@ -116,9 +128,9 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
             raise ChatExportError("no reply pairs found: no message of yours answers a contact within "
                                   f"{rules.reply_window_minutes:g} minutes after the rules were applied "
                                   "(check --me, --since and --group-chats)")
-        extra_train = examples_from_facts(facts, persona, rules) if facts else []
+        extra_train = examples_from_facts(facts, persona, rules, memory) if facts else []
         if feedback_path is not None:
-            rated = good_replies(feedback_path, rules, persona)
+            rated = good_replies(feedback_path, rules, persona, memory=memory)
             stats["feedback_examples"] = len(rated)
             extra_train.extend(rated)
         counts, tokens = spool.write_splits({name: staging / workspace.split_path(name).name for name in SPLITS},
@@ -132,6 +144,7 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
         write_atomic(staging / "report.json",
                      printable(json.dumps(report, indent=2, ensure_ascii=False)).encode("utf-8"))
         charts = write_charts(report, staging) if make_charts else []
+        write_atomic(staging / MEMORY_FILE, memory.to_json().encode("utf-8"))
         recorder.index(seen).save(staging / SEEN_FILE)
         settings = workspace.settings()
         settings.persona = Persona(name=persona, facts=Path(facts_path).name if facts_path else None)

@@ -1,7 +1,7 @@
 """The split files read back: one function (:func:`read_split`), one typed record (:class:`Example`).
 
 ``twin process`` writes WORKSPACE/data/{train,valid,test}.jsonl (``dataprocess.examples``:
-TRL's conversational prompt-completion records plus ``conversation`` and ``source``). Every
+TRL's conversational prompt-completion records plus ``conversation``, ``source`` and ``contact``). Every
 later stage reads them here: training (``trainer.data``), ``twin eval`` (its prompts, the real
 replies, the person's habit) and the server's "Can you tell?" game. A line that is not such a
 record stops the reader with ``file:line``: a split file is written by twin, so a broken line
@@ -30,6 +30,7 @@ class Example:
     conversation: str = ""
     source: str = "chat"         # "chat", or "facts" for a fact's question/answer
     line: int = 0                # line number in its file
+    contact: str = ""            # who the reply was written to (the chat's name), when known
 
     @property
     def reply(self) -> str:
@@ -59,7 +60,7 @@ def _example(record: dict, number: int) -> Example:
     if not isinstance(completion, str) or not all(isinstance(m.get("content"), str) for m in prompt):
         raise TypeError("not text")
     return Example(prompt, completion, str(record.get("conversation", "")), str(record.get("source", "chat")),
-                   number)
+                   number, str(record.get("contact") or ""))
 
 
 def read_split(path: Path | str, *, required: bool = True, error: type[InputError] = SplitError) -> list[Example]:

@@ -1,7 +1,8 @@
 """The prompt format shared by every stage: defined here once, imported everywhere.
 
 A training example and a live request are built the same way: a short system line naming the
-persona, earlier turns of the conversation as alternating user/assistant messages, then the
+persona (followed, when known, by who the twin is texting and the facts retrieved for the
+message: ``dataprocess.memory``), earlier turns of the conversation as alternating user/assistant messages, then the
 contact's latest message(s). The twin's reply is the assistant message; in training data it
 ends with the terminator `` DONE`` (``core.terminator``), which at inference stops generation and is stripped. The
 base model's own chat template (ChatML for SmolLM2) renders these messages into text; a base
@@ -27,12 +28,22 @@ FALLBACK_CHAT_TEMPLATE = (
 )
 
 _SYSTEM_PROMPT = "you are {name}. reply to texts the way {name} does."
+_CONTACT_LINE = "\ntexting: {contact}"
+_FACTS_HEAD = "\nwhat you know:"
+_FACT_LINE = "\n- {fact}"
 
 
-@lru_cache(maxsize=64)
-def system_prompt(persona: str) -> str:
-    """The system line that tells the model whose voice to use."""
-    return _SYSTEM_PROMPT.format(name=persona)
+@lru_cache(maxsize=4096)
+def system_prompt(persona: str, facts: tuple[str, ...] = (), contact: str | None = None) -> str:
+    """The system line that tells the model whose voice to use; then, when given, who it is
+    texting (``texting: mum (family)``) and the facts retrieved for this message, one a line.
+    With neither, it is the plain line the exported GGUF's chat template carries as its default."""
+    text = _SYSTEM_PROMPT.format(name=persona)
+    if contact:
+        text += _CONTACT_LINE.format(contact=contact)
+    if facts:
+        text += _FACTS_HEAD + "".join(_FACT_LINE.format(fact=fact) for fact in facts)
+    return text
 
 
 _ROLES = ("user", "assistant")
@@ -42,8 +53,12 @@ def prompt_messages(
     persona: str,
     incoming: str,
     history: Sequence[tuple[str, str]] = (),
+    *,
+    facts: tuple[str, ...] = (),
+    contact: str | None = None,
 ) -> list[dict[str, str]]:
-    """Chat messages for one turn: system line, earlier turns, then the incoming text.
+    """Chat messages for one turn: system line (with ``contact`` and ``facts``, see
+    :func:`system_prompt`), earlier turns, then the incoming text.
 
     ``history`` holds ``(role, text)`` pairs, role ``"user"`` (the contact) or ``"assistant"``
     (the twin / me), oldest first. Consecutive turns of the same role are merged with
@@ -51,7 +66,7 @@ def prompt_messages(
     (Built for speed too: ``twin process`` makes one per training example, hundreds of
     thousands on a long history.)
     """
-    messages = [{"role": "system", "content": system_prompt(persona)}]
+    messages = [{"role": "system", "content": system_prompt(persona, facts, contact)}]
     last = None
     for role, text in history:
         if role == last:

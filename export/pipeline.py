@@ -98,17 +98,19 @@ def _local_dir(found: str) -> Path:
                                f"({detail}): pass its directory with --base") from None
 
 
-def _metadata(settings: Settings, adapter_dir: Path) -> dict[str, object]:
+def _metadata(settings: Settings, adapter_dir: Path, data_dir: Path | None = None) -> dict[str, object]:
     """The GGUF's own keys beside the model's: what `twin serve --model FILE.gguf` needs without
-    the workspace (persona, data rules), the adapter it was exported from (``twin eval`` measures
+    the workspace (persona, data rules, the memory: knowledge base and contact groups), the adapter it was exported from (``twin eval`` measures
     this file only while it still matches the adapter), and the decoding defaults, as the
     standard ``general.sampling.*`` keys and twin's complete copy (``voice.exported``)."""
     from core.base_ref import adapter_fingerprint
+    from dataprocess.memory import Memory
     from voice.exported import sampling_metadata
 
     return {
         artifacts.GGUF_KEY_PERSONA: settings.persona.name,
         artifacts.GGUF_KEY_RULES: json.dumps(settings.data.to_dict()),
+        artifacts.GGUF_KEY_MEMORY: (Memory.load(data_dir) if data_dir else Memory()).to_json(),
         artifacts.GGUF_KEY_ADAPTER: adapter_fingerprint(adapter_dir),
         **sampling_metadata(settings.sampling),
     }
@@ -276,7 +278,7 @@ def _export(ws, adapter_dir, base_dir, settings, options, quant, log) -> ExportR
     lora_staging = temp_sibling(ws.lora_gguf(LORA_TYPE), ".gguf.staging")
     base_f16 = temp_sibling(final, ".base-F16.gguf.tmp")
     name = artifacts.gguf_model_name(settings.persona.name)
-    metadata = _metadata(settings, adapter_dir)
+    metadata = _metadata(settings, adapter_dir, ws.data_dir)
     system = system_prompt(settings.persona.name)  # the chat template's default system line
     try:
         t0 = time.monotonic()

@@ -28,6 +28,7 @@ from flask import Blueprint, Flask
 
 from dataprocess.feedback import FeedbackStore
 from dataprocess.live_prompt import LivePrompt
+from dataprocess.memory import Memory
 
 from core.settings import DEFAULT_PERSONA, Rules, Sampling
 
@@ -53,12 +54,12 @@ def create_app(backend, persona: str = DEFAULT_PERSONA, api_key: str | KeyRing |
                cors_origins: Iterable[str] = (), feedback_db: Path | str | None = None,
                conversations: ConversationStore | None = None, max_tokens_cap: int = MAX_TOKENS_CAP,
                behind_proxy: bool = False, workspace: Path | str | None = None,
-               extra_blueprints: Iterable[Blueprint] = ()) -> Flask:
+               extra_blueprints: Iterable[Blueprint] = (), memory: Memory | None = None) -> Flask:
     """Build the app around a loaded backend (server.backends, or anything with ``stream``).
 
     ``api_key`` is one key or a :class:`KeyRing` of named keys (None: no authentication);
-    ``rules`` and ``sampling`` are the twin's data rules and decoding defaults (twin.toml or
-    the GGUF's metadata); ``rate_limit`` is a :class:`RateLimiter` or a spec like ``"60/min"``
+    ``rules`` and ``sampling`` are the twin's data rules and decoding defaults and ``memory`` its
+    knowledge base and contact groups (the workspace's or the GGUF's metadata); ``rate_limit`` is a :class:`RateLimiter` or a spec like ``"60/min"``
     (None: no limit); ``feedback_db`` enables ``POST /feedback``. ``behind_proxy`` (``twin serve
     --public``: every request arrives from the local ngrok agent) takes the client address from
     the one proxy's ``X-Forwarded-For`` (werkzeug's ProxyFix), so throttles and namespaces keyed
@@ -73,7 +74,7 @@ def create_app(backend, persona: str = DEFAULT_PERSONA, api_key: str | KeyRing |
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=0)
     keys = KeyRing.single(api_key) if isinstance(api_key, str) else api_key
     twin = TwinState(
-        backend, LivePrompt(persona, rules or Rules()), sampling or Sampling(), keys=keys,
+        backend, LivePrompt(persona, rules or Rules(), memory or Memory()), sampling or Sampling(), keys=keys,
         limiter=RateLimiter.parse(rate_limit) if isinstance(rate_limit, str) or rate_limit is None else rate_limit,
         auth_failures=RateLimiter.parse(auth_failures), log_requests=log_requests, max_tokens_cap=max_tokens_cap,
         conversations=conversations or ConversationStore(),

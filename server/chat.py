@@ -14,7 +14,6 @@ from collections import deque
 
 import click
 
-from dataprocess.live_prompt import LivePrompt
 
 from core.errors import cli_errors
 
@@ -37,12 +36,15 @@ HELP = "type a message; /reset starts over, /quit (or Ctrl-D) leaves"
 @click.option("--seed", type=click.IntRange(0, 2 ** 31 - 1),
               help="Seed of the first reply, the next one of each reply after it (as `twin eval` seeds "
                    "its replies, and POST /generate's 'seed') [default: a fresh seed each reply].")
+@click.option("--as", "contact", metavar="NAME",
+              help="Who you are to the twin (a contact's name, or one of --contact-groups' names): "
+                   "it answers in the voice it uses with them.")
 def chat_command(workspace, model_path, backend, persona, gpu_layers, threads, context, temperature,
-                 max_tokens, turns, seed):
+                 max_tokens, turns, seed, contact):
     """Chat with the twin in the terminal (the model runs here, no server needed)."""
     with cli_errors():
         served = load(workspace, model_path, backend, persona, gpu_layers, threads, context, timeout=None)
-    prompts = LivePrompt(served.persona, served.rules)
+    prompts = served.prompts()
     decoding = Decoding.from_sampling(served.sampling).with_changes(temperature=temperature, max_tokens=max_tokens,
                                                                    seed=seed)
     history: deque[tuple[str, str]] = deque(maxlen=turns)
@@ -68,7 +70,7 @@ def chat_command(workspace, model_path, backend, persona, gpu_layers, threads, c
             continue
         text = text[:MAX_TEXT_CHARS]
         try:
-            reply = complete(served.backend, prompts.messages(list(history), text), decoding)
+            reply = complete(served.backend, prompts.messages(list(history), text, contact), decoding)
             if seed is not None:
                 decoding = decoding.with_changes(seed=decoding.seed + 1)
         except KeyboardInterrupt:

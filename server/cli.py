@@ -21,12 +21,13 @@ import ipaddress
 import logging
 import secrets
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
-from dataprocess.live_prompt import rules_from_metadata
+from dataprocess.live_prompt import LivePrompt, rules_from_metadata
+from dataprocess.memory import Memory
 
 from core.artifacts import GGUF_KEY_PERSONA, persona_from_gguf_name
 from core.errors import InputError, cli_errors
@@ -92,6 +93,11 @@ class Served:
     persona: str
     rules: Rules
     sampling: Sampling
+    memory: Memory = field(default_factory=Memory)  # the knowledge base and contact groups
+
+    def prompts(self) -> LivePrompt:
+        """The twin's prompt builder: what every client of this model speaks through."""
+        return LivePrompt(self.persona, self.rules, self.memory)
 
 
 def load(workspace, model_path, backend, persona, gpu_layers, threads, context, gate=None, timeout=None,
@@ -107,11 +113,13 @@ def load(workspace, model_path, backend, persona, gpu_layers, threads, context, 
                           timeout=timeout)
     if workspace:
         settings = Workspace(workspace).settings()
-        return Served(loaded, persona or settings.persona.name, settings.data, settings.sampling)
+        return Served(loaded, persona or settings.persona.name, settings.data, settings.sampling,
+                      Memory.load(Workspace(workspace).data_dir))
     metadata = getattr(loaded, "metadata", {}) or {}
     persona = (persona or metadata.get(GGUF_KEY_PERSONA) or persona_from_gguf_name(metadata.get("general.name"))
                or DEFAULT_PERSONA)
-    return Served(loaded, persona, rules_from_metadata(metadata), sampling_from_metadata(metadata))
+    return Served(loaded, persona, rules_from_metadata(metadata), sampling_from_metadata(metadata),
+                  Memory.from_metadata(metadata))
 
 
 def _is_loopback(host: str) -> bool:
@@ -197,7 +205,7 @@ def serve_command(workspace, model_path, backend, persona, gpu_layers, threads, 
                              rules=served.rules, sampling=served.sampling, rate_limit=rate_limit, cors_origins=cors,
                              feedback_db=feedback_db, max_tokens_cap=max_tokens_cap, behind_proxy=public,
                              conversations=ConversationStore(conversations, ttl=conversation_ttl * 60),
-                             workspace=workspace)
+                             workspace=workspace, memory=served.memory)
         except (OSError, sqlite3.Error) as exc:
             raise InputError(f"cannot open the feedback database {feedback_db}: {exc}") from None
     if reload:

@@ -8,7 +8,9 @@ helpful assistant" would pull the small model away from the voice it learned. ``
 ``tool_choice`` are accepted and ignored (the twin cannot call tools), and so are ``tool``
 messages and assistant messages that carry only tool calls. The other messages are the
 conversation (the last must be the user's). Honoured: ``temperature``, ``top_p``, ``seed``,
-``stop``, ``presence_penalty``, ``frequency_penalty``; ``max_tokens`` /
+``stop``, ``presence_penalty``, ``frequency_penalty``, and the ``X-Twin-Contact`` header as who is
+texting (the twin answers in the voice it uses with them; not OpenAI's ``user``, which clients fill
+with opaque ids); ``max_tokens`` /
 ``max_completion_tokens`` above the server's cap are lowered to it (clients often send large
 defaults); ``n`` must be 1. Streaming sends ``data: {chunk}`` server-sent events and ends with
 ``data: [DONE]``; with ``stream_options.include_usage`` a last chunk carries the usage. The
@@ -27,7 +29,7 @@ from flask import Blueprint, Response, g, jsonify
 from voice.queueing import Overloaded
 from voice.replies import Reply, stream_visible
 from .reply_log import new_reply_id
-from .schema import BadRequest, decoding_changes, json_body, number, turns
+from .schema import BadRequest, contact, decoding_changes, json_body, number, turns
 from .state import current
 
 log = logging.getLogger("twin.server")
@@ -82,7 +84,8 @@ def chat_completions():
     usage = _include_usage(body)
     history, incoming = said[:-1], said[-1][1]
     stats: dict = {}
-    pieces = stream_visible(twin.backend, twin.prompts.messages(history, incoming), decoding, stats=stats)
+    who = contact(body, None)
+    pieces = stream_visible(twin.backend, twin.prompts.messages(history, incoming, who), decoding, stats=stats)
     ident = new_reply_id("chatcmpl-")
     caller = g.caller
 

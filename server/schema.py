@@ -126,6 +126,28 @@ def turns(items, key: str, roles=("user", "assistant")) -> list[tuple[str, str]]
     return out
 
 
+MAX_CONTACT_CHARS = 80
+CONTACT_HEADER = "X-Twin-Contact"
+
+
+def contact(body: dict, key: str | None = "contact") -> str | None:
+    """Who is texting the twin, so it answers in the voice it uses with them: the body's ``key``
+    (``contact`` on /generate) or the ``X-Twin-Contact`` header; a name or one of the twin's
+    contact groups (``dataprocess.memory``). The OpenAI route reads the header only: clients
+    fill OpenAI's ``user`` with opaque ids for abuse tracking, which are nobody's name."""
+    from flask import request
+
+    value = body.get(key) if key else None
+    if value is None:
+        value = request.headers.get(CONTACT_HEADER)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_CONTACT_CHARS or not value.isprintable():
+        where = f"'{key}' (or the {CONTACT_HEADER} header)" if key else f"the {CONTACT_HEADER} header"
+        raise BadRequest(f"{where} must be a name of at most {MAX_CONTACT_CHARS} printable characters")
+    return value.strip() or None
+
+
 def conversation_id(body: dict) -> str | None:
     """The optional ``conversation_id``: 1-128 letters, digits or ``_.:-``."""
     value = body.get("conversation_id")

@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from core.artifacts import GGUF_KEY_PERSONA, GGUF_KEY_RULES, GGUF_KEY_SAMPLING
+from core.artifacts import GGUF_KEY_MEMORY, GGUF_KEY_PERSONA, GGUF_KEY_RULES, GGUF_KEY_SAMPLING
 from core.settings import Rules, Sampling
 from core.workspace import Workspace
 from dataprocess.live_prompt import LivePrompt, rules_from_metadata
+from dataprocess.memory import Memory
 from dataprocess.pipeline import run_process
 from server.app import create_app
 from voice.exported import sampling_from_metadata
@@ -66,7 +67,11 @@ def processed(tmp_path_factory):
     root = tmp_path_factory.mktemp("prompt-ws")
     write_export(root / "export.csv")
     rules = Rules(context_turns=3, context_chars=300)  # tighter than the defaults: the cut matters
-    run_process([root / "export.csv"], Workspace(root / "ws"), me="maya", rules=rules, make_charts=False)
+    # a knowledge base whose facts the turns retrieve, and a group for the contact
+    (root / "notes.txt").write_text("# about me\nthe tickets for friday are in my email\ni charge my phone at night\n")
+    (root / "groups.toml").write_text('"alex kim" = "friends"\n')
+    run_process([root / "export.csv"], Workspace(root / "ws"), me="maya", rules=rules, make_charts=False,
+                notes_path=root / "notes.txt", contact_groups_path=root / "groups.toml")
     examples = [json.loads(line) for split in ("train", "valid", "test")
                 for line in open(root / "ws" / "data" / f"{split}.jsonl")]
     return Workspace(root / "ws"), examples
@@ -79,12 +84,22 @@ def test_server_prompt_equals_the_training_prompt_for_the_same_turns(processed):
     requests = list(live_requests())
     assert len(examples) == len(requests) == 5
     scripted = ScriptedBackend(["ok"])
-    client = create_app(scripted, persona=settings.persona.name, rules=settings.data).test_client()
+    client = create_app(scripted, persona=settings.persona.name, rules=settings.data,
+                        memory=Memory.load(ws.data_dir)).test_client()
     for (history, text), example in zip(requests, examples):
-        assert client.post("/generate", json={"text": text, "history": history}).status_code == 200
+        assert client.post("/generate", json={"text": text, "history": history, "contact": ALEX}).status_code == 200
         assert scripted.calls[-1][0] == example["prompt"]
-        client.post("/v1/chat/completions", json={"messages": history + [{"role": "user", "content": text}]})
+        client.post("/v1/chat/completions", json={"messages": history + [{"role": "user", "content": text}]},
+                    headers={"X-Twin-Contact": ALEX})
         assert scripted.calls[-1][0] == example["prompt"]
+    # the contact's group and the facts retrieved for a turn are in the training prompt and the served one
+    systems = [e["prompt"][0]["content"] for e in examples]
+    assert all("texting: alex kim (friends)" in s for s in systems)
+    assert any("- the tickets for friday are in my email" in s for s in systems)
+    assert any("charge my phone" in s for s in systems)  # "bring the charger": found by its stem
+    # without the contact, the server's prompt is not the training prompt: the contact matters
+    client.post("/generate", json={"text": requests[0][1], "history": requests[0][0]})
+    assert scripted.calls[-1][0] != examples[0]["prompt"] and "texting" not in scripted.calls[-1][0][0]["content"]
     # What issue 11 measured: the URL and emoji reach the model cleaned, as in training.
     assert "check this link" in json.dumps(examples[0]["prompt"]) and "https" not in json.dumps(scripted.calls)
 
@@ -107,10 +122,13 @@ def test_a_gguf_served_alone_carries_persona_rules_and_sampling(tiny_llama, tmp_
     sampling = Sampling(temperature=0.4, top_p=0.9, max_tokens=24)
     with_keys = write_gguf(tiny_llama, tmp_path / "twin-F16.gguf", "F16", metadata={
         GGUF_KEY_PERSONA: "maya", GGUF_KEY_RULES: json.dumps(rules.to_dict()),
-        GGUF_KEY_SAMPLING: json.dumps(dataclasses.asdict(sampling))})
+        GGUF_KEY_SAMPLING: json.dumps(dataclasses.asdict(sampling)),
+        GGUF_KEY_MEMORY: Memory.build(["my dog is pickle"], {"mum": "family"}).to_json()})
     served = server.cli.load(None, with_keys, "llama", None, 0, 1, 256)
     try:
         assert (served.persona, served.rules, served.sampling) == ("maya", rules, sampling)
+        system = served.prompts().messages([], "hows ur dog", contact="Mum")[0]["content"]
+        assert "texting: Mum (family)" in system and "- my dog is pickle" in system  # lowercase=False here
     finally:
         served.backend.close()
     assert rules_from_metadata({}) == Rules() and sampling_from_metadata({GGUF_KEY_SAMPLING: "{bad"}) == Sampling()

@@ -1,0 +1,109 @@
+"""The twin's memory: facts retrieved per message (BM25), contact groups, and how both are stored."""
+import json
+from pathlib import Path
+
+import pytest
+
+from core.artifacts import GGUF_KEY_MEMORY
+from core.settings import Rules
+from dataprocess.errors import ChatExportError
+from dataprocess.facts import load_facts
+from dataprocess.memory import Memory, fact_lines, read_contact_groups, read_notes
+from dataprocess.template import system_prompt
+
+SAMPLE_FACTS = Path(__file__).resolve().parents[2] / "samples" / "facts.toml"
+
+
+@pytest.fixture(scope="module")
+def memory():
+    return Memory.build(fact_lines(load_facts(SAMPLE_FACTS)), {"Mum": "family"})
+
+
+# Paraphrases of questions the facts file answers, none of them written as in the file.
+@pytest.mark.parametrize("question, expected", [
+    ("whats ur dogs name", "pickle"),
+    ("which city do u live in these days", "oakland"),
+    ("what do u do for work", "ceramics studio"),
+    ("where does ur sister live", "minneapolis"),
+    ("how old r u", "27"),
+    ("taco night??", "tacos"),
+])
+def test_a_paraphrase_retrieves_the_fact_that_answers_it(memory, question, expected):
+    found = memory.facts_for(question, 3)
+    assert 1 <= len(found) <= 3
+    assert any(expected in fact for fact in found), found
+
+
+@pytest.mark.parametrize("small_talk", ["lol what", "omg", "hey!", "ok see u at 7"])
+def test_small_talk_retrieves_nothing(memory, small_talk):
+    assert memory.facts_for(small_talk, 3) == ()
+
+
+def test_the_answer_words_alone_do_not_retrieve_a_qa_fact(memory):
+    # "like 4x a week its a problem" is in an answer; "busy week" must not pull it in
+    assert not any("4x a week" in f for f in memory.facts_for("busy week", 3))
+
+
+def test_k_bounds_the_facts_and_zero_turns_them_off(memory):
+    assert len(memory.facts_for("where do u live and whats ur dogs name and ur job", 2)) == 2
+    assert memory.facts_for("whats ur dogs name", 0) == ()
+    assert Memory().facts_for("whats ur dogs name", 3) == ()
+
+
+def test_the_prompt_shows_the_contact_and_the_facts_in_the_system_line(memory):
+    messages = memory.prompt("maya", "whats ur dogs name", (), Rules(), contact="Mum")
+    system = messages[0]["content"]
+    assert system.startswith(system_prompt("maya") + "\ntexting: mum (family)\nwhat you know:\n- ")
+    assert "pickle" in system and messages[-1] == {"role": "user", "content": "whats ur dogs name"}
+    # neither: the plain line the GGUF's chat template carries
+    assert memory.prompt("maya", "lol what", (), Rules())[0]["content"] == system_prompt("maya")
+    assert "texting" not in memory.prompt("maya", "hi", (), Rules(contact_in_prompt=False), contact="Mum")[0]["content"]
+
+
+def test_contact_labels_follow_the_rules(memory):
+    assert memory.contact_label("MUM") == "mum (family)"
+    assert memory.contact_label("  Sam   Lee ") == "sam lee"
+    assert memory.contact_label("Sam", Rules(lowercase=False)) == "Sam"
+    assert memory.contact_label("Mum", Rules(anonymize_contacts=True)) == "family"  # the group, never the name
+    assert memory.contact_label("Sam", Rules(anonymize_contacts=True)) is None
+    assert memory.contact_label("") is None and memory.contact_label(None) is None
+
+
+def test_contact_groups_file_in_both_forms(tmp_path):
+    path = tmp_path / "groups.toml"
+    path.write_text('mum = "family"\n"Sam Lee" = "friends"\n[work]\nmembers = ["Priya", "Dan"]\n')
+    assert read_contact_groups(path) == {"mum": "family", "sam lee": "friends", "priya": "work", "dan": "work"}
+    path.write_text("mum = 3\n")
+    with pytest.raises(ChatExportError, match="must be a group name"):
+        read_contact_groups(path)
+    path.write_text("mum = \n")
+    with pytest.raises(ChatExportError, match="not a valid contact groups file"):
+        read_contact_groups(path)
+    with pytest.raises(ChatExportError, match="not found"):
+        read_contact_groups(tmp_path / "missing.toml")
+
+
+def test_notes_file_one_fact_a_line(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("# facts about me\n\ni am allergic to cats\n  my car is a blue civic  \n")
+    assert read_notes(path) == ["i am allergic to cats", "my car is a blue civic"]
+    path.write_bytes(b"\xff\xfe broken")
+    with pytest.raises(ChatExportError, match="not UTF-8"):
+        read_notes(path)
+    with pytest.raises(ChatExportError, match="not found"):
+        read_notes(tmp_path / "missing.txt")
+    notes = Memory.build(["I am ALLERGIC to cats 🐱", "i am allergic to cats"])
+    assert notes.facts == ("i am allergic to cats",)  # cleaned as training text, deduplicated
+    assert notes.facts_for("do u have cats", 3) == ("i am allergic to cats",)
+
+
+def test_memory_round_trips_through_its_file_and_the_gguf_metadata(memory, tmp_path):
+    again = Memory.from_json(memory.to_json())
+    assert again == memory
+    assert again.facts_for("whats ur dogs name", 3) == memory.facts_for("whats ur dogs name", 3)
+    assert Memory.from_metadata({GGUF_KEY_MEMORY: memory.to_json()}) == memory
+    (tmp_path / "memory.json").write_text(memory.to_json())
+    assert Memory.load(tmp_path) == memory
+    assert Memory.load(tmp_path / "nowhere") == Memory()
+    assert Memory.from_json("{broken") == Memory() and Memory.from_metadata({}) == Memory()
+    assert json.loads(memory.to_json())["groups"] == {"mum": "family"}
