@@ -31,10 +31,10 @@ from core.artifacts import REPORT_FILE, SPLITS, split_file
 from core.atomic import write_atomic
 from core.workspace import Workspace
 
-from .errors import ChatExportError, printable
+from .errors import printable
 from .pipeline import run_process
 from .readers.base import path_text
-from .seen import SEEN_FILE, SeenIndex
+from .seen import SEEN_FILE, NothingNew, SeenIndex
 
 UPDATE_TRAIN = "update-train.jsonl"
 MAX_UPDATES_KEPT = 50  # update entries kept in report.json
@@ -73,10 +73,6 @@ class StagedUpdate:
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
-class NothingNew(ChatExportError):
-    """Every message of the new exports was processed before (or none makes a reply pair)."""
-
-
 def stage_update(inputs: list[Path], workspace: Workspace, *, fmt: str | None = None, me: str | None = None,
                  dayfirst: bool | None = None, replay_ratio: float = 1.0, seed: int = 0) -> StagedUpdate:
     """Stage the update's data (see the module docstring); raises :class:`NothingNew` when the
@@ -95,11 +91,8 @@ def stage_update(inputs: list[Path], workspace: Workspace, *, fmt: str | None = 
         for path in workspace.data_dir.iterdir():  # what process keeps beside the splits (its memory)
             if path.is_file() and path.suffix == ".json" and path.name != REPORT_FILE:
                 shutil.copy2(path, inner.data_dir / path.name)
-        try:
-            result = run_process(list(inputs), inner, fmt=fmt, me=me, dayfirst=dayfirst, rules=settings.data,
-                                 make_charts=False, seen=seen, persona=settings.persona.name)
-        except ChatExportError as exc:
-            raise NothingNew(str(exc)) from None
+        result = run_process(list(inputs), inner, fmt=fmt, me=me, dayfirst=dayfirst, rules=settings.data,
+                             make_charts=False, seen=seen, persona=settings.persona.name)
         suffix = f"@u{number}"
         counts = {}
         for split in SPLITS:

@@ -31,7 +31,7 @@ from .memory import MEMORY_FILE, Memory, fact_lines, read_contact_groups, read_n
 from .readers import read_export
 from .readers.base import path_text
 from .report import ReplyStats, Tally, build_report, cached_tokenizer, write_charts
-from .seen import SEEN_FILE, NewOnly, Recorder, SeenIndex
+from .seen import SEEN_FILE, NewOnly, NothingNew, Recorder, SeenIndex
 from .spool import ExampleSpool, token_sizes, word_sizes
 from .timing import TimingStats
 
@@ -101,8 +101,9 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     if seen is not None:
         stats["new_messages"], stats["duplicate_messages"] = recorder.new, recorder.duplicates
     if stats["read"] == 0:
-        raise ChatExportError("no messages could be read from the input" if seen is None or not recorder.duplicates
-                              else f"nothing new: all {recorder.duplicates} messages were processed before")
+        if seen is not None and recorder.duplicates:
+            raise NothingNew(f"nothing new: all {recorder.duplicates} messages were processed before")
+        raise ChatExportError("no messages could be read from the input")
 
     # Examples go to a spool on disk as they are made (memory stays bounded at any history
     # size); each chat's messages are let go as soon as its pairs are made. The report's reply
@@ -125,7 +126,7 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
         if rules.dedupe:
             stats["dropped_duplicate"] = spool.duplicates
         if not spool.count:
-            raise ChatExportError("no reply pairs found: no message of yours answers a contact within "
+            raise (ChatExportError if seen is None else NothingNew)("no reply pairs found: no message of yours answers a contact within "
                                   f"{rules.reply_window_minutes:g} minutes after the rules were applied "
                                   "(check --me, --since and --group-chats)")
         extra_train = examples_from_facts(facts, persona, rules, memory) if facts else []

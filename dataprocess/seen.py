@@ -23,6 +23,7 @@ import numpy as np
 from core.atomic import write_atomic
 from core.errors import InputError
 
+from .errors import ChatExportError
 from .message import Message
 
 SEEN_FILE = "seen.npy"  # in WORKSPACE/data
@@ -34,6 +35,11 @@ def fingerprint(message: Message) -> int:
     stamp = message.timestamp.isoformat() if message.timestamp is not None else ""
     key = "\x1f".join((message.chat, message.sender, stamp, message.text))
     return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
+class NothingNew(ChatExportError):
+    """``twin update``: every message of the new exports was processed before, or the new ones
+    make no reply pair (nothing to learn; the workspace is unchanged)."""
 
 
 class SeenIndex:

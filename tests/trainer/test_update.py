@@ -135,3 +135,9 @@ def test_update_re_exports_the_gguf_of_the_new_adapter(workspace):
     assert result.exported == gguf and sorted(p.name for p in ws.model_dir.glob("*.gguf")) == [gguf.name]
     new_fingerprint = gguf_field(gguf_reader(gguf), GGUF_KEY_ADAPTER)
     assert new_fingerprint == adapter_fingerprint(ws.adapter_dir) != old_fingerprint
+
+
+def test_a_missing_export_is_an_error_not_nothing_new(workspace, tmp_path):
+    _, ws = workspace
+    result = CliRunner().invoke(main, ["update", "--workspace", str(ws.root), str(tmp_path / "missing.csv")])
+    assert result.exit_code == 2 and "no such file" in result.output and "unchanged" not in result.output
