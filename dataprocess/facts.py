@@ -10,7 +10,16 @@ The file is TOML::
     questions = ["what's your dog's name?"]
     answer = "pickle!!"
 
-Known ``[me]`` keys get built-in questions; ``[[qa]]`` entries are used as written.
+    [[check]]                       # held out: twin eval's fact accuracy
+    question = "whats ur dogs name"
+    answer = ["pickle"]             # a reply holding any of these is right
+
+    [[unknown]]                     # held out: questions no fact answers (invented answers)
+    questions = ["whats ur favorite movie"]
+
+Known ``[me]`` keys get built-in questions; ``[[qa]]`` entries are used as written. ``[[check]]``
+and ``[[unknown]]`` are never trained on: ``twin process`` keeps them in
+``data/fact_checks.json`` for ``twin eval`` (:data:`CHECKS_FILE`).
 """
 from __future__ import annotations
 
@@ -35,10 +44,28 @@ class FactQA:
     answer: str
 
 
+CHECKS_FILE = "fact_checks.json"
+
+
+@dataclass(frozen=True)
+class FactCheck:
+    question: str
+    answers: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Facts:
     me: dict
     qa: list[FactQA]
+    checks: tuple[FactCheck, ...] = ()
+    unknown: tuple[str, ...] = ()
+
+    def checks_json(self) -> str:
+        """What ``twin eval`` asks (``data/fact_checks.json``)."""
+        import json
+
+        return json.dumps({"checks": [{"question": c.question, "answers": list(c.answers)} for c in self.checks],
+                           "unknown": list(self.unknown)}, ensure_ascii=False, indent=2)
 
     @property
     def name(self) -> str | None:
@@ -63,4 +90,19 @@ def load_facts(path: Path) -> Facts:
         if not isinstance(questions, list) or not isinstance(answer, str) or not questions:
             raise ChatExportError(f"{path}: [[qa]] entry {number} needs 'questions' (a list) and 'answer' (a string)")
         qa.extend(FactQA(str(q), answer) for q in questions)
-    return Facts(me=me, qa=qa)
+    checks = []
+    for number, entry in enumerate(data.get("check", []), 1):
+        question, answers = entry.get("question"), entry.get("answer")
+        answers = [answers] if isinstance(answers, str) else answers
+        if not isinstance(question, str) or not isinstance(answers, list) or not answers \
+                or not all(isinstance(a, str) and a.strip() for a in answers):
+            raise ChatExportError(f"{path}: [[check]] entry {number} needs 'question' (a string) and "
+                                  "'answer' (a string or a list of them)")
+        checks.append(FactCheck(question, tuple(answers)))
+    unknown = []
+    for number, entry in enumerate(data.get("unknown", []), 1):
+        questions = entry.get("questions")
+        if not isinstance(questions, list) or not all(isinstance(q, str) for q in questions):
+            raise ChatExportError(f"{path}: [[unknown]] entry {number} needs 'questions' (a list of strings)")
+        unknown.extend(questions)
+    return Facts(me=me, qa=qa, checks=tuple(checks), unknown=tuple(unknown))

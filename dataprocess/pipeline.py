@@ -24,7 +24,7 @@ from core.workspace import Workspace
 from .conversations import Stats, pairs_from_chat, select_messages
 from .errors import ChatExportError, printable
 from .examples import example_from_pair, examples_from_facts
-from .facts import load_facts
+from .facts import CHECKS_FILE, load_facts
 from .feedback import good_replies
 from .forked import ForkedCall
 from .memory import MEMORY_FILE, Memory, fact_lines, read_contact_groups, read_notes
@@ -146,6 +146,8 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
                      printable(json.dumps(report, indent=2, ensure_ascii=False)).encode("utf-8"))
         charts = write_charts(report, staging) if make_charts else []
         write_atomic(staging / MEMORY_FILE, memory.to_json().encode("utf-8"))
+        if facts is not None and (facts.checks or facts.unknown):
+            write_atomic(staging / CHECKS_FILE, facts.checks_json().encode("utf-8"))
         recorder.index(seen).save(staging / SEEN_FILE)
         settings = workspace.settings()
         settings.persona = Persona(name=persona, facts=Path(facts_path).name if facts_path else None)

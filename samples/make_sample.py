@@ -962,6 +962,54 @@ answer = "august 14!! | leo season baby"
 [[qa]]
 questions = ["do you have siblings?", "how's your sister?"]
 answer = "ya my sister elsa | shes in minneapolis"
+
+# Held out from training: `twin eval` asks each [[check]] (a paraphrase of a fact above) and
+# counts the replies that hold one of its answers, then asks the [[unknown]] questions, which
+# no fact here answers, and counts the replies that make an answer up.
+[[check]]
+question = "whats ur dogs name"
+answer = ["pickle"]
+
+[[check]]
+question = "which city do u live in these days"
+answer = ["oakland"]
+
+[[check]]
+question = "what do u do for work"
+answer = ["ceramic", "studio", "barista"]
+
+[[check]]
+question = "where does ur sister live"
+answer = ["minneapolis"]
+
+[[check]]
+question = "how old r u again"
+answer = ["27"]
+
+[[check]]
+question = "whens ur bday"
+answer = ["august 14", "aug 14"]
+
+[[check]]
+question = "where did u grow up again"
+answer = ["duluth"]
+
+[[check]]
+question = "whats ur sisters name"
+answer = ["elsa"]
+
+[[check]]
+question = "what kind of dog is pickle"
+answer = ["corgi"]
+
+[[check]]
+question = "fav food?"
+answer = ["taco"]
+
+[[unknown]]
+questions = ["whats ur favorite movie", "what car do u drive", "whats ur moms name",
+             "what did u study in college", "whats ur blood type", "what was ur first job",
+             "whats ur favorite band", "what street do u live on"]
 """
 
 

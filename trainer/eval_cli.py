@@ -72,6 +72,20 @@ def summary_table(report: dict) -> str:
         low, high = judged["ci95"]
         lines.append(f"\ncan you tell? friends fooled in {judged['fooled']} of {judged['answered']} rounds: "
                      f"{judged['share_fooled']:.0%} (95% CI {low:.0%}-{high:.0%}; 50% means they cannot tell)")
+    facts = report.get("facts")
+    if facts:
+        if "accuracy" in facts:
+            lines.append(f"\nfacts: {facts['accuracy']:.0%} of replies to {len(facts['checks'])} held-out "
+                         f"paraphrases ({facts['rounds']} each) hold the fact")
+        if "invented_rate" in facts:
+            lines.append(f"invented: {facts['invented_rate']:.0%} of replies to {len(facts['unknown'])} questions "
+                         "no fact answers make an answer up (heuristic)")
+    if report.get("contacts"):
+        lines.append(f"\n{'per contact':24}{'prompts':>8}{'length you/twin':>18}{'capitals you/twin':>20}")
+        for c in report["contacts"]:
+            lines.append(f"{c['contact'][:23]:24}{c['test_prompts']:>8}"
+                         f"{c['person']['mean_chars']:>9.1f}/{c['twin']['mean_chars']:<8.1f}"
+                         f"{c['person']['capitals_rate']:>11.2f}/{c['twin']['capitals_rate']:<8.2f}")
     used = report["sampling"]["used"]
     lines.append(f"\nsampling ({report['sampling']['chosen_from']}): temperature {used['temperature']}, "
                  f"top-p {used['top_p']}, repeat penalty {used['repeat_penalty']}, "

@@ -20,7 +20,10 @@ For the base model and the twin (base + adapter, the same weights with the adapt
   (``trainer.decoding_choice``: a candidate setting, then the length and separator biases fitted
   to the person, shrunk by the evidence) and written to ``twin.toml`` [sampling], and into the
   exported GGUF's decoding keys and the Modelfile when the choice was made on them;
-* the "Can you tell?" page's results, when friends have played (``trainer.judgements``).
+* the "Can you tell?" page's results, when friends have played (``trainer.judgements``);
+* the memory figures (``trainer.memory_eval``): fact accuracy on the facts file's held-out
+  paraphrases, the share of invented answers to questions no fact answers, and the style per
+  contact (the twin's replies to a contact's prompts against the person's replies to them).
 
 Written to WORKSPACE/eval/report.json and charts in WORKSPACE/eval/ (style.png, fidelity.png).
 """
@@ -35,11 +38,15 @@ from pathlib import Path
 from core import artifacts
 from core.atomic import atomic_file
 from core.workspace import Workspace
+from dataprocess.facts import CHECKS_FILE
+from dataprocess.live_prompt import LivePrompt
+from dataprocess.memory import Memory
 from dataprocess.splits import Example, read_split
 
 from . import fidelity, judgements
 from .errors import EvalError
 from .fidelity import STYLE_KEYS, style, vocabulary_overlap  # noqa: F401 - re-exported for callers
+from .memory_eval import contact_figures, fact_figures
 
 __all__ = ["EvalError", "EvalOptions", "run_eval"]
 
@@ -67,11 +74,26 @@ def samples_per_prompt(options: EvalOptions, prompts: int) -> int:
     return max(1, min(4, math.ceil(MIN_STYLE_REPLIES / max(prompts, 1))))
 
 
+def all_examples(workspace: Workspace) -> list[Example]:
+    """Every example of every split."""
+    return [example for split in artifacts.SPLITS
+            for example in read_split(workspace.split_path(split), required=False, error=EvalError)]
+
+
 def person_replies(workspace: Workspace) -> list[str]:
     """All the person's chat replies in the splits (fact answers left out): their habit."""
-    return [example.reply for split in artifacts.SPLITS
-            for example in read_split(workspace.split_path(split), required=False, error=EvalError)
-            if example.source == "chat"]
+    return [example.reply for example in all_examples(workspace) if example.source == "chat"]
+
+
+def _fact_checks(workspace: Workspace) -> dict:
+    """The held-out fact checks ``twin process`` kept from the facts file ({} when none)."""
+    path = workspace.data_dir / CHECKS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EvalError(f"{path} is damaged ({exc}): run `twin process` again") from None
 
 
 def _load_models(workspace: Workspace, log=print):
@@ -213,6 +235,11 @@ def run_eval(workspace: Workspace, options: EvalOptions, log=print) -> dict:
         prompts = [r.messages() for r in sample] * samples
         log(f"generating {len(prompts)} replies to {len(sample)} test prompts ({runtime.name}, as served)...")
         twin_replies = runtime.replies(prompts, decoding, seed=options.seed)
+        checks = _fact_checks(workspace)
+        if checks:
+            log("asking the held-out fact checks and unknown questions (as served: facts retrieved)...")
+        served_prompts = LivePrompt(settings.persona.name, settings.data, Memory.load(workspace.data_dir))
+        facts = fact_figures(runtime, served_prompts, checks, decoding, options.seed) if checks else None
     finally:
         runtime.close()
     results = {"twin": compare(twin_replies, real_sample, everything, options.seed, samples)}
@@ -247,6 +274,8 @@ def run_eval(workspace: Workspace, options: EvalOptions, log=print) -> dict:
         "ratios_to_test": {who: r["ratios_to_test"] for who, r in results.items()},
         "classifier": {who: r["classifier"] for who, r in results.items()},
         "can_you_tell": judgements.summary(workspace.root / artifacts.JUDGEMENTS_FILE),
+        "facts": facts,
+        "contacts": contact_figures(sample, twin_replies, all_examples(workspace)),
         "examples": [{"prompt": r.incoming, "real": real_sample[i], "twin": twin_replies[i].text,
                       **({"base": base_replies[i].text} if base_replies else {})}
                      for i, r in enumerate(sample[:10])],

@@ -107,3 +107,28 @@ def test_memory_round_trips_through_its_file_and_the_gguf_metadata(memory, tmp_p
     assert Memory.load(tmp_path / "nowhere") == Memory()
     assert Memory.from_json("{broken") == Memory() and Memory.from_metadata({}) == Memory()
     assert json.loads(memory.to_json())["groups"] == {"mum": "family"}
+
+
+def test_held_out_checks_are_read_and_never_trained_on(tmp_path):
+    facts = load_facts(SAMPLE_FACTS)
+    assert len(facts.checks) == 10 and len(facts.unknown) == 8
+    questions = {c.question for c in facts.checks} | set(facts.unknown)
+    assert not questions & {qa.question for qa in facts.qa}  # held out from the training questions
+    bad = tmp_path / "facts.toml"
+    bad.write_text('[[check]]\nquestion = "whats ur dogs name"\n')
+    with pytest.raises(ChatExportError, match=r"\[\[check\]\] entry 1 needs"):
+        load_facts(bad)
+    bad.write_text('[[unknown]]\nquestions = "one"\n')
+    with pytest.raises(ChatExportError, match=r"\[\[unknown\]\] entry 1 needs"):
+        load_facts(bad)
+
+
+def test_process_keeps_the_checks_and_the_memory_in_the_workspace(sample_workspace):
+    data = Path(sample_workspace) / "data"
+    checks = json.loads((data / "fact_checks.json").read_text())
+    assert checks["checks"][0] == {"question": "whats ur dogs name", "answers": ["pickle"]}
+    memory = Memory.load(data)
+    assert any("pickle" in fact for fact in memory.facts)
+    trained = (data / "train.jsonl").read_text()
+    assert "whats ur dogs name" not in trained and "whats ur favorite movie" not in trained
+    assert "what you know:" in trained and "texting: " in trained

@@ -1,0 +1,69 @@
+"""twin eval's memory figures: fact accuracy, invented answers, style per contact."""
+from core.settings import Rules
+from dataprocess.live_prompt import LivePrompt
+from dataprocess.memory import Memory
+from dataprocess.splits import Example
+from trainer.memory_eval import ROUNDS, contact_figures, fact_figures
+from voice.replies import Reply
+
+
+class AnswersFromThePrompt:
+    """A runtime that answers with the first fact its prompt was given, else a fixed line: the
+    figures then depend on what retrieval put in the prompt, as a twin that uses its facts."""
+
+    def __init__(self, otherwise: str):
+        self.otherwise, self.prompts = otherwise, []
+
+    def replies(self, prompts, decoding, seed=0):
+        self.prompts.extend(prompts)
+        out = []
+        for messages in prompts:
+            system = messages[0]["content"]
+            fact = system.split("\n- ")[1] if "\n- " in system else self.otherwise
+            out.append(Reply(fact, "stop"))
+        return out
+
+
+CHECKS = {"checks": [{"question": "whats ur dogs name", "answers": ["pickle"]},
+                     {"question": "where do u live", "answers": ["oakland"]},
+                     {"question": "whats ur cats name", "answers": ["mochi"]}],
+          "unknown": ["whats ur favorite movie", "what car do u drive"]}
+
+
+def test_fact_accuracy_counts_replies_that_hold_an_answer():
+    prompts = LivePrompt("maya", Rules(), Memory.build(["my dog is pickle", "i live in oakland"]))
+    runtime = AnswersFromThePrompt("idk lol")
+    figures = fact_figures(runtime, prompts, CHECKS, decoding=None)
+    assert figures["rounds"] == ROUNDS
+    assert [c["right"] for c in figures["checks"]] == [ROUNDS, ROUNDS, 0]  # no fact about a cat
+    assert figures["accuracy"] == round(2 / 3, 4)
+    assert figures["invented_rate"] == 0.0  # "idk lol" declines
+    # asked through the served prompt builder: the question's facts are in the prompt
+    assert "- my dog is pickle" in runtime.prompts[0][0]["content"]
+    assert len(runtime.prompts) == ROUNDS * 5
+
+
+def test_an_answer_to_an_unknown_question_counts_as_invented():
+    prompts = LivePrompt("maya", Rules(), Memory())
+    invented = fact_figures(AnswersFromThePrompt("the matrix obviously"), prompts, CHECKS, decoding=None)
+    assert invented["invented_rate"] == 1.0 and invented["accuracy"] == 0.0
+    asked_back = fact_figures(AnswersFromThePrompt("why do u ask?"), prompts, CHECKS, decoding=None)
+    assert asked_back["invented_rate"] == 0.0
+    assert fact_figures(AnswersFromThePrompt("x"), prompts, {}, decoding=None) is None
+
+
+def _example(contact, reply):
+    return Example(({"role": "user", "content": "hi"},), reply + " DONE", contact + "#0", "chat", 0, contact)
+
+
+def test_style_per_contact_against_the_persons_replies_to_them():
+    everything = [_example("mum", "Hello Mum, I am fine. Talk soon!")] * 4 + [_example("sam", "lol ya")] * 5
+    sample = [_example("mum", "x")] * 3 + [_example("sam", "x")] * 4 + [_example("priya", "x")]
+    replies = [Reply("Hi Mum, all good here." if e.contact == "mum" else "ya lol", "stop") for e in sample] * 2
+    rows = {r["contact"]: r for r in contact_figures(sample, replies, everything)}
+    assert set(rows) == {"mum", "sam"}  # priya: too few test prompts to say anything
+    mum, sam = rows["mum"], rows["sam"]
+    assert mum["test_prompts"] == 3 and mum["twin"]["replies"] == 6 and mum["person"]["replies"] == 4
+    assert mum["person"]["capitals_rate"] == 1.0 and mum["twin"]["capitals_rate"] == 1.0
+    assert sam["person"]["capitals_rate"] == 0.0 and sam["ratios"]["capitals_rate"] is None
+    assert mum["ratios"]["mean_chars"] == round(len("Hi Mum, all good here.") / len("Hello Mum, I am fine. Talk soon!"), 4)

@@ -1,0 +1,91 @@
+"""``twin eval``'s memory figures: the facts the twin knows, the ones it makes up, its voice per contact.
+
+* **Fact accuracy**: each held-out ``[[check]]`` of the facts file (``data/fact_checks.json``,
+  written by ``twin process``; never trained on) is asked :data:`ROUNDS` times, through the
+  served prompt builder (the knowledge base retrieved as ``twin serve`` retrieves it) and the
+  runtime eval measures; a reply is right when it holds one of the check's answers.
+* **Invented facts**: each ``[[unknown]]`` question (no fact answers it) is asked the same way; a
+  reply counts as invented unless it declines or asks back (:data:`DECLINES`: "idk", "no idea",
+  "dont have", a question mark, ...). A heuristic, said so in the report: a reply such as "lol
+  why" is counted as declining, "the matrix obviously" as invented.
+* **Per contact**: for the test split's most frequent contacts, the style of the twin's replies to
+  that contact's prompts against the person's own replies to that contact (every split).
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+
+from dataprocess.live_prompt import LivePrompt
+from dataprocess.splits import Example
+
+from .fidelity import style
+
+ROUNDS = 3                # replies per question, seeds seed, seed + 1, ...
+TOP_CONTACTS = 5
+MIN_CONTACT_PROMPTS = 3   # fewer test prompts to a contact say nothing about its voice
+DECLINES = re.compile(r"\b(idk|dunno|no idea|not sure|dont know|don't know|do not know|i forget|forgot|"
+                      r"dont have|don't have|do not have|never|nope|no|none|nah|not telling|guess)\b|\?")
+INVENTED_MEANING = ("share of replies to questions no fact answers that give an answer rather than "
+                    "declining or asking back (a heuristic: see trainer/memory_eval.py)")
+
+
+def _ask(runtime, prompts: LivePrompt, questions: list[str], decoding, seed: int) -> list[list[str]]:
+    """Each question's ``ROUNDS`` replies (one round after another, as eval seeds its replies)."""
+    messages = [prompts.messages([], q) for q in questions] * ROUNDS
+    replies = runtime.replies(messages, decoding, seed=seed)
+    n = len(questions)
+    return [[replies[r * n + i].text for r in range(ROUNDS)] for i in range(n)]
+
+
+def fact_figures(runtime, prompts: LivePrompt, checks: dict, decoding, seed: int = 0) -> dict | None:
+    """Fact accuracy on the held-out checks and the invented share on the unknown questions
+    (None when the workspace has neither)."""
+    items, unknown = checks.get("checks", []), checks.get("unknown", [])
+    if not items and not unknown:
+        return None
+    out: dict = {"rounds": ROUNDS}
+    if items:
+        said = _ask(runtime, prompts, [c["question"] for c in items], decoding, seed)
+        right = [[any(a.lower() in reply.lower() for a in c["answers"]) for reply in replies]
+                 for c, replies in zip(items, said)]
+        out["accuracy"] = round(sum(map(sum, right)) / (len(items) * ROUNDS), 4)
+        out["checks"] = [{"question": c["question"], "answers": c["answers"], "replies": replies,
+                          "right": sum(r)} for c, replies, r in zip(items, said, right)]
+    if unknown:
+        said = _ask(runtime, prompts, list(unknown), decoding, seed)
+        invented = [[not DECLINES.search(reply.lower()) for reply in replies] for replies in said]
+        out["invented_rate"] = round(sum(map(sum, invented)) / (len(unknown) * ROUNDS), 4)
+        out["invented_meaning"] = INVENTED_MEANING
+        out["unknown"] = [{"question": q, "replies": replies, "invented": sum(i)}
+                          for q, replies, i in zip(unknown, said, invented)]
+    return out
+
+
+def _figures(texts: list[str]) -> dict:
+    figures = style(texts)
+    return {"replies": len(texts), "mean_chars": figures["mean_chars"],
+            "capitals_rate": round(sum(t != t.lower() for t in texts) / max(len(texts), 1), 4),
+            "separator_rate": figures["separator_rate"]}
+
+
+def contact_figures(sample: list[Example], replies: list, everything: list[Example],
+                    top: int = TOP_CONTACTS) -> list[dict]:
+    """For the ``top`` contacts with the most test prompts in ``sample`` (at least
+    :data:`MIN_CONTACT_PROMPTS`): the twin's replies to them (``replies`` holds rounds of replies
+    to ``sample``) against the person's replies to them in ``everything``."""
+    counts = Counter(e.contact for e in sample if e.contact and e.source == "chat")
+    person: dict[str, list[str]] = defaultdict(list)
+    for example in everything:
+        if example.contact and example.source == "chat":
+            person[example.contact].append(example.reply)
+    rows = []
+    for contact, n in counts.most_common(top):
+        if n < MIN_CONTACT_PROMPTS:
+            break
+        twin = [r.text for i, r in enumerate(replies) if sample[i % len(sample)].contact == contact]
+        theirs, ours = _figures(person[contact]), _figures(twin)
+        ratios = {k: (round(ours[k] / theirs[k], 4) if theirs[k] else None)
+                  for k in ("mean_chars", "capitals_rate", "separator_rate")}
+        rows.append({"contact": contact, "test_prompts": n, "person": theirs, "twin": ours, "ratios": ratios})
+    return rows
