@@ -5,7 +5,8 @@ through transformers) with what the twin was trained with: persona, data rules a
 defaults from ``twin.toml``, or from the GGUF's metadata when a model file is served alone.
 Then it builds the app with its protections, optionally opens the public ngrok URL, and serves
 with waitress's own limits set to the app's: body size (checked while reading, chunked bodies
-too), idle-connection timeout, connection count, header size.
+too), idle-connection timeout, connection count, header size; and what server.http_server adds
+(JSON refusals, lingering close, idle connections closed to make room for real clients).
 
 Authentication: ``--api-key`` (one key) or ``--api-key-file`` (named keys, one a line). An
 empty key is refused; serving beyond this machine (``--host`` not loopback, or ``--public``)
@@ -34,8 +35,9 @@ from core.errors import InputError, cli_errors
 from core.settings import DEFAULT_PERSONA, REQUEST_TIMEOUT_S, Rules, Sampling
 from core.workspace import Workspace
 
-from .app import MAX_BODY_BYTES, MAX_TOKENS_CAP, create_app
+from .app import MAX_TOKENS_CAP, create_app
 from .backends import BACKENDS, SwappableBackend, auto_workers, open_backend
+from .http_server import make_server, waitress_limits
 from .conversations import ConversationStore
 from voice.backend import DEFAULT_CONTEXT
 from voice.exported import sampling_from_metadata
@@ -43,18 +45,6 @@ from .keys import KeyRing, check_key
 from voice.queueing import Gate
 from .ratelimit import RateLimiter
 from .tunnel import TunnelError, open_tunnel
-
-MAX_HEADER_BYTES = 16 * 1024
-IDLE_TIMEOUT_S = 30
-
-
-def waitress_limits(connections: int = 100) -> dict:
-    """waitress's own limits, set to the app's: a body over the app's limit is refused while it
-    is read (a chunked one too, never buffered whole), idle connections are closed, and at most
-    ``connections`` are open at once."""
-    return {"max_request_body_size": MAX_BODY_BYTES, "max_request_header_size": MAX_HEADER_BYTES,
-            "channel_timeout": IDLE_TIMEOUT_S, "connection_limit": connections}
-
 
 def _rate(ctx, param, value):
     try:
@@ -232,8 +222,10 @@ def serve_command(workspace, model_path, backend, persona, gpu_layers, threads, 
     from waitress import serve
 
     # A thread per generating and per queued request, plus a few for /health and quick errors.
+    # waitress's serve() (its logging, its start-up line) on server.http_server's server: JSON
+    # refusals, lingering close, idle connections closed to make room (_server is serve's hook).
     serve(app, host=host, port=port, threads=parallel * workers + max_queue + 4, ident="twin",
-          **waitress_limits(connections))
+          _server=make_server, **waitress_limits(connections))
 
 
 def _start_reloader(app, workspace, model_path, backend, persona, gpu_layers, threads, context, gate, timeout,

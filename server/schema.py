@@ -2,6 +2,11 @@
 
 The helpers read one JSON body and either return clean Python values or raise with a message
 that names the field and what it must be, so a client can fix its request without reading code.
+
+A lone UTF-16 surrogate escape (``"\\ud800"``: valid JSON, and what a browser's ``JSON.stringify``
+writes for a string whose emoji was cut in half) is mended as the export readers mend it
+(dataprocess.readers._json_repair): U+FFFD in place of the broken half, in every string of the
+body (keys too), so the text is kept and nothing later chokes on it (it cannot be encoded).
 """
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ MAX_HISTORY_ITEMS = 64       # turns a client may send along
 MAX_HISTORY_CHARS = 16000    # all of them together
 MAX_JSON_DEPTH = 16          # arrays / objects inside each other (the API needs 4)
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")   # json joins a valid pair into one character
+REPLACEMENT = "\ufffd"
 
 
 class BadRequest(ValueError):
@@ -48,6 +55,17 @@ def _too_deep(value) -> bool:
     return False
 
 
+def _mend(value):
+    """``value`` with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub(REPLACEMENT, value)
+    if isinstance(value, list):
+        return [_mend(item) for item in value]
+    if isinstance(value, dict):
+        return {_mend(key): _mend(item) for key, item in value.items()}
+    return value
+
+
 def json_body(example: str) -> dict:
     """The request's JSON object (strict JSON: finite numbers, bounded nesting), or a 400
     naming what to send instead."""
@@ -66,7 +84,7 @@ def json_body(example: str) -> dict:
         raise BadRequest(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep")
     if not isinstance(body, dict):
         raise BadRequest(hint)
-    return body
+    return _mend(body)
 
 
 def number(body: dict, key: str, default, kind, low, high):

@@ -46,10 +46,11 @@ class ScriptedBackend(Backend):
 
 @contextlib.contextmanager
 def running(app, threads: int = 8, **options):
-    """Serve ``app`` with waitress on 127.0.0.1 (a free port) in a thread; yields the base URL."""
-    from waitress.server import create_server
+    """Serve ``app`` on 127.0.0.1 (a free port) in a thread with the server ``twin serve`` runs
+    (server.http_server: waitress and what it adds); yields the base URL."""
+    from server.http_server import make_server
 
-    server = create_server(app, host="127.0.0.1", port=0, threads=threads, ident="twin-test", **options)
+    server = make_server(app, host="127.0.0.1", port=0, threads=threads, ident="twin-test", **options)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
