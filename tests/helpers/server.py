@@ -50,6 +50,7 @@ def running(app, threads: int = 8, **options):
     (server.http_server: waitress and what it adds); yields the base URL."""
     from server.http_server import make_server
 
+    options.setdefault("asyncore_use_poll", True)  # as twin serve; closing under select() raises in the thread
     server = make_server(app, host="127.0.0.1", port=0, threads=threads, ident="twin-test", **options)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
