@@ -98,7 +98,7 @@ def build_client(access: Access, make_engine, *, api_url: str | None = None, gat
         answer = access.command(text, author.id, author.name) if text else None
         if answer is not None:
             transport.channels[channel.id] = channel
-            await engine()._try(channel.id, transport.send, channel.id, answer, what="message")
+            await engine().attempt(channel.id, transport.send, channel.id, answer, what="message")
             return
         if not text:
             access.ignore("not text")
@@ -121,7 +121,9 @@ def build_client(access: Access, make_engine, *, api_url: str | None = None, gat
             access.ignore("command")
             return
         transport.channels[channel.id] = channel
-        engine().incoming(channel.id, text)
+        # whom the twin texts, as its training chats were named: the person, or the server channel
+        engine().incoming(channel.id, text, author.display_name if message.guild is None
+                          else f"{message.guild.name} #{getattr(channel, 'name', '')}")
 
     @client.event
     async def on_error(event, *args, **kwargs) -> None:

@@ -62,6 +62,7 @@ class ChatState:
     task: asyncio.Task | None = None  # the wait (then the answer) in progress
     latency: float | None = None      # the burst's drawn latency (scaled seconds)
     busy: bool = False                # generating or sending: new messages wait for the next burst
+    contact: str | None = None        # who texts in this chat (their name on the platform): the prompt's contact
 
 
 class BotEngine:
@@ -76,12 +77,15 @@ class BotEngine:
 
     # --- what a platform client calls -------------------------------------------------------------
 
-    def incoming(self, chat: Hashable, text: str) -> None:
-        """An allowed message of ``chat`` (in the running event loop)."""
+    def incoming(self, chat: Hashable, text: str, contact: str | None = None) -> None:
+        """An allowed message of ``chat`` (in the running event loop); ``contact``: the sender's
+        name on the platform, which the prompt names as whom the twin is texting (dataprocess.memory)."""
         state = self.chats.get(chat)
         if state is None:
             state = self.chats[chat] = ChatState(len(self.chats) + 1)
         state.pending.append(text)
+        if contact:
+            state.contact = contact
         state.last = time.monotonic()
         if self.log_messages:
             log.info("chat #%d: message %r", state.number, text)
@@ -123,18 +127,18 @@ class BotEngine:
             self.failures += 1
             log.warning("chat #%d: could not answer (%s)", state.number, type(exc).__name__)
 
-    def _reply(self, chat: Hashable, burst: list[str], seed: int | None):
+    def _reply(self, chat: Hashable, burst: list[str], seed: int | None, contact: str | None = None):
         """The twin's reply to ``burst``, exactly as POST /generate makes it (in a worker thread)."""
         twin = self.twin
         key = str(chat)
         history = twin.conversations.history(OWNER, key) + [("user", text) for text in burst[:-1]]
         decoding = twin.decoding().with_changes(seed=seed)
         try:
-            reply = complete(twin.backend, twin.prompts.messages(history, burst[-1]), decoding)
+            reply = complete(twin.backend, twin.prompts.messages(history, burst[-1], contact), decoding)
         except PromptTooLong:  # the chat grew past the model's context: start it over
             twin.conversations.reset(OWNER, key)
-            reply = complete(twin.backend, twin.prompts.messages([("user", t) for t in burst[:-1]], burst[-1]),
-                             decoding)
+            reply = complete(twin.backend, twin.prompts.messages([("user", t) for t in burst[:-1]], burst[-1],
+                                                                 contact), decoding)
         twin.conversations.append(OWNER, key, *[("user", text) for text in burst], ("assistant", reply.text))
         return reply
 
@@ -152,7 +156,7 @@ class BotEngine:
             self.seed += 1
         started = time.monotonic()
         try:
-            reply = await asyncio.to_thread(self._reply, chat, burst, seed)
+            reply = await asyncio.to_thread(self._reply, chat, burst, seed, state.contact)
         except Overloaded as exc:
             log.warning("chat #%d: no reply (%s)", state.number, type(exc).__name__)
             return
@@ -186,7 +190,7 @@ class BotEngine:
         if start_typing > now:
             await asyncio.sleep(start_typing - now)
         while True:
-            await self._try(chat, self.transport.typing, chat, what="typing")
+            await self.attempt(chat, self.transport.typing, chat, what="typing")
             left = due - time.monotonic()
             if left <= 0:
                 return
@@ -195,11 +199,11 @@ class BotEngine:
                 return
 
     async def _deliver(self, chat: Hashable, state: ChatState, text: str) -> None:
-        if not await self._try(chat, self.transport.send, chat, text, what="message"):
+        if not await self.attempt(chat, self.transport.send, chat, text, what="message"):
             self.failures += 1
             log.warning("chat #%d: a message could not be sent after %d tries", state.number, SEND_TRIES)
 
-    async def _try(self, chat: Hashable, action, *args, what: str) -> bool:
+    async def attempt(self, chat: Hashable, action, *args, what: str) -> bool:
         """``action(*args)`` with retries: the platform's retry-after, else exponential backoff."""
         backoff = BACKOFF_S[0]
         tries = SEND_TRIES if what == "message" else 2

@@ -102,7 +102,7 @@ def build_application(token: str, api_url: str, access: Access, make_engine):
             return
         answer = access.command(text, user.id, user.username)
         if answer is not None:
-            await engine._try(chat.id, engine.transport.send, chat.id, answer, what="message")
+            await engine.attempt(chat.id, engine.transport.send, chat.id, answer, what="message")
             return
         if not access.allows(user.id, user.username, chat.id):
             access.ignore("not on the allowlist")
@@ -124,7 +124,8 @@ def build_application(token: str, api_url: str, access: Access, make_engine):
         if text.startswith("/"):
             access.ignore("command")
             return
-        engine.incoming(chat.id, text)
+        # whom the twin texts, as its training chats were named: the person, or the group's title
+        engine.incoming(chat.id, text, chat.title if chat.type in GROUP_TYPES else user.full_name)
 
     async def on_error(update, context) -> None:
         log.warning("telegram: handling an update failed (%s)", type(context.error).__name__)

@@ -154,6 +154,7 @@ def write_timing_chart(timing: dict, save) -> None:
     """The report's timing chart (``timing.png``): each measure's distribution (cumulative, over a
     log time axis) and the messages per reply. ``save(fig, name)`` writes a figure."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), layout="constrained")
     titles = {"reply_latency_s": "how long I take to answer", "burst_gap_s": "gap between my messages of a reply",
@@ -163,6 +164,7 @@ def write_timing_chart(timing: dict, save) -> None:
         if q:
             axis.plot([max(v, 0.5) for v in q], np.linspace(0, 1, len(q)), color="#4a7bd0")
             axis.set_xscale("log")
+            axis.xaxis.set_minor_formatter(NullFormatter())  # a narrow range labels its minor ticks over each other
         axis.set_title(f"{titles[name]} (n={timing[name]['count']})", fontsize=9)
         axis.set_xlabel("seconds")
         axis.set_ylabel("share at most")

@@ -98,6 +98,10 @@ def _post(url: str, body: dict) -> dict:
         return json.loads(response.read())
 
 
+# The sender's name in both stand-ins ("Alex", "alex"): the prompt's contact, lowercased by the rules.
+CONTACT = "Alex"
+
+
 @pytest.fixture(scope="session")
 def served(tiny_gguf):
     """POST /generate on the same GGUF and settings (the bot's workspace keeps the defaults), and
@@ -109,8 +113,10 @@ def served(tiny_gguf):
     app = create_app(backend, persona="maya", rules=Rules(), sampling=Sampling())
     try:
         with running(app) as url:
-            def generate(text, seed, history=None):
-                return _post(f"{url}/generate", {"text": text, "seed": seed, "history": history or []})
+            def generate(text, seed, history=None, contact=CONTACT):
+                # the contact as the bots name the sender: both stand-ins' user is "Alex"
+                return _post(f"{url}/generate", {"text": text, "seed": seed, "history": history or [],
+                                                 "contact": contact})
 
             seed = next(s for s in range(40, 240) if len(generate(HELLO, s)["messages"]) >= 2)
             yield generate, seed

@@ -138,3 +138,19 @@ def test_engine_retries_network_errors_and_survives_a_lost_message():
     assert transport.sent == [(1, "yeah"), (1, "bartaco?")] and engine.failures == 0
     transport, engine = asyncio.run(main([ValueError("refused")]))  # not retried: that part is lost
     assert transport.sent == [(1, "bartaco?")] and engine.failures == 1
+
+
+def test_message_text_is_logged_only_when_asked(caplog):
+    async def main(log_messages):
+        engine, _ = _engine(Transport(), log_messages=log_messages)
+        engine.incoming(3, "meet at the usual place")
+        while engine.answered < 1:
+            await asyncio.sleep(0.01)
+
+    with caplog.at_level(logging.INFO, logger="twin.bot"):
+        asyncio.run(main(False))
+    assert "answered a burst" in caplog.text and "usual place" not in caplog.text and "bartaco" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="twin.bot"):
+        asyncio.run(main(True))
+    assert "usual place" in caplog.text and "bartaco" in caplog.text

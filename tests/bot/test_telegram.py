@@ -13,7 +13,8 @@ def _after(calls, at):
 
 def test_reply_as_generate_split_with_typing_allowlist_groups_pause_429(api, bot_workspace, tmp_path, served):
     generate, seed = served
-    expected = generate(HELLO, seed)["messages"]
+    first = generate(HELLO, seed)
+    expected = first["messages"]
     with running_bot(api, bot_workspace, tmp_path, "--instant", "--seed", str(seed), "--allow", "111",
                      "--owner", "999", "--allow", "@sam") as bot:
         # an unlisted user, and a group message from an allowed one (groups are off): nothing answered
@@ -27,6 +28,14 @@ def test_reply_as_generate_split_with_typing_allowlist_groups_pause_429(api, bot
         assert [c.method for c in calls] == ["sendChatAction", "sendMessage"] * len(expected)
         assert all(c.params == {"chat_id": "111", "action": "typing"} for c in calls if c.method == "sendChatAction")
         assert {c.params["chat_id"] for c in api.sent()} == {"111"}
+
+        # the next message of the chat: the bot remembers it, as /generate with that history and the next seed
+        history = [{"role": "user", "content": HELLO}, {"role": "assistant", "content": first["response"]}]
+        again = generate("want tacos tonight?", seed + 1, history)["messages"]
+        done = len(api.sent())
+        api.push("want tacos tonight?")
+        assert api.wait_for(lambda calls: len(api.sent()) >= done + len(again), 60), bot.log
+        assert [c.params["text"] for c in api.sent()[done:]] == again
 
         # the owner pauses: nobody is answered; a non-owner's /pause does nothing
         api.push("/pause", user_id=777, username="sam")
@@ -54,7 +63,7 @@ def test_reply_as_generate_split_with_typing_allowlist_groups_pause_429(api, bot
     for counted in ("1 not on the allowlist", "1 group chat", "1 paused", "1 command"):
         assert counted in log
     assert "RetryAfter, retrying in 1.0 s" in log
-    for text in ("who is this", "hi all", HELLO, "are you there", "what's up", *expected):
+    for text in ("who is this", "hi all", HELLO, "are you there", "what's up", "tacos", *expected):
         assert text not in log
     assert "answered a burst of 1 message" in log
 
@@ -87,7 +96,7 @@ def test_timing_debounce_and_speed(api, bot_workspace, tmp_path, served):
     generate, seed = served
     parts = len(generate(HELLO, seed)["messages"])
     measured = {}
-    for speed in (0.5, 0.25):
+    for speed in (1.0, 0.5):
         with running_bot(api, bot_workspace, tmp_path, "--speed", str(speed), "--seed", str(seed),
                          "--allow", "111", "--rate-limit", "off") as bot:
             at = api.push(HELLO)
@@ -105,7 +114,7 @@ def test_timing_debounce_and_speed(api, bot_workspace, tmp_path, served):
             assert bot.log.count("answered a burst") == 2
     for speed, gaps in measured.items():
         assert all(gap >= 2.0 * speed for gap in gaps), (speed, gaps)  # never sooner than chosen
-    slow, fast = sum(measured[0.5]), sum(measured[0.25])
+    slow, fast = sum(measured[1.0]), sum(measured[0.5])
     assert 1.5 < slow / fast < 2.6, measured  # half the speed: about half the delays
 
 
