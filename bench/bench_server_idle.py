@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server.app import create_app  # noqa: E402
-from server.http_server import make_server, waitress_limits  # noqa: E402
-from voice.backend import Backend  # noqa: E402
+from server.app import create_app
+from server.http_server import make_server, waitress_limits
+from voice.backend import Backend
 
 
 class Fixed(Backend):

@@ -15,11 +15,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers.server import ScriptedBackend, running
 
-import server.http_server as http_server
+from server import http_server
 from server.app import create_app
 from server.http_server import waitress_limits
-from helpers.server import ScriptedBackend, running
 
 TWIN = Path(sys.executable).with_name("twin")
 CONNECTIONS = 100  # twin serve's default --connections
@@ -71,12 +71,12 @@ def _post(url, path, body, timeout=60):
 # What browsers' JSON.stringify writes for a string cut in the middle of an emoji: "\ud83d".
 SURROGATE_BODIES = [
     ("/generate", r'{"text": "hey \ud800 there", "max_tokens": 4}'),
-    ("/generate", r'{"text": "hi", "max_tokens": 4, "history": [{"role": "user", "content": "a\udc00"}, '
-                  r'{"role": "assistant", "content": "b\ud83d"}]}'),
+    ("/generate", (r'{"text": "hi", "max_tokens": 4, "history": [{"role": "user", "content": "a\udc00"}, '
+                   r'{"role": "assistant", "content": "b\ud83d"}]}')),
     ("/generate", r'{"text": "hi", "max_tokens": 4, "contact": "bo\ud800b"}'),
     ("/v1/chat/completions", r'{"max_tokens": 4, "messages": [{"role": "user", "content": "hey \ud800"}]}'),
-    ("/v1/chat/completions", r'{"max_tokens": 4, "messages": [{"role": "user", '
-                             r'"content": [{"type": "text", "text": "hey \ud83d"}]}]}'),
+    ("/v1/chat/completions", (r'{"max_tokens": 4, "messages": [{"role": "user", '
+                              r'"content": [{"type": "text", "text": "hey \ud83d"}]}]}')),
 ]
 
 
