@@ -58,7 +58,7 @@ class BotRun:
 @contextlib.contextmanager
 def running_bot(api, workspace: Path, tmp_path: Path, *args: str, token: str = TOKEN, platform: str = "telegram"):
     """`twin bot PLATFORM` against the stand-in ``api`` until the block ends (then Ctrl-C: it must
-    stop cleanly, with no token in its output)."""
+    stop cleanly, with no token in its output). ``workspace``: a workspace, or a GGUF for --model."""
     token_file = tmp_path / "token"
     token_file.write_text(token + "\n")
     log = tmp_path / f"bot-{len(list(tmp_path.glob('bot-*.log')))}.log"
@@ -67,7 +67,8 @@ def running_bot(api, workspace: Path, tmp_path: Path, *args: str, token: str = T
     since = time.monotonic()
     identified = getattr(api, "identified", 0)
     with open(log, "w") as out:
-        process = subprocess.Popen([str(TWIN), "bot", platform, "--workspace", str(workspace), "--api-url", api.url,
+        model = ["--model", str(workspace)] if workspace.is_file() else ["--workspace", str(workspace)]
+        process = subprocess.Popen([str(TWIN), "bot", platform, *model, "--api-url", api.url,
                                     "--token-file", str(token_file), "--threads", "1", *args],
                                    stdout=out, stderr=subprocess.STDOUT, env=env)
     run = BotRun(process, log)

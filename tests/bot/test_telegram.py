@@ -68,8 +68,9 @@ def test_reply_as_generate_split_with_typing_allowlist_groups_pause_429(api, bot
     assert "answered a burst of 1 message" in log
 
 
-def test_groups_only_when_mentioned_or_replied_to(api, bot_workspace, tmp_path):
-    with running_bot(api, bot_workspace, tmp_path, "--instant", "--groups", "--allow", "-100300") as bot:
+def test_groups_only_when_mentioned_or_replied_to(api, tiny_gguf, tmp_path):
+    # a GGUF alone (--model), as `twin serve --model`: no [timing], the defaults (off here)
+    with running_bot(api, tiny_gguf, tmp_path, "--instant", "--groups", "--allow", "-100300") as bot:
         group = {"user_id": 222, "username": "pat", "chat_id": -100300, "chat_type": "supergroup"}
         api.push("lunch anyone?", **group)
         handle = "@twin_test_bot"
