@@ -43,7 +43,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "bot")]
 
-from standin import StandIn  # noqa: E402
+from standin import StandIn
 
 TOKEN = "555000:bench-token-not-real"
 SAMPLE = ROOT / "samples" / "imessage" / "messages.csv"
@@ -92,8 +92,9 @@ def bot_workspace(source: Path, timing, into: Path) -> tuple[Path, str]:
     try:
         gguf, model = Workspace(source).newest_model_gguf(), "the workspace's model"
     except Exception:  # noqa: BLE001 - no exported model here: the tests' tiny random one
-        from export.gguf_writer import write_gguf
         from helpers.tiny import build_tiny_model
+
+        from export.gguf_writer import write_gguf
 
         gguf, model = write_gguf(build_tiny_model(into / "tiny"), into / "tiny.gguf", "F16"), "a tiny random model"
     os.symlink(gguf, into / "model" / "twin-F16.gguf")
@@ -134,7 +135,7 @@ def main() -> None:
         bot = subprocess.Popen([str(Path(sys.executable).with_name("twin")), "bot", "telegram", "--workspace",
                                 str(workspace), "--api-url", api.url, "--token-file", str(tmp / "token"),
                                 "--speed", str(speed), "--max-delay", str(args.max_delay), "--seed", str(args.seed),
-                                "--rate-limit", "off", "--threads", "2", *sum((["--allow", str(c)] for c in contacts), [])],
+                                "--rate-limit", "off", "--threads", "2", *[arg for c in contacts for arg in ("--allow", str(c))]],
                                stdout=log_file, stderr=subprocess.STDOUT)
         assert api.wait_for(lambda calls: any(c.method == "getUpdates" for c in calls), 120), log_path.read_text()
         started = time.monotonic()

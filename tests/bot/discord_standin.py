@@ -92,7 +92,7 @@ class DiscordStandIn:
 
     # --- the test's side ---------------------------------------------------------------------------
 
-    def __enter__(self) -> "DiscordStandIn":
+    def __enter__(self):
         started = threading.Event()
         self.thread = threading.Thread(target=self._serve, args=(started,), daemon=True)
         self.thread.start()

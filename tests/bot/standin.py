@@ -61,7 +61,7 @@ class StandIn:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/bot"
 
-    def __enter__(self) -> "StandIn":
+    def __enter__(self):
         self.thread.start()
         return self
 

@@ -3,8 +3,7 @@ code) against a stand-in of Discord's REST API and gateway on loopback, with a t
 from __future__ import annotations
 
 import pytest
-
-from conftest import HELLO, TOKEN, running_bot
+from botkit import HELLO, TOKEN, running_bot
 from discord_standin import BOT_USER, DiscordStandIn, guild, message, user
 
 ALEX = user(111, "alex")

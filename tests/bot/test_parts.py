@@ -7,6 +7,7 @@ import io
 import logging
 
 import pytest
+from helpers.server import ScriptedBackend
 
 from bot.access import Access, parse_entries
 from bot.engine import BotEngine
@@ -15,7 +16,6 @@ from bot.timing import DEFAULT_TIMING, TimingPlayer, draw
 from core.errors import InputError
 from core.settings import Timing
 from dataprocess.live_prompt import LivePrompt
-from helpers.server import ScriptedBackend
 from server.state import TwinState
 
 TIMING = Timing(replies=5, reply_latency_s=(10.0, 20.0, 30.0), burst_gap_s=(1.0, 2.0, 3.0),

@@ -2,9 +2,10 @@
 the Bot API on loopback, answering with a tiny GGUF."""
 from __future__ import annotations
 
+import itertools
 import subprocess
 
-from conftest import HELLO, TOKEN, TWIN, running_bot
+from botkit import HELLO, TOKEN, TWIN, running_bot
 
 
 def _after(calls, at):
@@ -89,11 +90,11 @@ def test_groups_only_when_mentioned_or_replied_to(api, tiny_gguf, tmp_path):
 
 def _gaps(api, at):
     sent = [c.at for c in api.sent() if c.at >= at]
-    return [sent[0] - at] + [b - a for a, b in zip(sent, sent[1:])]
+    return [sent[0] - at] + [b - a for a, b in itertools.pairwise(sent)]
 
 
 def test_timing_debounce_and_speed(api, bot_workspace, tmp_path, served):
-    """The workspace's [timing]: latency 2 s, gaps 2 s, debounce 0.8 s (conftest.TIMING), scaled by --speed."""
+    """The workspace's [timing]: latency 2 s, gaps 2 s, debounce 0.8 s (botkit.TIMING), scaled by --speed."""
     generate, seed = served
     parts = len(generate(HELLO, seed)["messages"])
     measured = {}
@@ -101,7 +102,7 @@ def test_timing_debounce_and_speed(api, bot_workspace, tmp_path, served):
         with running_bot(api, bot_workspace, tmp_path, "--speed", str(speed), "--seed", str(seed),
                          "--allow", "111", "--rate-limit", "off") as bot:
             at = api.push(HELLO)
-            assert api.wait_for(lambda calls: len([c for c in api.sent() if c.at >= at]) >= parts, 60), bot.log
+            assert api.wait_for(lambda calls, at=at: len([c for c in api.sent() if c.at >= at]) >= parts, 60), bot.log
             measured[speed] = _gaps(api, at)
             # a burst: three messages closer together than the debounce get one answer, after the last
             first = api.push("wait", chat_id=111)
@@ -120,8 +121,8 @@ def test_timing_debounce_and_speed(api, bot_workspace, tmp_path, served):
 
 
 def _bot(*args, env=None, timeout=120):
-    return subprocess.run([str(TWIN), "bot", "telegram", *args], capture_output=True, text=True, timeout=timeout,
-                          env=env)
+    return subprocess.run([str(TWIN), "bot", "telegram", *args], check=False, capture_output=True, text=True,
+                          timeout=timeout, env=env)
 
 
 def test_start_up_errors_are_one_line(api, bot_workspace, tmp_path, monkeypatch):
