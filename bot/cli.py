@@ -149,7 +149,7 @@ def telegram_command(**opts):
         click.echo("telegram bot running (Ctrl-C stops it)")
         try:
             telegram_bot.run(app, webhook_url=webhook_url, webhook_port=opts["webhook_port"])
-        except Exception as exc:  # noqa: BLE001 - the library's start-up errors: one line
+        except Exception as exc:
             from telegram import error
 
             if isinstance(exc, error.InvalidToken):
@@ -180,7 +180,7 @@ def discord_command(**opts):
         click.echo("discord bot running (Ctrl-C stops it)")
         try:
             discord_bot.run(client, token)
-        except Exception as exc:  # noqa: BLE001 - the library's start-up errors: one line
+        except Exception as exc:
             import discord
 
             if isinstance(exc, discord.LoginFailure):

@@ -24,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Hashable, Protocol
+from typing import Protocol
 
 from server.ratelimit import RateLimiter
 from server.state import TwinState

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 from operator import itemgetter
-from typing import Sequence
 
 import numpy as np
 
