@@ -8,6 +8,7 @@ A record is TRL's conversational prompt-completion format plus bookkeeping::
 """
 from __future__ import annotations
 
+import math
 import random
 from typing import Iterable
 
@@ -55,18 +56,40 @@ def examples_from_facts(facts: Facts, persona: str, rules: Rules, memory: Memory
     return out
 
 
+def _systematic(items: list[str], share: float, rng: random.Random) -> list[str]:
+    """About ``share`` of ``items`` (already shuffled), by systematic sampling from a random
+    start: each group gets its share to within one, small groups included on average."""
+    start = rng.random()
+    return [item for i, item in enumerate(items) if math.floor((i + 1) * share + start) > math.floor(i * share + start)]
+
+
 def assign_splits(conversation_ids: Iterable[str], fractions: tuple[float, float, float],
                   seed: int) -> dict[str, str]:
-    """Conversation id -> "valid" or "test" (train for the rest): whole conversations, seeded."""
+    """Conversation id -> "valid" or "test" (train for the rest): whole conversations, seeded.
+
+    Stratified by contact (the id's part before ``#``): each contact's conversations are split
+    in the fractions, so the test split holds every main contact and ``twin eval`` can compare
+    the twin's voice with each of them."""
     ids = sorted(set(conversation_ids))
-    random.Random(seed).shuffle(ids)
+    rng = random.Random(seed)
     total = sum(fractions)
-    n_valid = round(len(ids) * fractions[1] / total)
-    n_test = round(len(ids) * fractions[2] / total)
-    if len(ids) >= 3:
-        n_valid, n_test = max(n_valid, 1 if fractions[1] else 0), max(n_test, 1 if fractions[2] else 0)
-    assign = {cid: "valid" for cid in ids[:n_valid]}
-    assign.update({cid: "test" for cid in ids[n_valid:n_valid + n_test]})
+    valid_share, test_share = fractions[1] / total, fractions[2] / total
+    by_contact: dict[str, list[str]] = {}
+    for cid in ids:
+        by_contact.setdefault(cid.rsplit("#", 1)[0], []).append(cid)
+    assign: dict[str, str] = {}
+    for contact in sorted(by_contact):
+        group = by_contact[contact]
+        rng.shuffle(group)
+        test = _systematic(group, test_share, rng)
+        assign.update(dict.fromkeys(test, "test"))
+        rest = [cid for cid in group if cid not in assign]
+        left = 1.0 - test_share
+        assign.update(dict.fromkeys(_systematic(rest, valid_share / left if left > 0 else 0.0, rng), "valid"))
+    if len(ids) >= 3:  # a small history still gets one valid and one test conversation
+        for split, share in (("valid", valid_share), ("test", test_share)):
+            if share and split not in assign.values():
+                assign[rng.choice([cid for cid in ids if cid not in assign])] = split
     return assign
 
 

@@ -74,7 +74,7 @@ CONTACTS = [
     ("Ben Carter", "+1 510 555 0139", 2.0, {"coworker": 6}),
     ("Chloe Nguyen", "+1 628 555 0115", 1.6, {}),
     ("Owen Fitzgerald", "+1 415 555 0177", 1.4, {"climbing": 2}),
-    ("Rosa Delgado", "+1 510 555 0124", 1.2, {"boss": 8, "plans": 0, "latenight": 0, "link": 0}),
+    ("Rosa Delgado", "+1 510 555 0124", 4.0, {"boss": 8, "plans": 0, "latenight": 0, "link": 0}),
     ("Kenji Watanabe", "+1 650 555 0141", 1.0, {}),
     ("Grace Holloway", "grace.holloway@example.com", 1.0, {}),
     ("Tomás Herrera", "+1 510 555 0187", 0.9, {}),
@@ -168,8 +168,8 @@ PLAN_CANCEL = ex(
     [["nooo ok", "next week tho fr"], ["all good!!", "lmk when ur free"], ["nooooo", "ok ok rain check"], ["ya ofc", "dont work too hard"]],
 )
 MOM_AFTER = [
-    ex(["Love you sweetie ❤️", "Ok! Talk soon. Love you"], [["love u!!"], ["TAP:Loved"], ["love u too", "pickle says hi"]]),
-    ex(["Dad wants to know if you're still coming in December."], [["ya!!", "the 20th", "tell him"]]),
+    ex(["Love you sweetie ❤️", "Ok! Talk soon. Love you"], [["Love you too, Mom!"], ["TAP:Loved"], ["Love you! Pickle says hi."]]),
+    ex(["Dad wants to know if you're still coming in December."], [["Yes, I'm flying in on the 20th.", "Tell him I can't wait!"]]),
 ]
 RU_AFTER = ex(
     ["Отлично, до встречи!", "Ok see you there", "Круто 👍"],
@@ -330,17 +330,18 @@ TOPICS = {
            [ex([["He was buying like 6 pies", "Alone"]], [["lmaooooo", "6??", "good for him honestly"]])], p=0.9),
     ],
     "mom": [
-        ex(["Hi honey, how are you? Call me when you can."], [["hi mom!!", "im good", "ill call u tonight"]], MOM_AFTER, p=0.5),
-        ex(["Did you get the package I sent?"], [["ya got it!!", "thank u", "pickle loves the treats"]], MOM_AFTER, p=0.5),
-        ex(["Dad says hi. It's -12 here today!"], [["omg stay warm", "tell dad hi"]], MOM_AFTER, p=0.5),
-        ex(["Are you eating enough?"], [["yes mom lol", "i had tacos"]],
-           [ex(["Good. You need vegetables too!"], [["tacos have vegetables", "technically"]])], p=0.7),
-        ex(["Don't forget Grandma's birthday is Sunday."], [["i know!!", "already sent a card"]], MOM_AFTER, p=0.5),
-        ex(["Honey, did you see the email about the cabin weekend?"], [["ya!!", "im in for the cabin"]], MOM_AFTER, p=0.5),
-        ex(["I saw a story about a dog that looks just like Pickle!"], [["lmaooo", "pickle is better tho"]], MOM_AFTER, p=0.5),
-        ex([["Things to bring home:\n- warm boots\n- your good coat\n- the blue casserole dish", "Love you!"]], [["bet", "love u too"]]),
-        ex(["Are you being safe climbing? I worry."], [["yes mom", "i wear a helmet outside", "promise"]], MOM_AFTER, p=0.5),
-        ex(["Your sister said you got a promotion?? Why didn't you tell me!"], [["it was supposed to be a surprise lol", "ill call u"]], MOM_AFTER, p=0.5),
+        # To her mom Maya writes whole sentences, with capitals: longer than anywhere else.
+        ex(["Hi honey, how are you? Call me when you can."], [["Hi Mom! I'm good, just busy with the studio this week.", "I'll call you tonight after work."]], MOM_AFTER, p=0.5),
+        ex(["Did you get the package I sent?"], [["Yes, it came yesterday! Thank you so much.", "Pickle already ate half of the treats."]], MOM_AFTER, p=0.5),
+        ex(["Dad says hi. It's -12 here today!"], [["Oh no, please stay warm and keep the heat on.", "Tell Dad I said hi back!"]], MOM_AFTER, p=0.5),
+        ex(["Are you eating enough?"], [["Yes Mom, I promise I'm eating well.", "I had tacos and a big salad for dinner."]],
+           [ex(["Good. You need vegetables too!"], [["I know, I know. Tacos have vegetables in them, technically!"]])], p=0.7),
+        ex(["Don't forget Grandma's birthday is Sunday."], [["I didn't forget! I already mailed her a card on Tuesday."]], MOM_AFTER, p=0.5),
+        ex(["Honey, did you see the email about the cabin weekend?"], [["Yes, I saw it this morning.", "Count me in for the cabin, I'll bring Pickle."]], MOM_AFTER, p=0.5),
+        ex(["I saw a story about a dog that looks just like Pickle!"], [["Haha, send it to me!", "I still think Pickle is cuter though."]], MOM_AFTER, p=0.5),
+        ex([["Things to bring home:\n- warm boots\n- your good coat\n- the blue casserole dish", "Love you!"]], [["Got it, I'll pack all of that this weekend. Love you too!"]]),
+        ex(["Are you being safe climbing? I worry."], [["Yes Mom, I always wear a helmet when we climb outside.", "I promise I'm careful."]], MOM_AFTER, p=0.5),
+        ex(["Your sister said you got a promotion?? Why didn't you tell me!"], [["It was supposed to be a surprise! I wanted to tell you in person.", "I'll call you tonight and tell you everything."]], MOM_AFTER, p=0.5),
     ],
     "dad": [
         ex(["Snow report: 14 inches overnight. Shoveling now."], [["omg dad", "stay warm"]]),
@@ -360,11 +361,12 @@ TOPICS = {
         ex(["Ugh Minneapolis traffic is the worst"], [["couldnt be me", "bart is elite"]]),
     ],
     "boss": [
-        ex(["Can you open tomorrow? Jess is out sick."], [["ya!! no problem", "ill be there at 8"]]),
-        ex(["Did the glaze order come in?"], [["ya came in this morning", "put it on the shelf"]]),
-        ex(["Great job with the class today, everyone loved it."], [["omg thank u!!", "they were so fun"]]),
-        ex(["Reminder: kiln maintenance Monday, no firings."], [["got it", "ill tell everyone"]]),
-        ex(["Can you cover the Saturday wheel class?"], [["bet", "ill cover it"]]),
+        # To Rosa, who owns the studio, Maya is polite and complete: capitals and full stops.
+        ex(["Can you open tomorrow? Jess is out sick."], [["Yes, no problem. I'll be there at 8 to open."]]),
+        ex(["Did the glaze order come in?"], [["Yes, it came in this morning.", "I put everything on the back shelf."]]),
+        ex(["Great job with the class today, everyone loved it."], [["Thank you so much, Rosa! They were a really fun group."]]),
+        ex(["Reminder: kiln maintenance Monday, no firings."], [["Got it. I'll let everyone know before Monday."]]),
+        ex(["Can you cover the Saturday wheel class?"], [["Sure, I can cover it. I'll prep the clay on Friday."]]),
     ],
     "coworker": [
         ex(["Did you take my good trimming tool lol"], [["lmaooo maybe", "its in my bin"]]),

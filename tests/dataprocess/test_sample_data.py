@@ -149,16 +149,32 @@ def test_reply_timing_mix(rows):
     assert bursts >= 200  # the owner texts in bursts
 
 
+# To her mom and to Rosa (her boss) Maya writes whole sentences with capitals; to everyone else
+# lowercase, short, no final period: the sample's voice per contact.
+FORMAL = ("Mom", "Rosa Delgado")
+
+
 def test_owner_style_is_consistent(rows):
-    own = [r["Message"] for r in rows if r["Sent by Me"] == "Yes" and not TAPBACK.match(r["Message"])]
-    for text in own:
+    own = [r for r in rows if r["Sent by Me"] == "Yes" and not TAPBACK.match(r["Message"])]
+    casual = [r["Message"] for r in own if r["To"] not in FORMAL]
+    for text in casual:
         bare = URL.sub("", text)
         assert bare == bare.lower(), text
         assert not text.rstrip().endswith("."), text
         assert len(text.split()) <= 12, text
-    joined = "\n".join(own)
+    joined = "\n".join(casual)
     for habit in ("lowkey", "omg", "ya", "bet", "lmao", "pickle says hi", "bartaco?", "fr", "ngl"):
         assert habit in joined, habit
+
+
+def test_the_owner_writes_differently_to_her_mom_and_her_boss(rows):
+    own = [r for r in rows if r["Sent by Me"] == "Yes" and not TAPBACK.match(r["Message"]) and r["Group Chat"] == "No"]
+    def figures(texts):
+        return sum(map(len, texts)) / len(texts), sum(t != t.lower() for t in texts) / len(texts)
+    casual = figures([r["Message"] for r in own if r["To"] not in FORMAL])
+    for contact in FORMAL:
+        length, capitals = figures([r["Message"] for r in own if r["To"] == contact])
+        assert length > 1.25 * casual[0] and capitals > 0.15 > 0.05 > casual[1], (contact, length, capitals, casual)
 
 
 def test_greetings_get_persona_replies(rows):
