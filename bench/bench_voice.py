@@ -64,8 +64,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def served_replies(workspace: Path, prompts: list[list[dict]], per_prompt: int) -> list[tuple[str, str]]:
-    """(text, finish_reason) for each prompt, ``per_prompt`` times, from a real `twin serve`."""
+def served_replies(workspace: Path, prompts: list[list[dict]], per_prompt: int,
+                   contacts: list[str | None] | None = None) -> list[tuple[str, str]]:
+    """(text, finish_reason) for each prompt, ``per_prompt`` times, from a real `twin serve`;
+    ``contacts[i]``, when given, is sent as who is texting (the ``X-Twin-Contact`` header)."""
     from openai import OpenAI
 
     port = free_port()
@@ -85,9 +87,11 @@ def served_replies(workspace: Path, prompts: list[list[dict]], per_prompt: int) 
                 time.sleep(1)
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0, timeout=120)
         out = []
-        for messages in prompts:
+        for i, messages in enumerate(prompts):
+            who = contacts[i] if contacts else None
             for _ in range(per_prompt):
-                done = client.chat.completions.create(model="twin", messages=messages)
+                done = client.chat.completions.create(model="twin", messages=messages,
+                                                      extra_headers={"X-Twin-Contact": who} if who else None)
                 out.append((done.choices[0].message.content, done.choices[0].finish_reason))
         return out
     finally:
