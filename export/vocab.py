@@ -7,10 +7,10 @@ the chat template. The HF tokenizer saved beside the model is the source of trut
 the model was trained with. ``read_vocab`` picks the family:
 
 - byte-level BPE (SmolLM2, Llama 3, Qwen2, ...): ``tokenizer.ggml.model = "gpt2"`` with the
-  merges and a pre-tokenizer name (``read_bpe_vocab``);
+  merges and a pre-tokenizer name (``_read_bpe``);
 - SentencePiece BPE (Llama 2, Mistral 7B v0.1, ...: "\u2581" for spaces, byte-fallback tokens
   ``<0x00>``..``<0xFF>``): ``tokenizer.ggml.model = "llama"`` with per-token scores
-  (``read_spm_vocab``). llama.cpp's SentencePiece tokenizer has no merge list: it repeatedly
+  (``_read_spm``). llama.cpp's SentencePiece tokenizer has no merge list: it repeatedly
   joins the adjacent pair whose concatenation is the vocabulary token with the highest score.
   The scores are derived from the HF tokenizer's merge ranks (a token made by an earlier merge
   scores higher), which reproduces the HF tokenization for tokenizers converted from a
@@ -339,18 +339,6 @@ def _read_config(hf_dir: Path, config: dict | None) -> dict:
     return config
 
 
-def read_bpe_vocab(hf_dir: Path | str, n_vocab: int | None = None,
-                   config: dict | None = None) -> TokenizerVocab:
-    """Read the byte-level BPE tokenizer in ``hf_dir`` as transformers loads it (the fast
-    tokenizer); ``UnsupportedModelError`` if it is of another family."""
-    hf_dir = Path(hf_dir)
-    tok, tokenizer_json = _load_tokenizer(hf_dir)
-    family = tokenizer_family(tokenizer_json)
-    if family != "gpt2":
-        raise UnsupportedModelError(f"the tokenizer in {hf_dir} is not a byte-level BPE tokenizer ({family})")
-    return _read_bpe(hf_dir, tok, tokenizer_json, n_vocab, config)
-
-
 def _read_bpe(hf_dir: Path, tok, tokenizer_json: dict, n_vocab: int | None,
               config: dict | None) -> TokenizerVocab:
     import gguf
@@ -380,18 +368,6 @@ def _read_bpe(hf_dir: Path, tok, tokenizer_json: dict, n_vocab: int | None,
     return TokenizerVocab(
         model="gpt2", tokens=tokens, toktypes=[int(t) for t in toktypes], merges=merges, pre=pre,
         pre_reason=reason, **_specials(tok, vocab, by_id, n_vocab, _read_config(hf_dir, config), files))
-
-
-def read_spm_vocab(hf_dir: Path | str, n_vocab: int | None = None,
-                   config: dict | None = None) -> TokenizerVocab:
-    """Read the SentencePiece-style (Llama 2 / Mistral v0.1) tokenizer in ``hf_dir``;
-    ``UnsupportedModelError`` if it is of another family."""
-    hf_dir = Path(hf_dir)
-    tok, tokenizer_json = _load_tokenizer(hf_dir)
-    family = tokenizer_family(tokenizer_json)
-    if family != "llama":
-        raise UnsupportedModelError(f"the tokenizer in {hf_dir} is not SentencePiece-style ({family})")
-    return _read_spm(hf_dir, tok, tokenizer_json, n_vocab, config)
 
 
 def spm_scores(vocab: dict[str, int], merges: list[tuple[str, str]], n_vocab: int) -> list[float]:

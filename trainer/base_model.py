@@ -50,11 +50,6 @@ def _restore_smollm_pre_tokenizer(tokenizer) -> None:
 _TOKENIZER_FIXES = {"smollm2-135m": _restore_smollm_pre_tokenizer}
 
 
-def cache_dir() -> Path:
-    """Where twin keeps converted models (``$TWIN_CACHE`` or ``$XDG_CACHE_HOME/twin``)."""
-    return base_ref.user_cache_dir()
-
-
 def embedded_gguf(name: str = DEFAULT_BASE) -> Path:
     """Path of the GGUF file an embedded model ships as."""
     package, filename, _ = _EMBEDDED[name]
