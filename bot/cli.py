@@ -15,7 +15,7 @@ import click
 
 from core.errors import InputError, TwinError, cli_errors
 from core.workspace import Workspace
-from server.cli import load, model_options
+from server.cli import check_rate, load, model_options
 from server.conversations import ConversationStore
 from server.ratelimit import RateLimiter
 from server.state import MAX_TOKENS_CAP, TwinState
@@ -26,14 +26,6 @@ from .engine import BotEngine
 from .timing import TimingPlayer
 
 log = logging.getLogger("twin.bot")
-
-
-def _rate(ctx, param, value):
-    try:
-        RateLimiter.parse(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    return value
 
 
 def bot_options(func):
@@ -56,7 +48,7 @@ def bot_options(func):
         click.option("--seed", type=click.IntRange(0, 2 ** 31 - 1),
                      help="Seed of the first reply, the next one of each reply after it (as POST /generate's "
                           "'seed') and of the timing draws [default: fresh seeds]."),
-        click.option("--rate-limit", default="6/min", show_default=True, callback=_rate,
+        click.option("--rate-limit", default="6/min", show_default=True, callback=check_rate,
                      help="Answers per chat, e.g. 6/min, 100/hour; 'off'."),
         click.option("--max-tokens", "max_tokens_cap", type=click.IntRange(1, 4096), default=MAX_TOKENS_CAP,
                      show_default=True, help="Most tokens one reply may have."),

@@ -27,26 +27,27 @@ from pathlib import Path
 
 import click
 
-from dataprocess.live_prompt import LivePrompt, rules_from_metadata
-from dataprocess.memory import Memory
-
 from core.artifacts import GGUF_KEY_PERSONA, persona_from_gguf_name
 from core.errors import InputError, cli_errors
 from core.settings import DEFAULT_PERSONA, REQUEST_TIMEOUT_S, Rules, Sampling
 from core.workspace import Workspace
+from dataprocess.live_prompt import LivePrompt, rules_from_metadata
+from dataprocess.memory import Memory
+from voice.backend import DEFAULT_CONTEXT
+from voice.exported import sampling_from_metadata
+from voice.queueing import Gate
 
 from .app import MAX_TOKENS_CAP, create_app
 from .backends import BACKENDS, SwappableBackend, auto_workers, open_backend
-from .http_server import make_server, waitress_limits
 from .conversations import ConversationStore
-from voice.backend import DEFAULT_CONTEXT
-from voice.exported import sampling_from_metadata
+from .http_server import make_server, waitress_limits
 from .keys import KeyRing, check_key
-from voice.queueing import Gate
 from .ratelimit import RateLimiter
 from .tunnel import TunnelError, open_tunnel
 
-def _rate(ctx, param, value):
+
+def check_rate(ctx, param, value):
+    """click callback: a --rate-limit value RateLimiter can parse (N/sec|min|hour), else a usage error."""
     try:
         RateLimiter.parse(value)
     except ValueError as exc:
@@ -144,7 +145,7 @@ def _keys(api_key: str | None, key_file: Path | None) -> KeyRing | None:
               "one is generated if none is given).")
 @click.option("--ngrok-token", envvar="NGROK_AUTHTOKEN", help="ngrok auth token (env NGROK_AUTHTOKEN).")
 @click.option("--ngrok-path", type=click.Path(dir_okay=False), help="Use this ngrok agent binary.")
-@click.option("--rate-limit", default="60/min", show_default=True, callback=_rate,
+@click.option("--rate-limit", default="60/min", show_default=True, callback=check_rate,
               help="Requests allowed per API key (per client address without a key), e.g. 60/min, 5/s; 'off'.")
 @click.option("--cors", "cors", multiple=True, metavar="ORIGIN",
               help="Allow browser pages from ORIGIN (repeatable; '*' for any). Off by default.")

@@ -150,3 +150,6 @@ def test_start_up_errors_are_one_line(api, bot_workspace, tmp_path, monkeypatch)
 
     bad_allow = _bot("--workspace", str(bot_workspace), "--token-file", str(good), "--allow", "not a thing", env=env)
     assert bad_allow.returncode == 2 and "--allow" in bad_allow.stderr
+
+    bad_rate = _bot("--workspace", str(bot_workspace), "--token-file", str(good), "--rate-limit", "lots", env=env)
+    assert bad_rate.returncode == 2 and "rate" in bad_rate.stderr and "Traceback" not in bad_rate.stderr
