@@ -62,6 +62,21 @@ class Access:
         keys = self._keys(user_id, username, chat_id)
         return bool(keys & self.allowed or keys & self.owners)
 
+    def turned_away(self, user_id, username, chat_id, group: str | None = None) -> bool:
+        """Whether a message (not an owner's command) is ignored before the bot reads it: a sender
+        not on the allowlist, a paused bot, or a ``group`` chat (the platform's word for it) while
+        groups are off. An ignored message is counted (:meth:`ignore`)."""
+        if not self.allows(user_id, username, chat_id):
+            why = "not on the allowlist"
+        elif self.paused:
+            why = "paused"
+        elif group and not self.groups:
+            why = f"{group} (see --groups)"
+        else:
+            return False
+        self.ignore(why)
+        return True
+
     def ignore(self, why: str) -> None:
         """Count an ignored message (the log line holds the counts only)."""
         self.ignored[why] += 1

@@ -103,16 +103,10 @@ def build_client(access: Access, make_engine, *, api_url: str | None = None, gat
         if not text:
             access.ignore("not text")
             return
-        if not access.allows(author.id, author.name, channel.id):
-            access.ignore("not on the allowlist")
+        in_server = message.guild is not None
+        if access.turned_away(author.id, author.name, channel.id, "server channel" if in_server else None):
             return
-        if access.paused:
-            access.ignore("paused")
-            return
-        if message.guild is not None:
-            if not access.groups:
-                access.ignore("server channel (see --groups)")
-                return
+        if in_server:
             for_me, text = _for_me(message, me)
             if not for_me or not text:
                 access.ignore("server message not for the bot")

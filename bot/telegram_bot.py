@@ -104,16 +104,10 @@ def build_application(token: str, api_url: str, access: Access, make_engine):
         if answer is not None:
             await engine.attempt(chat.id, engine.transport.send, chat.id, answer, what="message")
             return
-        if not access.allows(user.id, user.username, chat.id):
-            access.ignore("not on the allowlist")
+        in_group = chat.type in GROUP_TYPES
+        if access.turned_away(user.id, user.username, chat.id, "group chat" if in_group else None):
             return
-        if access.paused:
-            access.ignore("paused")
-            return
-        if chat.type in GROUP_TYPES:
-            if not access.groups:
-                access.ignore("group chat (see --groups)")
-                return
+        if in_group:
             for_me, text = _mentions_me(message, context.bot)
             if not for_me or not text:
                 access.ignore("group message not for the bot")

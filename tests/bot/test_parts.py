@@ -58,6 +58,18 @@ def test_allowlist_entries_and_owner_commands(tmp_path):
     assert access.command("/resume", 9, "boss") == "resumed" and not access.paused
 
 
+def test_who_is_turned_away_and_why_is_counted():
+    access = Access(parse_entries(["123"]), parse_entries(["@boss"]))
+    assert not access.turned_away(123, None, 123) and not access.turned_away(9, "boss", 9)
+    assert access.turned_away(9, "eve", 9)                     # not listed
+    assert access.turned_away(123, None, -5, "group chat")     # listed, but groups are off
+    access.command("/pause", 9, "boss")
+    assert access.turned_away(123, None, 123)                  # paused: even the listed
+    assert access.ignored == {"not on the allowlist": 1, "group chat (see --groups)": 1, "paused": 1}
+    grouped = Access(parse_entries(["123"]), groups=True)
+    assert not grouped.turned_away(123, None, -5, "group chat") and not grouped.ignored
+
+
 def test_logs_never_show_the_token_or_a_traceback():
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
