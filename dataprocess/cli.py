@@ -32,15 +32,20 @@ def _split_text(split: tuple[float, float, float]) -> str:
     return "/".join(f"{share * 100:g}" for share in split)
 
 
+def reading_options(func):
+    """How exports are read: the options ``twin process`` and ``twin update`` share."""
+    func = click.option("--day-first/--month-first", "dayfirst", default=None,
+                        help="Read dates like 05/06/2024 as day/month (or month/day); decided from each file "
+                             "when not given (WhatsApp: the summary says which order was chosen and why).")(func)
+    return click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
+                        help="Export format; detected from the file when 'auto'.")(func)
+
+
 @click.command("process")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--workspace", "-w", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Workspace directory (created if missing).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
-              help="Export format; detected from the file when 'auto'.")
-@click.option("--day-first/--month-first", "dayfirst", default=None,
-              help="Read dates like 05/06/2024 as day/month (or month/day); decided from each file when not given "
-                   "(WhatsApp: the summary says which order was chosen and why).")
+@reading_options
 @click.option("--me", help="Your name as the twin's persona (and in exports that do not say who you are).")
 @click.option("--facts", "facts_path", type=click.Path(dir_okay=False, path_type=Path),
               help="'Facts about me' TOML file turned into question/answer examples.")

@@ -27,8 +27,8 @@ import click
 from core import artifacts
 from core.errors import cli_errors
 from core.workspace import Workspace
+from dataprocess.cli import reading_options
 from dataprocess.incremental import NothingNew, stage_update
-from dataprocess.readers import FORMATS
 
 from .train import TrainOptions, run_training
 
@@ -126,10 +126,7 @@ def run_update(inputs: list[Path], workspace: Workspace, options: UpdateOptions 
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--workspace", "-w", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="A workspace with a trained adapter (twin process + twin train).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
-              help="Export format; detected from the file when 'auto'.")
-@click.option("--day-first/--month-first", "dayfirst", default=None,
-              help="Read dates like 05/06/2024 as day/month (or month/day); decided from each file when not given.")
+@reading_options
 @click.option("--me", help="Your name in exports that do not say who you are (the persona stays the workspace's).")
 @click.option("--replay-ratio", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Old training examples replayed per new one, so the twin does not forget.")
