@@ -23,9 +23,10 @@ and ``[[unknown]]`` are never trained on: ``twin process`` keeps them in
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 from .errors import ChatExportError
 
@@ -72,14 +73,22 @@ class Facts:
         return self.me.get("name")
 
 
+def read_toml(path: Path, what: str) -> dict:
+    """A user's TOML file (``what``: "facts file", ...); ChatExportError with the reason when it
+    is missing, a folder or not valid TOML."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ChatExportError(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise ChatExportError(f"{path}: a folder, not a {what}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ChatExportError(f"{path}: not a valid {what} ({exc})") from None
+
+
 def load_facts(path: Path) -> Facts:
     """Parse a facts file; ChatExportError with the reason when it is not valid."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ChatExportError(f"{path}: facts file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ChatExportError(f"{path}: not a valid facts file ({exc})") from None
+    data = read_toml(path, "facts file")
     me = {str(k): str(v) for k, v in data.get("me", {}).items()}
     qa: list[FactQA] = []
     for key, value in me.items():

@@ -24,19 +24,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Mapping
 
 from core.artifacts import GGUF_KEY_MEMORY
-
 from core.settings import Rules
 
 from .clean import clean_text
 from .errors import ChatExportError
-from .facts import Facts
+from .facts import Facts, read_toml
 from .template import prompt_messages
 
 MEMORY_FILE = "memory.json"
@@ -87,12 +85,7 @@ def read_notes(path: Path) -> list[str]:
 def read_contact_groups(path: Path) -> dict[str, str]:
     """``groups.toml``: ``name = "group"`` lines (``mum = "family"``), or ``[family]`` tables with
     ``members = [...]``. Names are matched without case."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ChatExportError(f"{path}: contact groups file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ChatExportError(f"{path}: not a valid contact groups file ({exc})") from None
+    data = read_toml(path, "contact groups file")
     groups: dict[str, str] = {}
     for key, value in data.items():
         if isinstance(value, str):
@@ -115,7 +108,7 @@ class Memory:
 
     @classmethod
     def build(cls, lines: list[str | tuple[str, str]], groups: Mapping[str, str] | None = None, *,
-              lowercase: bool = True) -> "Memory":
+              lowercase: bool = True) -> Memory:
         """Fact lines (a notes line, or ``(shown, searched)`` from :func:`fact_lines`) cleaned as
         training text is (lowercased, URLs, emoji), deduplicated and bounded."""
         kept: dict[str, str] = {}
@@ -193,7 +186,7 @@ class Memory:
                           ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str | None) -> "Memory":
+    def from_json(cls, text: str | None) -> Memory:
         """A stored memory; an empty one when absent or unreadable (with a warning)."""
         if not text:
             return cls()
@@ -208,10 +201,10 @@ class Memory:
             return cls()
 
     @classmethod
-    def load(cls, data_dir: Path) -> "Memory":
+    def load(cls, data_dir: Path) -> Memory:
         path = Path(data_dir) / MEMORY_FILE
         return cls.from_json(path.read_text(encoding="utf-8")) if path.is_file() else cls()
 
     @classmethod
-    def from_metadata(cls, metadata: Mapping[str, str]) -> "Memory":
+    def from_metadata(cls, metadata: Mapping[str, str]) -> Memory:
         return cls.from_json(metadata.get(GGUF_KEY_MEMORY))
