@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,25 @@ MAX_FACTS = 5000            # the knowledge base's bound: beyond it, lines are r
 _QUESTION_WORDS = ("what", "whats", "what's", "where", "wheres", "who", "whos", "how", "hows", "when",
                    "which", "why", "u", "ur", "ya", "yo", "do", "does", "did", "you", "your", "youre",
                    "r", "pls", "plz", "lol", "haha", "hey", "hi", "tell", "me", "days", "these", "now")
+
+# Texting shorthand for the words facts are written with ("whens ur bday" must find "birthday").
+# Stemming cannot join them and no maintained library lists them, so a short list here; applied
+# to the facts and the incoming text alike.
+_SHORTHAND = {"bday": "birthday", "b-day": "birthday", "bd": "birthday", "fav": "favorite",
+              "fave": "favorite", "favourite": "favorite", "favs": "favorites", "sis": "sister",
+              "bro": "brother", "bf": "boyfriend", "gf": "girlfriend", "hubby": "husband",
+              "mum": "mom", "mommy": "mom", "mama": "mom", "pops": "dad", "daddy": "dad", "fam": "family",
+              "yr": "year", "yrs": "years", "hometown": "home town", "wrk": "work", "uni": "university",
+              "bc": "because", "pic": "picture", "bday's": "birthday", "doggo": "dog", "pup": "dog",
+              "puppy": "dog"}
+_SHORTHAND_WORD = re.compile(r"(?<![\w'-])(" + "|".join(map(re.escape, sorted(_SHORTHAND, key=len, reverse=True)))
+                             + r")(?![\w'-])", re.IGNORECASE)
+
+
+def spell_out(text: str) -> str:
+    """``text`` with texting shorthand written out (:data:`_SHORTHAND`), for retrieval only."""
+    return _SHORTHAND_WORD.sub(lambda m: _SHORTHAND[m.group(1).lower()], text)
+
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +152,7 @@ class Memory:
         stopwords = sorted(set(bm25s.stopwords.STOPWORDS_EN) | set(_QUESTION_WORDS))
         retriever = bm25s.BM25()
         searched = self.search if len(self.search) == len(self.facts) else self.facts
-        retriever.index(bm25s.tokenize(list(searched), stopwords=stopwords, stemmer=stemmer,
+        retriever.index(bm25s.tokenize([spell_out(t) for t in searched], stopwords=stopwords, stemmer=stemmer,
                                        show_progress=False), show_progress=False)
         return retriever, stemmer, stopwords, threading.Lock()
 
@@ -145,7 +165,7 @@ class Memory:
         import bm25s
 
         retriever, stemmer, stopwords, lock = self._index
-        query = bm25s.tokenize([text], stopwords=stopwords, stemmer=stemmer, show_progress=False,
+        query = bm25s.tokenize([spell_out(text)], stopwords=stopwords, stemmer=stemmer, show_progress=False,
                                return_ids=False)
         if not query or not query[0]:
             return ()

@@ -8,7 +8,7 @@ from core.artifacts import GGUF_KEY_MEMORY
 from core.settings import Rules
 from dataprocess.errors import ChatExportError
 from dataprocess.facts import load_facts
-from dataprocess.memory import Memory, fact_lines, read_contact_groups, read_notes
+from dataprocess.memory import Memory, fact_lines, read_contact_groups, read_notes, spell_out
 from dataprocess.template import system_prompt
 
 SAMPLE_FACTS = Path(__file__).resolve().parents[2] / "samples" / "facts.toml"
@@ -27,6 +27,9 @@ def memory():
     ("where does ur sister live", "minneapolis"),
     ("how old r u", "27"),
     ("taco night??", "tacos"),
+    ("whens ur bday", "august 14"),          # texting shorthand, written out for the search
+    ("fav food?", "tacos"),
+    ("hows ur sis", "elsa"),
 ])
 def test_a_paraphrase_retrieves_the_fact_that_answers_it(memory, question, expected):
     found = memory.facts_for(question, 3)
@@ -37,6 +40,11 @@ def test_a_paraphrase_retrieves_the_fact_that_answers_it(memory, question, expec
 @pytest.mark.parametrize("small_talk", ["lol what", "omg", "hey!", "ok see u at 7"])
 def test_small_talk_retrieves_nothing(memory, small_talk):
     assert memory.facts_for(small_talk, 3) == ()
+
+
+def test_shorthand_is_written_out_as_whole_words_only():
+    assert spell_out("whens ur BDAY, fav food") == "whens ur birthday, favorite food"
+    assert spell_out("bdays favor sister bro-in-law") == "bdays favor sister bro-in-law"
 
 
 def test_the_answer_words_alone_do_not_retrieve_a_qa_fact(memory):
