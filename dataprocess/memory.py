@@ -51,12 +51,12 @@ _QUESTION_WORDS = ("what", "whats", "what's", "where", "wheres", "who", "whos", 
 # Texting shorthand for the words facts are written with ("whens ur bday" must find "birthday").
 # Stemming cannot join them and no maintained library lists them, so a short list here; applied
 # to the facts and the incoming text alike.
-_SHORTHAND = {"bday": "birthday", "b-day": "birthday", "bd": "birthday", "fav": "favorite",
+_SHORTHAND = {"bday": "birthday", "b-day": "birthday", "fav": "favorite",
               "fave": "favorite", "favourite": "favorite", "favs": "favorites", "sis": "sister",
               "bro": "brother", "bf": "boyfriend", "gf": "girlfriend", "hubby": "husband",
               "mum": "mom", "mommy": "mom", "mama": "mom", "pops": "dad", "daddy": "dad", "fam": "family",
               "yr": "year", "yrs": "years", "hometown": "home town", "wrk": "work", "uni": "university",
-              "bc": "because", "pic": "picture", "bday's": "birthday", "doggo": "dog", "pup": "dog",
+              "pic": "picture", "bday's": "birthday", "doggo": "dog", "pup": "dog",
               "puppy": "dog"}
 _SHORTHAND_WORD = re.compile(r"(?<![\w'-])(" + "|".join(map(re.escape, sorted(_SHORTHAND, key=len, reverse=True)))
                              + r")(?![\w'-])", re.IGNORECASE)

@@ -22,7 +22,7 @@ from dataprocess.splits import Example
 from .fidelity import style
 
 ROUNDS = 3                # replies per question, seeds seed, seed + 1, ...
-TOP_CONTACTS = 12        # every contact with MIN_CONTACT_PROMPTS test prompts, on a history like the sample's
+TOP_CONTACTS = 12         # the most frequent contacts shown (8 left out the sample's Rosa Delgado)
 MIN_CONTACT_PROMPTS = 3   # fewer test prompts to a contact say nothing about its voice
 DECLINES = re.compile(r"\b(idk|dunno|no idea|not sure|dont know|don't know|do not know|i forget|forgot|"
                       r"dont have|don't have|do not have|never|nope|no|none|nah|not telling|guess)\b|\?")

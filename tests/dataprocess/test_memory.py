@@ -89,6 +89,10 @@ def test_contact_groups_file_in_both_forms(tmp_path):
         read_contact_groups(path)
     with pytest.raises(ChatExportError, match="not found"):
         read_contact_groups(tmp_path / "missing.toml")
+    with pytest.raises(ChatExportError, match="a folder, not a contact groups file"):
+        read_contact_groups(tmp_path)
+    with pytest.raises(ChatExportError, match="a folder, not a facts file"):
+        load_facts(tmp_path)
 
 
 def test_notes_file_one_fact_a_line(tmp_path):
