@@ -3,9 +3,11 @@
 **The knowledge base** is a list of fact lines: the facts file of ``twin process --facts`` (each
 ``[me]`` entry as ``key: value``, each ``[[qa]]`` as its first question and its answer) plus an
 optional notes file (``--notes``: one fact a line, ``#`` comments). For each incoming message the
-most relevant lines are retrieved with BM25 (the ``bm25s`` library, words stemmed by
-PyStemmer's English stemmer; no model, nothing downloaded), at most ``Rules.facts_per_prompt``
-(default 3) of them and only lines that share a word with the message, and shown in the system line
+lines that share a word with it are found with BM25 (the ``bm25s`` library, words stemmed by
+PyStemmer's English stemmer, texting shorthand written out), then ranked by meaning
+(:mod:`dataprocess.meaning`: all-MiniLM-L6-v2, shipped inside a wheel, nothing downloaded); at
+most ``Rules.facts_per_prompt`` (default 3) lines near enough are kept (:meth:`Memory.scored_facts`)
+and shown in the system line
 (:func:`dataprocess.template.system_prompt`). Training builds every prompt through the same
 :meth:`Memory.facts_for`, so the twin learns to use what it is shown, and a served prompt still
 equals a training prompt.
@@ -27,8 +29,10 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
+
+import numpy as np
 
 from core.artifacts import GGUF_KEY_MEMORY
 from core.settings import Rules
@@ -41,6 +45,9 @@ from .template import prompt_messages
 MEMORY_FILE = "memory.json"
 MAX_FACT_CHARS = 300        # a longer notes line is cut (the prompt stays short)
 MAX_FACTS = 5000            # the knowledge base's bound: beyond it, lines are refused with a count
+CANDIDATES = 16             # lines sharing a word with the message that are ranked by meaning
+MEANING_FLOOR = 0.35        # cosine below which a line is not about the message (all-MiniLM-L6-v2)
+MEANING_MARGIN = 0.10       # lines further than this below the best one only distract the twin
 
 # Words that say nothing about which fact is meant: English stop words (bm25s's list) plus the
 # question words and texting shorthand that every question to the twin holds.
@@ -68,6 +75,26 @@ def spell_out(text: str) -> str:
 
 
 log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def _lexicon():
+    """The stemmer and stop words that every search here tokenizes with."""
+    import bm25s
+    import Stemmer
+
+    return Stemmer.Stemmer("english"), sorted(set(bm25s.stopwords.STOPWORDS_EN) | set(_QUESTION_WORDS))
+
+
+def content_words(text: str) -> frozenset[str]:
+    """The stemmed words of ``text`` that say which fact is meant (shorthand written out, stop
+    and question words left out), as the search sees them."""
+    import bm25s
+
+    stemmer, stopwords = _lexicon()
+    tokens = bm25s.tokenize([spell_out(text)], stopwords=stopwords, stemmer=stemmer, show_progress=False,
+                            return_ids=False)
+    return frozenset(tokens[0]) if tokens else frozenset()
 
 
 def fact_lines(facts: Facts | None) -> list[tuple[str, str]]:
@@ -146,33 +173,61 @@ class Memory:
     @cached_property
     def _index(self):
         import bm25s
-        import Stemmer
 
-        stemmer = Stemmer.Stemmer("english")
-        stopwords = sorted(set(bm25s.stopwords.STOPWORDS_EN) | set(_QUESTION_WORDS))
+        stemmer, stopwords = _lexicon()
         retriever = bm25s.BM25()
         searched = self.search if len(self.search) == len(self.facts) else self.facts
         retriever.index(bm25s.tokenize([spell_out(t) for t in searched], stopwords=stopwords, stemmer=stemmer,
                                        show_progress=False), show_progress=False)
-        return retriever, stemmer, stopwords, threading.Lock()
+        return retriever, list(searched), threading.Lock()
 
-    def facts_for(self, text: str, k: int) -> tuple[str, ...]:
-        """The facts shown with ``text`` (an incoming turn, already cleaned): the best ``k``
-        lines (``Rules.facts_per_prompt``) sharing a (stemmed) word with it, best first; ()
-        when none does."""
+    @cached_property
+    def _meanings(self) -> np.ndarray:
+        """Each fact's embedding (:mod:`dataprocess.meaning`), as shown and as searched: a
+        message is as near a fact as the nearer of the two."""
+        from .meaning import embed
+
+        searched = self.search if len(self.search) == len(self.facts) else self.facts
+        return np.stack([embed(list(self.facts)), embed([spell_out(t) for t in searched])])
+
+    def scored_facts(self, text: str, k: int) -> list[tuple[str, float]]:
+        """The facts shown with ``text`` and how near each is in meaning (cosine), best first.
+
+        Two stages: BM25 finds the lines that share a (stemmed, shorthand written out) word with
+        the message, :data:`CANDIDATES` at most, so most small talk costs no embedding and a
+        fact never comes for a message that names nothing in it; then they are ranked by
+        meaning, and only those at least :data:`MEANING_FLOOR` near and within
+        :data:`MEANING_MARGIN` of the best are kept, ``k`` at most. BM25 alone ranked the
+        wrong line first whenever a word was rarer in the knowledge base than the one that
+        mattered ("where does ur sister live" got "where do you live" first)."""
         if not self.facts or k <= 0 or not text:
-            return ()
+            return []
         import bm25s
 
-        retriever, stemmer, stopwords, lock = self._index
+        retriever, _, lock = self._index
+        stemmer, stopwords = _lexicon()
         query = bm25s.tokenize([spell_out(text)], stopwords=stopwords, stemmer=stemmer, show_progress=False,
                                return_ids=False)
         if not query or not query[0]:
-            return ()
+            return []
         with lock:  # bm25s keeps no per-call state, but its tokenizer vocabulary lookups are shared
-            docs, scores = retriever.retrieve(query, k=min(k, len(self.facts)),
+            docs, scores = retriever.retrieve(query, k=min(CANDIDATES, len(self.facts)),
                                               show_progress=False, n_threads=1)
-        return tuple(self.facts[int(d)] for d, s in zip(docs[0], scores[0]) if float(s) > 0)
+        candidates = [int(d) for d, s in zip(docs[0], scores[0]) if float(s) > 0]
+        if not candidates:
+            return []
+        from .meaning import embed_one
+
+        near = (self._meanings[:, candidates, :] @ embed_one(spell_out(text))).max(axis=0)
+        ranked = sorted(zip(candidates, near.tolist()), key=lambda item: (-item[1], item[0]))
+        best = ranked[0][1]
+        return [(self.facts[i], round(score, 4)) for i, score in ranked[:k]
+                if score >= MEANING_FLOOR and score >= best - MEANING_MARGIN]
+
+    def facts_for(self, text: str, k: int) -> tuple[str, ...]:
+        """The facts shown with ``text`` (an incoming turn, already cleaned), best first, ``k``
+        at most (``Rules.facts_per_prompt``); () when none is near (:meth:`scored_facts`)."""
+        return tuple(fact for fact, _ in self.scored_facts(text, k))
 
     # -- contacts ------------------------------------------------------------------------------
     def contact_label(self, name: str | None, rules: Rules | None = None) -> str | None:

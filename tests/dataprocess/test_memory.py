@@ -1,4 +1,4 @@
-"""The twin's memory: facts retrieved per message (BM25), contact groups, and how both are stored."""
+"""The twin's memory: facts retrieved per message (BM25 candidates ranked by meaning), contact groups, and how both are stored."""
 import json
 from pathlib import Path
 
@@ -8,7 +8,8 @@ from core.artifacts import GGUF_KEY_MEMORY
 from core.settings import Rules
 from dataprocess.errors import ChatExportError
 from dataprocess.facts import load_facts
-from dataprocess.memory import Memory, fact_lines, read_contact_groups, read_notes, spell_out
+from dataprocess.memory import (MEANING_FLOOR, MEANING_MARGIN, Memory, fact_lines, read_contact_groups,
+                                read_notes, spell_out)
 from dataprocess.template import system_prompt
 
 SAMPLE_FACTS = Path(__file__).resolve().parents[2] / "samples" / "facts.toml"
@@ -42,6 +43,38 @@ def test_small_talk_retrieves_nothing(memory, small_talk):
     assert memory.facts_for(small_talk, 3) == ()
 
 
+def test_meaning_puts_the_fact_that_answers_first_where_bm25_did_not(memory):
+    # BM25 alone ranked "where do you live? ... oakland" first: "live" is rarer in the facts than "sister"
+    found = memory.facts_for("where does ur sister live", 3)
+    assert "minneapolis" in found[0] and not any("oakland" in f for f in found), found
+
+
+def test_a_fact_sharing_only_a_name_is_found_by_meaning(memory):
+    # "dog" is not in "pet: pickle, my corgi mix"; the name is, and the meaning does the rest
+    assert any("corgi" in f for f in memory.facts_for("what kind of dog is pickle", 3))
+
+
+def test_lines_far_below_the_best_are_left_out(memory):
+    # "name: maya" shares "name" with the question, but is no answer to it
+    scored = memory.scored_facts("whats ur dogs name", 3)
+    assert scored and "pickle" in scored[0][0]
+    assert not any(f.startswith("name:") for f, _ in scored), scored
+    assert all(score >= scored[0][1] - MEANING_MARGIN for _, score in scored)
+
+
+@pytest.mark.parametrize("question", ["whats ur blood type", "what did u study in college", "whats ur favorite band"])
+def test_a_question_no_fact_is_near_gets_no_fact(memory, question):
+    assert memory.facts_for(question, 3) == ()
+
+
+def test_notes_lines_are_ranked_by_meaning_with_a_floor():
+    notes = Memory.build(["i drive a 2009 honda civic", "my sister elsa lives in minneapolis", "i work at a bakery"])
+    assert notes.facts_for("what car do u drive", 3) == ("i drive a 2009 honda civic",)
+    assert notes.facts_for("where does elsa live", 3) == ("my sister elsa lives in minneapolis",)
+    assert notes.facts_for("how was work", 3) == ()     # shares "work", but is small talk
+    assert all(MEANING_FLOOR <= s <= 1.0 for _, s in notes.scored_facts("the bakery on 5th closed lol", 3))
+
+
 def test_shorthand_is_written_out_as_whole_words_only():
     assert spell_out("whens ur BDAY, fav food") == "whens ur birthday, favorite food"
     assert spell_out("bdays favor sister bro-in-law") == "bdays favor sister bro-in-law"
@@ -53,7 +86,7 @@ def test_the_answer_words_alone_do_not_retrieve_a_qa_fact(memory):
 
 
 def test_k_bounds_the_facts_and_zero_turns_them_off(memory):
-    assert len(memory.facts_for("where do u live and whats ur dogs name and ur job", 2)) == 2
+    assert len(memory.facts_for("fav food?", 1)) == 1 < len(memory.facts_for("fav food?", 3))
     assert memory.facts_for("whats ur dogs name", 0) == ()
     assert Memory().facts_for("whats ur dogs name", 3) == ()
 
