@@ -2,6 +2,8 @@
 
 The file is TOML::
 
+    declines = ["idk lol", "no clue"]   # optional, before any table: how you say "i don't know"
+
     [me]
     name = "maya"
     hometown = "duluth, minnesota"
@@ -60,6 +62,7 @@ class Facts:
     qa: list[FactQA]
     checks: tuple[FactCheck, ...] = ()
     unknown: tuple[str, ...] = ()
+    declines: tuple[str, ...] = ()   # how the person says "i don't know" (dataprocess.declines)
 
     def checks_json(self) -> str:
         """What ``twin eval`` asks (``data/fact_checks.json``)."""
@@ -114,4 +117,7 @@ def load_facts(path: Path) -> Facts:
         if not isinstance(questions, list) or not all(isinstance(q, str) for q in questions):
             raise ChatExportError(f"{path}: [[unknown]] entry {number} needs 'questions' (a list of strings)")
         unknown.extend(questions)
-    return Facts(me=me, qa=qa, checks=tuple(checks), unknown=tuple(unknown))
+    declines = data.get("declines", [])
+    if not isinstance(declines, list) or not all(isinstance(d, str) and d.strip() for d in declines):
+        raise ChatExportError(f"{path}: 'declines' must be a list of replies (declines = [\"idk\", \"no clue lol\"])")
+    return Facts(me=me, qa=qa, checks=tuple(checks), unknown=tuple(unknown), declines=tuple(declines))

@@ -23,6 +23,7 @@ from core.workspace import Workspace
 
 from .conversations import Stats, pairs_from_chat, select_messages
 from .errors import ChatExportError, printable
+from .declines import decline_examples
 from .examples import example_from_pair, examples_from_facts
 from .facts import CHECKS_FILE, load_facts
 from .feedback import good_replies
@@ -130,6 +131,9 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
                                   f"{rules.reply_window_minutes:g} minutes after the rules were applied "
                                   "(check --me, --since and --group-chats)")
         extra_train = examples_from_facts(facts, persona, rules, memory) if facts else []
+        declining = decline_examples(memory, persona, rules, facts.declines if facts else ())
+        stats["decline_examples"] = len(declining)
+        extra_train.extend(declining)
         if feedback_path is not None:
             rated = good_replies(feedback_path, rules, persona, memory=memory)
             stats["feedback_examples"] = len(rated)
