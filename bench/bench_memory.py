@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_voice import served_replies  # noqa: E402
 from dataprocess.splits import read_split  # noqa: E402
-from trainer.memory_eval import DECLINES, ROUNDS  # noqa: E402
+from dataprocess.memory import Memory  # noqa: E402
+from trainer.memory_eval import ROUNDS, judge_unknown  # noqa: E402
 
 BASELINE_ACCURACY = 24 / 30  # issue 22: the demo twin, served, before the knowledge base
 
@@ -43,7 +44,10 @@ def main() -> None:
     held = [any(a.lower() in texts[i * ROUNDS + r].lower() for a in c["answers"])
             for i, c in enumerate(items) for r in range(ROUNDS)]
     offset = len(items) * ROUNDS
-    invented = [not DECLINES.search(t.lower()) for t in texts[offset:]]
+    memory = Memory.load(args.workspace / "data")
+    judged = [judge_unknown(t, unknown[i // ROUNDS], memory) for i, t in enumerate(texts[offset:])]
+    invented = [j == "invented" for j in judged]
+    wrong = [j == "wrong fact" for j in judged]
     served_accuracy, served_invented = sum(held) / len(held), sum(invented) / len(invented)
 
     facts = report.get("facts") or {}
@@ -54,12 +58,15 @@ def main() -> None:
           f"   {BASELINE_ACCURACY:.0%} (24/30)")
     print(f"{'invented answers to unknown questions':40s} {served_invented:8.0%} "
           f"{facts.get('invented_rate', float('nan')):10.0%} {'<=5%':>7s}   n/a")
+    print(f"{'answered with a fact that does not fit':40s} {sum(wrong) / len(wrong):8.0%} "
+          f"{facts.get('wrong_fact_rate', float('nan')):10.0%} {'':>7s}   n/a")
     for i, c in enumerate(items):
         replies = texts[i * ROUNDS:(i + 1) * ROUNDS]
         print(f"  {c['question']!r:40s} {sum(held[i * ROUNDS:(i + 1) * ROUNDS])}/{ROUNDS}  {replies}")
     for i, q in enumerate(unknown):
         replies = texts[offset + i * ROUNDS: offset + (i + 1) * ROUNDS]
-        print(f"  {q!r:40s} invented {sum(invented[i * ROUNDS:(i + 1) * ROUNDS])}/{ROUNDS}  {replies}")
+        print(f"  {q!r:40s} invented {sum(invented[i * ROUNDS:(i + 1) * ROUNDS])}/{ROUNDS}, wrong fact "
+              f"{sum(wrong[i * ROUNDS:(i + 1) * ROUNDS])}/{ROUNDS}  {replies}")
     if report.get("contacts"):
         print(f"\n{'per contact (twin eval)':28s}{'prompts':>8s}{'length you':>12s}{'twin':>8s}{'ratio':>8s}"
               f"{'capitals you':>14s}{'twin':>7s}")

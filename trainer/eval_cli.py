@@ -80,6 +80,8 @@ def summary_table(report: dict) -> str:
         if "invented_rate" in facts:
             lines.append(f"invented: {facts['invented_rate']:.0%} of replies to {len(facts['unknown'])} questions "
                          "no fact answers make an answer up (heuristic)")
+            if "wrong_fact_rate" in facts:
+                lines.append(f"wrong fact: {facts['wrong_fact_rate']:.0%} answer them with a fact that does not fit")
     if report.get("contacts"):
         lines.append(f"\n{'per contact':24}{'prompts':>8}{'length you/twin':>18}{'capitals you/twin':>20}")
         for c in report["contacts"]:

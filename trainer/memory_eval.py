@@ -4,10 +4,14 @@
   written by ``twin process``; never trained on) is asked :data:`ROUNDS` times, through the
   served prompt builder (the knowledge base retrieved as ``twin serve`` retrieves it) and the
   runtime eval measures; a reply is right when it holds one of the check's answers.
-* **Invented facts**: each ``[[unknown]]`` question (no fact answers it) is asked the same way; a
-  reply counts as invented unless it declines or asks back (:data:`DECLINES`: "idk", "no idea",
-  "dont have", a question mark, ...). A heuristic, said so in the report: a reply such as "lol
-  why" is counted as declining, "the matrix obviously" as invented.
+* **Invented facts**: each ``[[unknown]]`` question (no fact answers it) is asked the same way.
+  Each reply is judged by :func:`judge_unknown`: it *declines* ("idk", "no idea", "dont have",
+  ... in :data:`DECLINES`, or every part of it a question back: "why do u ask?"), gives a *wrong
+  fact* (it only says what one line of the knowledge base says: "oakland" to "what street do u
+  live on"), or *invents* (anything else: "i drive a van"). ``invented_rate`` is the issue's
+  figure (a fact about the person that the knowledge base does not hold); ``wrong_fact_rate``
+  is reported beside it, so an answer is never counted as a decline. A heuristic, said so in the
+  report: "lol why" counts as declining, "the matrix obviously" as invented.
 * **Per contact**: for the test split's most frequent contacts, the style of the twin's replies to
   that contact's prompts against the person's own replies to that contact (every split).
 """
@@ -16,7 +20,9 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 
+from core.terminator import MESSAGE_SEPARATOR
 from dataprocess.live_prompt import LivePrompt
+from dataprocess.memory import content_words
 from dataprocess.splits import Example
 
 from .fidelity import style
@@ -25,9 +31,24 @@ ROUNDS = 3                # replies per question, seeds seed, seed + 1, ...
 TOP_CONTACTS = 12         # the most frequent contacts shown (8 left out the sample's Rosa Delgado)
 MIN_CONTACT_PROMPTS = 3   # fewer test prompts to a contact say nothing about its voice
 DECLINES = re.compile(r"\b(idk|dunno|no idea|not sure|dont know|don't know|do not know|i forget|forgot|"
-                      r"dont have|don't have|do not have|never|nope|no|none|nah|not telling|guess)\b|\?")
-INVENTED_MEANING = ("share of replies to questions no fact answers that give an answer rather than "
-                    "declining or asking back (a heuristic: see trainer/memory_eval.py)")
+                      r"dont have|don't have|do not have|never|nope|no|none|nah|not telling|guess|no clue)\b")
+KB_SHARE = 0.8            # a reply whose words are this much one fact's words says that fact
+INVENTED_MEANING = ("share of replies to questions no fact answers that state something the knowledge base "
+                    "does not hold, rather than declining, asking back or repeating a fact it holds "
+                    "(wrong_fact_rate; a heuristic: see trainer/memory_eval.py)")
+
+
+def judge_unknown(reply: str, question: str, memory) -> str:
+    """How a reply to a question no fact answers goes: "declined", "wrong fact" or "invented"."""
+    text = reply.lower().strip()
+    parts = [part.strip() for part in text.split(MESSAGE_SEPARATOR.strip()) if part.strip()]
+    if DECLINES.search(text) or (parts and all(part.endswith("?") for part in parts)):
+        return "declined"
+    said = content_words(text) - content_words(question)
+    if said and any(len(said & (content_words(fact) | content_words(search))) >= KB_SHARE * len(said)
+                    for fact, search in zip(memory.facts, memory.search or memory.facts)):
+        return "wrong fact"
+    return "invented"
 
 
 def _ask(runtime, prompts: LivePrompt, questions: list[str], decoding, seed: int) -> list[list[str]]:
@@ -54,11 +75,13 @@ def fact_figures(runtime, prompts: LivePrompt, checks: dict, decoding, seed: int
                           "right": sum(r)} for c, replies, r in zip(items, said, right)]
     if unknown:
         said = _ask(runtime, prompts, list(unknown), decoding, seed)
-        invented = [[not DECLINES.search(reply.lower()) for reply in replies] for replies in said]
-        out["invented_rate"] = round(sum(map(sum, invented)) / (len(unknown) * ROUNDS), 4)
+        judged = [[judge_unknown(reply, q, prompts.memory) for reply in replies] for q, replies in zip(unknown, said)]
+        total = len(unknown) * ROUNDS
+        out["invented_rate"] = round(sum(j.count("invented") for j in judged) / total, 4)
+        out["wrong_fact_rate"] = round(sum(j.count("wrong fact") for j in judged) / total, 4)
         out["invented_meaning"] = INVENTED_MEANING
-        out["unknown"] = [{"question": q, "replies": replies, "invented": sum(i)}
-                          for q, replies, i in zip(unknown, said, invented)]
+        out["unknown"] = [{"question": q, "replies": replies, "invented": j.count("invented"),
+                           "wrong_fact": j.count("wrong fact")} for q, replies, j in zip(unknown, said, judged)]
     return out
 
 

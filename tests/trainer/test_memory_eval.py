@@ -3,7 +3,7 @@ from core.settings import Rules
 from dataprocess.live_prompt import LivePrompt
 from dataprocess.memory import Memory
 from dataprocess.splits import Example
-from trainer.memory_eval import ROUNDS, contact_figures, fact_figures
+from trainer.memory_eval import ROUNDS, contact_figures, fact_figures, judge_unknown
 from voice.replies import Reply
 
 
@@ -50,6 +50,26 @@ def test_an_answer_to_an_unknown_question_counts_as_invented():
     asked_back = fact_figures(AnswersFromThePrompt("why do u ask?"), prompts, CHECKS, decoding=None)
     assert asked_back["invented_rate"] == 0.0
     assert fact_figures(AnswersFromThePrompt("x"), prompts, {}, decoding=None) is None
+
+
+def test_a_question_back_declines_but_an_answer_ending_in_one_does_not():
+    memory = Memory.build(["favorite food: tacos, bartaco specifically", "i live in oakland"])
+    assert judge_unknown("why do u ask? | lol", "whats ur favorite movie", memory) == "invented"
+    assert judge_unknown("why?? | who wants to know?", "whats ur favorite movie", memory) == "declined"
+    assert judge_unknown("hmm no clue", "whats ur favorite movie", memory) == "declined"
+    # "tacos | bartaco?" ends in a question mark but answers with a fact, the wrong one
+    assert judge_unknown("tacos | bartaco?", "whats ur favorite movie", memory) == "wrong fact"
+    assert judge_unknown("oakland!!", "what street do u live on", memory) == "wrong fact"
+    assert judge_unknown("i drive a 2015 vista", "what car do u drive", memory) == "invented"
+
+
+def test_a_fact_given_to_a_question_it_does_not_answer_is_a_wrong_fact_not_a_decline():
+    memory = Memory.build(["my dog is pickle", "i live in oakland"])
+    prompts = LivePrompt("maya", Rules(), memory)
+    figures = fact_figures(AnswersFromThePrompt("i live in oakland"), prompts,
+                           {"unknown": ["what street do u live on", "whats ur blood type"]}, decoding=None)
+    assert figures["wrong_fact_rate"] == 1.0 and figures["invented_rate"] == 0.0
+    assert [u["wrong_fact"] for u in figures["unknown"]] == [ROUNDS, ROUNDS]
 
 
 def _example(contact, reply):
