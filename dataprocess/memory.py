@@ -224,6 +224,13 @@ class Memory:
         return [(self.facts[i], round(score, 4)) for i, score in ranked[:k]
                 if score >= MEANING_FLOOR and score >= best - MEANING_MARGIN]
 
+    def warm(self) -> Memory:
+        """Build the search index and the facts' embeddings now (loading the model takes seconds:
+        a server does it before its first request, not during it). Returns ``self``."""
+        if self.facts:
+            self._index, self._meanings  # noqa: B018 (cached properties: reading them builds them)
+        return self
+
     def facts_for(self, text: str, k: int) -> tuple[str, ...]:
         """The facts shown with ``text`` (an incoming turn, already cleaned), best first, ``k``
         at most (``Rules.facts_per_prompt``); () when none is near (:meth:`scored_facts`)."""

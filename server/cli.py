@@ -105,12 +105,12 @@ def load(workspace, model_path, backend, persona, gpu_layers, threads, context, 
     if workspace:
         settings = Workspace(workspace).settings()
         return Served(loaded, persona or settings.persona.name, settings.data, settings.sampling,
-                      Memory.load(Workspace(workspace).data_dir))
+                      Memory.load(Workspace(workspace).data_dir).warm())
     metadata = getattr(loaded, "metadata", {}) or {}
     persona = (persona or metadata.get(GGUF_KEY_PERSONA) or persona_from_gguf_name(metadata.get("general.name"))
                or DEFAULT_PERSONA)
     return Served(loaded, persona, rules_from_metadata(metadata), sampling_from_metadata(metadata),
-                  Memory.from_metadata(metadata))
+                  Memory.from_metadata(metadata).warm())
 
 
 def _is_loopback(host: str) -> bool:

@@ -177,3 +177,11 @@ def test_process_keeps_the_checks_and_the_memory_in_the_workspace(sample_workspa
     trained = (data / "train.jsonl").read_text()
     assert "whats ur dogs name" not in trained and "whats ur favorite movie" not in trained
     assert "what you know:" in trained and "texting: " in trained
+
+
+def test_warm_builds_the_index_and_the_embeddings_before_the_first_message():
+    fresh = Memory.build(["my dog is pickle"])
+    assert "_meanings" not in fresh.__dict__
+    assert fresh.warm() is fresh and fresh._meanings.shape == (2, 1, 384)
+    assert fresh.facts_for("hows ur dog", 3) == ("my dog is pickle",)
+    assert Memory().warm().facts == ()
