@@ -39,8 +39,7 @@ def answerable(question: str, memory: Memory) -> bool:
     """Whether some fact holds every content word of ``question`` ("favorite color" is
     answerable by "favorite color: green", not by "favorite food: tacos")."""
     words = content_words(question)
-    return bool(words) and any(words <= content_words(fact) | content_words(search)
-                               for fact, search in zip(memory.facts, memory.search or memory.facts))
+    return bool(words) and any(words <= fact for fact in memory.fact_words)
 
 
 def decline_examples(memory: Memory, persona: str, rules: Rules, declines: tuple[str, ...] = ()) -> list[dict]:

@@ -170,16 +170,25 @@ class Memory:
         return cls(tuple(kept), {k.casefold(): v for k, v in (groups or {}).items()}, tuple(kept.values()))
 
     # -- retrieval -----------------------------------------------------------------------------
+    @property
+    def _searched(self) -> tuple[str, ...]:
+        """The text each fact is found by: its search text, or its own text when there is none."""
+        return self.search if len(self.search) == len(self.facts) else self.facts
+
+    @cached_property
+    def fact_words(self) -> tuple[frozenset[str], ...]:
+        """Each fact's :func:`content_words`, as shown and as searched together."""
+        return tuple(content_words(fact) | content_words(search) for fact, search in zip(self.facts, self._searched))
+
     @cached_property
     def _index(self):
         import bm25s
 
         stemmer, stopwords = _lexicon()
         retriever = bm25s.BM25()
-        searched = self.search if len(self.search) == len(self.facts) else self.facts
-        retriever.index(bm25s.tokenize([spell_out(t) for t in searched], stopwords=stopwords, stemmer=stemmer,
+        retriever.index(bm25s.tokenize([spell_out(t) for t in self._searched], stopwords=stopwords, stemmer=stemmer,
                                        show_progress=False), show_progress=False)
-        return retriever, list(searched), threading.Lock()
+        return retriever, threading.Lock()
 
     @cached_property
     def _meanings(self) -> np.ndarray:
@@ -187,8 +196,7 @@ class Memory:
         message is as near a fact as the nearer of the two."""
         from .meaning import embed
 
-        searched = self.search if len(self.search) == len(self.facts) else self.facts
-        return np.stack([embed(list(self.facts)), embed([spell_out(t) for t in searched])])
+        return np.stack([embed(list(self.facts)), embed([spell_out(t) for t in self._searched])])
 
     def scored_facts(self, text: str, k: int) -> list[tuple[str, float]]:
         """The facts shown with ``text`` and how near each is in meaning (cosine), best first.
@@ -202,14 +210,11 @@ class Memory:
         mattered ("where does ur sister live" got "where do you live" first)."""
         if not self.facts or k <= 0 or not text:
             return []
-        import bm25s
-
-        retriever, _, lock = self._index
-        stemmer, stopwords = _lexicon()
-        query = bm25s.tokenize([spell_out(text)], stopwords=stopwords, stemmer=stemmer, show_progress=False,
-                               return_ids=False)
-        if not query or not query[0]:
+        words = content_words(text)
+        if not words:
             return []
+        retriever, lock = self._index
+        query = [sorted(words)]
         with lock:  # bm25s keeps no per-call state, but its tokenizer vocabulary lookups are shared
             docs, scores = retriever.retrieve(query, k=min(CANDIDATES, len(self.facts)),
                                               show_progress=False, n_threads=1)

@@ -45,8 +45,7 @@ def judge_unknown(reply: str, question: str, memory) -> str:
     if DECLINES.search(text) or (parts and all(part.endswith("?") for part in parts)):
         return "declined"
     said = content_words(text) - content_words(question)
-    if said and any(len(said & (content_words(fact) | content_words(search))) >= KB_SHARE * len(said)
-                    for fact, search in zip(memory.facts, memory.search or memory.facts)):
+    if said and any(len(said & fact) >= KB_SHARE * len(said) for fact in memory.fact_words):
         return "wrong fact"
     return "invented"
 
