@@ -198,6 +198,16 @@ class Memory:
 
         return np.stack([embed(list(self.facts)), embed([spell_out(t) for t in self._searched])])
 
+    def _candidates(self, queries: list[list[str]]) -> list[list[int]]:
+        """For each query (its content words), the lines BM25 finds sharing a word with it,
+        :data:`CANDIDATES` at most, best first."""
+        retriever, lock = self._index
+        with lock:  # bm25s keeps no per-call state, but its tokenizer vocabulary lookups are shared
+            docs, scores = retriever.retrieve(queries, k=min(CANDIDATES, len(self.facts)),
+                                              show_progress=False, n_threads=1)
+        return [[int(d) for d, s in zip(row_docs, row_scores) if float(s) > 0]
+                for row_docs, row_scores in zip(docs, scores)]
+
     def scored_facts(self, text: str, k: int) -> list[tuple[str, float]]:
         """The facts shown with ``text`` and how near each is in meaning (cosine), best first.
 
@@ -213,12 +223,7 @@ class Memory:
         words = content_words(text)
         if not words:
             return []
-        retriever, lock = self._index
-        query = [sorted(words)]
-        with lock:  # bm25s keeps no per-call state, but its tokenizer vocabulary lookups are shared
-            docs, scores = retriever.retrieve(query, k=min(CANDIDATES, len(self.facts)),
-                                              show_progress=False, n_threads=1)
-        candidates = [int(d) for d, s in zip(docs[0], scores[0]) if float(s) > 0]
+        candidates = self._candidates([sorted(words)])[0]
         if not candidates:
             return []
         from .meaning import embed_one
@@ -228,6 +233,24 @@ class Memory:
         best = ranked[0][1]
         return [(self.facts[i], round(score, 4)) for i, score in ranked[:k]
                 if score >= MEANING_FLOOR and score >= best - MEANING_MARGIN]
+
+    def prepare(self, texts, k: int) -> None:
+        """Embed, in one batch, those of ``texts`` (incoming turns, cleaned) that will be ranked by
+        meaning, ahead of their prompts (:func:`dataprocess.meaning.embed_cached`): one encode of
+        64 messages costs about what one of a single message does. What the prompts hold does
+        not change; only how soon they are built. ``k`` as in :meth:`scored_facts` (0: nothing
+        will be ranked, so nothing is embedded)."""
+        if not self.facts or k <= 0:
+            return
+        texts = [text for text in dict.fromkeys(texts) if text]
+        queries = [(text, sorted(content_words(text))) for text in texts]
+        queries = [(text, words) for text, words in queries if words]
+        if not queries:
+            return
+        found = self._candidates([words for _, words in queries])
+        from .meaning import embed_cached
+
+        embed_cached([spell_out(text) for (text, _), candidates in zip(queries, found) if candidates])
 
     def warm(self) -> Memory:
         """Build the search index and the facts' embeddings now (loading the model takes seconds:

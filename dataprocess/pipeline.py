@@ -49,16 +49,20 @@ class ProcessResult:
 
 
 FORK_AFTER = 32_768  # kept messages from which counting the reply figures aside is worth a process
+PROMPT_BATCH = 256    # pairs whose incoming turns are embedded together (memory.prepare) before their prompts
 
 
-def count_replies(by_chat: dict[str, list], rules: Rules) -> ReplyStats:
-    """The reply figures of every pair the chats make (duplicates included)."""
+def count_replies(by_chat: dict[str, list], rules: Rules) -> tuple[ReplyStats, TimingStats]:
+    """The reply figures of every pair the chats make (duplicates included), and the person's
+    timing (for `twin bot`): neither needs the examples, so both are counted on the second core."""
     replies = ReplyStats()
+    timing = TimingStats(rules, seed=rules.seed)
     scratch = Stats()  # the pairing counts are the caller's to keep
     for chat in sorted(by_chat):
+        timing.add(by_chat[chat])
         for pair in pairs_from_chat(chat, by_chat[chat], rules, scratch):
             replies.add(pair.reply)
-    return replies
+    return replies, timing
 
 
 def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = None,
@@ -108,21 +112,23 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
 
     # Examples go to a spool on disk as they are made (memory stays bounded at any history
     # size); each chat's messages are let go as soon as its pairs are made. The report's reply
-    # figures are counted meanwhile on a second core (a forked copy pairs the same messages); the
-    # replies of examples that turn out to be duplicates are taken out of them afterwards.
+    # figures and the person's timing are counted meanwhile on a second core (a forked copy pairs
+    # the same messages); the replies of examples that turn out to be duplicates are taken out of
+    # them afterwards.
     tokenizer = cached_tokenizer(workspace)
     duplicates = ReplyStats()
-    timing = TimingStats(rules, seed=rules.seed)  # the person's timing, for `twin bot`
     with _staging(workspace) as staging, \
             ForkedCall(count_replies, by_chat, rules, parallel=stats["kept_messages"] >= FORK_AFTER) as counting, \
             ExampleSpool(dedupe=rules.dedupe, sizes=token_sizes(tokenizer) if tokenizer else word_sizes) as spool:
         for chat in sorted(by_chat):
             kept = by_chat.pop(chat) if counting.forked else by_chat[chat]
-            timing.add(kept)
-            for pair in pairs_from_chat(chat, kept, rules, stats):
-                if not spool.add(example_from_pair(pair, persona, memory, rules, contact=chat)):
-                    duplicates.add(pair.reply)
-        replies = counting.result()
+            pairs = pairs_from_chat(chat, kept, rules, stats)
+            while batch := list(itertools.islice(pairs, PROMPT_BATCH)):
+                memory.prepare((pair.incoming for pair in batch), rules.facts_per_prompt)  # one embedding call
+                for pair in batch:
+                    if not spool.add(example_from_pair(pair, persona, memory, rules, contact=chat)):
+                        duplicates.add(pair.reply)
+        replies, timing = counting.result()
         replies.subtract(duplicates)
         if rules.dedupe:
             stats["dropped_duplicate"] = spool.duplicates

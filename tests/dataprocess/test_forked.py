@@ -111,7 +111,8 @@ def test_twin_process_report_is_the_same_counted_aside_or_in_place(tmp_path, mon
         pipeline.run_process([SAMPLE_CSV, copy], workspace, facts_path=SAMPLE_FACTS, make_charts=False)
         assert calls == [name == "forked"]
         reports[name] = json.loads((workspace.data_dir / "report.json").read_text(encoding="utf-8"))
+        assert reports[name]["timing"]["reply_latency_s"]["count"] > 0, name   # measured on either core
     # the sample and a copy: every example of the copy is a duplicate, taken back out
     assert reports["forked"]["messages"]["dropped_duplicate"] > 0
-    for key in ("reply_chars", "top_words", "top_bigrams", "examples", "messages"):
+    for key in ("reply_chars", "top_words", "top_bigrams", "examples", "messages", "timing"):
         assert reports["forked"][key] == reports["in place"][key], key

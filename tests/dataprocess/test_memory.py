@@ -185,3 +185,39 @@ def test_warm_builds_the_index_and_the_embeddings_before_the_first_message():
     assert fresh.warm() is fresh and fresh._meanings.shape == (2, 1, 384)
     assert fresh.facts_for("hows ur dog", 3) == ("my dog is pickle",)
     assert Memory().warm().facts == ()
+
+
+def test_prepare_embeds_in_one_batch_only_the_turns_that_will_be_ranked(memory, monkeypatch):
+    from dataprocess import meaning
+    from dataprocess.memory import spell_out
+
+    turns = ["where does ur sister live c7", "lol ok c7", "whats ur dogs name c7", "omw c7"]
+    calls = []
+    real_embed = meaning.embed
+    monkeypatch.setattr(meaning, "embed", lambda texts: calls.append(list(texts)) or real_embed(texts))
+    for turn in turns:
+        meaning._cache.pop(spell_out(turn), None)
+    expected = [memory.facts_for(turn, 3) for turn in turns]   # one embedding each, through the cache
+    for turn in turns:
+        meaning._cache.pop(spell_out(turn), None)
+    calls.clear()
+    memory.prepare(turns, 0)
+    assert calls == []          # no fact is shown, so nothing is ranked
+    memory.prepare(turns, 3)
+    assert calls == [[spell_out("where does ur sister live c7"), spell_out("whats ur dogs name c7")]]
+    assert [memory.facts_for(turn, 3) for turn in turns] == expected
+    assert len(calls) == 1      # the prompts after prepare() found their embeddings cached
+
+
+def test_the_embedding_cache_is_bounded_and_agrees_with_one_at_a_time(monkeypatch):
+    import numpy as np
+
+    from dataprocess import meaning
+
+    monkeypatch.setattr(meaning, "CACHE_SIZE", 3)
+    texts = [f"text number {i}" for i in range(5)]
+    together = meaning.embed_cached(texts + texts[:1])
+    assert together.shape == (6, 384) and np.allclose(together[0], together[5])
+    assert list(meaning._cache) == texts[2:]     # the least recently used went out
+    alone = np.stack([meaning.embed([t])[0] for t in texts])
+    assert np.allclose(together[:5], alone, atol=1e-5)
