@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from core.artifacts import SPLITS
 from core.atomic import write_atomic
 from core.settings import Persona, Rules
@@ -119,8 +121,12 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     duplicates = ReplyStats()
     with _staging(workspace) as staging, \
             ForkedCall(count_replies, by_chat, rules, parallel=stats["kept_messages"] >= FORK_AFTER) as counting, \
-            ExampleSpool(dedupe=rules.dedupe, sizes=token_sizes(tokenizer) if tokenizer else word_sizes) as spool:
-        for chat in sorted(by_chat):
+            ExampleSpool(dedupe=rules.dedupe, sizes=token_sizes(tokenizer) if tokenizer else word_sizes) as spool, \
+            tqdm(desc="making examples", unit=" examples", disable=None, leave=False, dynamic_ncols=True,
+                 mininterval=0.5) as shown:  # on a terminal only (disable=None): logs stay clean
+        chats = sorted(by_chat)
+        for number, chat in enumerate(chats, 1):
+            shown.set_postfix_str(f"chat {number}/{len(chats)}", refresh=False)
             kept = by_chat.pop(chat) if counting.forked else by_chat[chat]
             pairs = pairs_from_chat(chat, kept, rules, stats)
             while batch := list(itertools.islice(pairs, PROMPT_BATCH)):
@@ -128,6 +134,8 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
                 for pair in batch:
                     if not spool.add(example_from_pair(pair, persona, memory, rules, contact=chat)):
                         duplicates.add(pair.reply)
+                shown.update(len(batch))
+        shown.close()
         replies, timing = counting.result()
         replies.subtract(duplicates)
         if rules.dedupe:

@@ -137,3 +137,21 @@ def test_only_the_tail_gives_the_same_new_messages(split_sample, old_workspace):
     finally:
         staged.discard()
     assert not [p for p in old_workspace.data_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_fingerprints_keep_their_definition_so_older_indexes_still_match(tmp_path):
+    """seen.npy files written before stay valid: 8 bytes of BLAKE2b of chat, sender, ISO time and
+    text joined by U+001F, little-endian; the recorder's index holds exactly those."""
+    import hashlib
+
+    from dataprocess.seen import Recorder
+
+    when = datetime(2024, 3, 5, 21, 4, 11)
+    messages = [Message("Alex", "tacos? \ud83c", when, "Alex", False), Message("me", "ya", when, "Alex", True)]
+    expected = [int.from_bytes(hashlib.blake2b(f"{m.chat}\x1f{m.sender}\x1f{when.isoformat()}\x1f{m.text}"
+                                               .encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+                for m in messages]
+    assert [fingerprint(m) for m in messages] == expected
+    recorder = Recorder()
+    assert list(recorder.watch(messages)) == messages
+    assert recorder.index().values.tolist() == sorted(expected)
