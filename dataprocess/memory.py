@@ -45,6 +45,7 @@ from .template import prompt_messages
 MEMORY_FILE = "memory.json"
 MAX_FACT_CHARS = 300        # a longer notes line is cut (the prompt stays short)
 MAX_FACTS = 5000            # the knowledge base's bound: beyond it, lines are refused with a count
+MAX_LABELS = 4096           # contact labels remembered (a server meets new names; each is a short string)
 CANDIDATES = 16             # lines sharing a word with the message that are ranked by meaning
 MEANING_FLOOR = 0.35        # cosine below which a line is not about the message (all-MiniLM-L6-v2)
 MEANING_MARGIN = 0.10       # lines further than this below the best one only distract the twin
@@ -262,6 +263,8 @@ class Memory:
     def facts_for(self, text: str, k: int) -> tuple[str, ...]:
         """The facts shown with ``text`` (an incoming turn, already cleaned), best first, ``k``
         at most (``Rules.facts_per_prompt``); () when none is near (:meth:`scored_facts`)."""
+        if not self.facts or k <= 0:  # no knowledge base: the common case, once per example
+            return ()
         return tuple(fact for fact, _ in self.scored_facts(text, k))
 
     # -- contacts ------------------------------------------------------------------------------
@@ -270,6 +273,20 @@ class Memory:
         lowercased under ``rules.lowercase`` (so "Mum" and "mum" are one contact), and only the
         group (or nothing) under ``rules.anonymize_contacts``."""
         rules = rules or Rules()
+        key = (name, rules.anonymize_contacts, rules.lowercase)
+        labels = self._labels
+        if key in labels:  # a chat's label is asked for once per example: made once
+            return labels[key]
+        label = self._label(name, rules)
+        if len(labels) < MAX_LABELS:
+            labels[key] = label
+        return label
+
+    @cached_property
+    def _labels(self) -> dict[tuple, str | None]:
+        return {}
+
+    def _label(self, name: str | None, rules: Rules) -> str | None:
         if not name or not name.strip():
             return None
         name = " ".join(name.split())[:80]

@@ -31,9 +31,10 @@ from .facts import CHECKS_FILE, load_facts
 from .feedback import good_replies
 from .forked import ForkedCall
 from .memory import MEMORY_FILE, Memory, fact_lines, read_contact_groups, read_notes
+from .read_ahead import READ_AHEAD_BYTES, input_bytes, read_ahead
 from .readers import read_export
 from .readers.base import path_text
-from .report import ReplyStats, Tally, build_report, cached_tokenizer, write_charts
+from .report import CHARTS, EARLY_CHARTS, REPLY_CHARTS, ReplyStats, Tally, activity, build_report, cached_tokenizer, write_charts
 from .seen import SEEN_FILE, NewOnly, NothingNew, Recorder, SeenIndex
 from .spool import ExampleSpool, token_sizes, word_sizes
 from .timing import TimingStats
@@ -54,9 +55,12 @@ FORK_AFTER = 32_768  # kept messages from which counting the reply figures aside
 PROMPT_BATCH = 256    # pairs whose incoming turns are embedded together (memory.prepare) before their prompts
 
 
-def count_replies(by_chat: dict[str, list], rules: Rules) -> tuple[ReplyStats, TimingStats]:
+def count_replies(by_chat: dict[str, list], rules: Rules, charts_to: Path | None = None,
+                  activity: dict | None = None) -> tuple[ReplyStats, TimingStats, list[Path]]:
     """The reply figures of every pair the chats make (duplicates included), and the person's
-    timing (for `twin bot`): neither needs the examples, so both are counted on the second core."""
+    timing (for `twin bot`): neither needs the examples, so both are counted on the second core.
+    With ``charts_to``, the charts of the timing and of ``activity`` (the report's) are drawn
+    there too (report.EARLY_CHARTS); their paths come back third."""
     replies = ReplyStats()
     timing = TimingStats(rules, seed=rules.seed)
     scratch = Stats()  # the pairing counts are the caller's to keep
@@ -64,7 +68,10 @@ def count_replies(by_chat: dict[str, list], rules: Rules) -> tuple[ReplyStats, T
         timing.add(by_chat[chat])
         for pair in pairs_from_chat(chat, by_chat[chat], rules, scratch):
             replies.add(pair.reply)
-    return replies, timing
+    charts = []
+    if charts_to is not None:
+        charts = write_charts({"activity": activity, "timing": timing.report()}, charts_to, EARLY_CHARTS)
+    return replies, timing, charts
 
 
 def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = None,
@@ -101,10 +108,16 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
                               lowercase=rules.lowercase)
     stats, skipped, notes = Stats(), [], []
     tally = Tally()
-    streams = (read_export(path, fmt=fmt, me=me, skipped=skipped, require_owner=True, dayfirst=dayfirst, notes=notes)
-               for path in inputs)
+
+    def read_all():
+        return itertools.chain.from_iterable(
+            read_export(path, fmt=fmt, me=me, skipped=skipped, require_owner=True, dayfirst=dayfirst, notes=notes)
+            for path in inputs)
+
+    # a long history is parsed on a second core while this one fingerprints, tallies and selects
+    messages = read_ahead(read_all, (skipped, notes), parallel=input_bytes(inputs) >= READ_AHEAD_BYTES)
     recorder = Recorder() if seen is None else NewOnly(seen)
-    by_chat = select_messages(tally.watch(recorder.watch(itertools.chain.from_iterable(streams))), rules, stats)
+    by_chat = select_messages(tally.watch(recorder.watch(messages)), rules, stats)
     if seen is not None:
         stats["new_messages"], stats["duplicate_messages"] = recorder.new, recorder.duplicates
     if stats["read"] == 0:
@@ -120,7 +133,8 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     tokenizer = cached_tokenizer(workspace)
     duplicates = ReplyStats()
     with _staging(workspace) as staging, \
-            ForkedCall(count_replies, by_chat, rules, parallel=stats["kept_messages"] >= FORK_AFTER) as counting, \
+            ForkedCall(count_replies, by_chat, rules, staging if make_charts else None, activity(tally),
+                       parallel=stats["kept_messages"] >= FORK_AFTER) as counting, \
             ExampleSpool(dedupe=rules.dedupe, sizes=token_sizes(tokenizer) if tokenizer else word_sizes) as spool, \
             tqdm(desc="making examples", unit=" examples", disable=None, leave=False, dynamic_ncols=True,
                  mininterval=0.5) as shown:  # on a terminal only (disable=None): logs stay clean
@@ -136,7 +150,7 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
                         duplicates.add(pair.reply)
                 shown.update(len(batch))
         shown.close()
-        replies, timing = counting.result()
+        replies, timing, early_charts = counting.result()
         replies.subtract(duplicates)
         if rules.dedupe:
             stats["dropped_duplicate"] = spool.duplicates
@@ -162,7 +176,8 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
         # printable(): no lone surrogate (a name's undecodable byte) can make the encoding fail
         write_atomic(staging / "report.json",
                      printable(json.dumps(report, indent=2, ensure_ascii=False)).encode("utf-8"))
-        charts = write_charts(report, staging) if make_charts else []
+        charts = early_charts + (write_charts(report, staging, REPLY_CHARTS) if make_charts else [])
+        charts.sort(key=lambda path: CHARTS.index(path.name))
         write_atomic(staging / MEMORY_FILE, memory.to_json().encode("utf-8"))
         if facts is not None and (facts.checks or facts.unknown):
             write_atomic(staging / CHECKS_FILE, facts.checks_json().encode("utf-8"))

@@ -269,11 +269,16 @@ def build_report(*, persona: str, inputs: list[str], rules: dict, stats: dict, t
             "max": max(lengths, default=0),
             "histogram": _histogram(lengths),
         },
-        "activity": {"by_month": dict(sorted(tally.by_month.items())),
-                     "by_hour": {str(h): tally.by_hour.get(h, 0) for h in range(24)}},
+        "activity": activity(tally),
         "top_words": replies.words.most_common(n_top),
         "top_bigrams": _joined(replies.bigrams.most_common(n_top)),
     }
+
+
+def activity(tally: Tally) -> dict:
+    """The report's ``activity``: messages read per month and per hour of day."""
+    return {"by_month": dict(sorted(tally.by_month.items())),
+            "by_hour": {str(h): tally.by_hour.get(h, 0) for h in range(24)}}
 
 
 MAX_MONTH_LABELS = 36  # beyond it (a history of years) the month chart is labelled by year
@@ -289,8 +294,18 @@ def _month_ticks(months: list[str]) -> tuple[list[int], list[str]]:
     return [i for i, _ in ticks], [label for _, label in ticks]
 
 
-def write_charts(report: dict, out_dir: Path) -> list[Path]:
-    """PNG charts of the report into ``out_dir``; returns their paths."""
+#: The data report's charts, in the order they are listed to the user.
+CHARTS = ("activity.png", "reply_lengths.png", "top_words.png", "timing.png")
+#: Those drawn from what is known once the messages are read (the activity) and the person's timing
+#: is measured: ``twin process`` draws them on its second core while it makes the examples.
+EARLY_CHARTS = ("activity.png", "timing.png")
+#: Those of the person's replies, known only once duplicate examples are taken out.
+REPLY_CHARTS = ("reply_lengths.png", "top_words.png")
+
+
+def write_charts(report: dict, out_dir: Path, names: tuple[str, ...] = CHARTS) -> list[Path]:
+    """PNG charts of the report into ``out_dir`` (those of ``names`` only: the report need hold
+    only what they are drawn from); returns their paths."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -307,34 +322,38 @@ def write_charts(report: dict, out_dir: Path) -> list[Path]:
         plt.close(fig)
         charts.append(path)
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), layout="constrained")
-    months = report["activity"]["by_month"]
-    top.bar(range(len(months)), list(months.values()), color="#4a7bd0")
-    top.set_title("messages read per month")
-    top.set_xticks(*_month_ticks(list(months)))
-    top.tick_params(axis="x", labelrotation=90 if len(months) <= MAX_MONTH_LABELS else 0, labelsize=7)
-    hours = report["activity"]["by_hour"]
-    bottom.bar([int(h) for h in hours], list(hours.values()), color="#d08a4a")
-    bottom.set_title("messages read by hour of day")
-    bottom.set_xticks(range(24))
-    save(fig, "activity.png")
-
-    fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
-    hist = report["reply_chars"]["histogram"]
-    ax.bar(list(hist), list(hist.values()), color="#5aa469")
-    ax.set_title("length of my replies (characters)")
-    save(fig, "reply_lengths.png")
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
-    for axis, terms, title in ((left, report["top_words"], "top words in my replies"),
-                               (right, report["top_bigrams"], "top word pairs")):
-        labels = [t for t, _ in terms][::-1]
-        axis.barh(labels, [c for _, c in terms][::-1], color="#8a5ad0")
-        axis.set_title(title)
-    save(fig, "top_words.png")
-
-    if report.get("timing"):
+    if "activity.png" in names:
+        _activity_chart(plt, report["activity"], save)
+    if "reply_lengths.png" in names:
+        fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
+        hist = report["reply_chars"]["histogram"]
+        ax.bar(list(hist), list(hist.values()), color="#5aa469")
+        ax.set_title("length of my replies (characters)")
+        save(fig, "reply_lengths.png")
+    if "top_words.png" in names:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
+        for axis, terms, title in ((left, report["top_words"], "top words in my replies"),
+                                   (right, report["top_bigrams"], "top word pairs")):
+            labels = [t for t, _ in terms][::-1]
+            axis.barh(labels, [c for _, c in terms][::-1], color="#8a5ad0")
+            axis.set_title(title)
+        save(fig, "top_words.png")
+    if "timing.png" in names and report.get("timing"):
         from .timing import write_timing_chart
 
         write_timing_chart(report["timing"], save)
     return charts
+
+
+def _activity_chart(plt, activity: dict, save) -> None:
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), layout="constrained")
+    months = activity["by_month"]
+    top.bar(range(len(months)), list(months.values()), color="#4a7bd0")
+    top.set_title("messages read per month")
+    top.set_xticks(*_month_ticks(list(months)))
+    top.tick_params(axis="x", labelrotation=90 if len(months) <= MAX_MONTH_LABELS else 0, labelsize=7)
+    hours = activity["by_hour"]
+    bottom.bar([int(h) for h in hours], list(hours.values()), color="#d08a4a")
+    bottom.set_title("messages read by hour of day")
+    bottom.set_xticks(range(24))
+    save(fig, "activity.png")
