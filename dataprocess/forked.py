@@ -43,13 +43,15 @@ def _child(connection, function, args) -> None:
 
 class ForkedCall(Generic[Result]):
     """``function(*args)`` started in a forked child at once; :meth:`result` waits for it.
+    ``task`` says what the child does, in its errors ("counting the reply figures").
 
     Use as a context manager: leaving it (an error, Ctrl-C) ends a child still at work. The
     child must not need anything this process changes after the fork: it sees memory as it was.
     """
 
-    def __init__(self, function: Callable[..., Result], *args, parallel: bool = True) -> None:
-        self._function, self._args = function, args
+    def __init__(self, function: Callable[..., Result], *args, parallel: bool = True,
+                 task: str = "counting the reply figures") -> None:
+        self._function, self._args, self._task = function, args, task
         self._process = self._connection = None
         if parallel and can_fork() and usable_cores() > 1:
             context = multiprocessing.get_context("fork")
@@ -69,12 +71,12 @@ class ForkedCall(Generic[Result]):
             status, value = self._connection.recv()
             self._process.join(timeout=10)  # it has sent its result: it is on its way out
         except (EOFError, OSError):
-            raise BackgroundWorkError("the background process counting the reply figures ended unexpectedly; "
+            raise BackgroundWorkError(f"the background process {self._task} ended unexpectedly; "
                                       "nothing was written (run the same command again)") from None
         finally:
             self.close()
         if status != "ok":
-            raise BackgroundWorkError(f"the background process counting the reply figures failed ({value}); "
+            raise BackgroundWorkError(f"the background process {self._task} failed ({value}); "
                                       "nothing was written")
         return value
 

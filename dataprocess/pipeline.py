@@ -34,7 +34,8 @@ from .memory import MEMORY_FILE, Memory, fact_lines, read_contact_groups, read_n
 from .read_ahead import READ_AHEAD_BYTES, input_bytes, read_ahead
 from .readers import read_export
 from .readers.base import path_text
-from .report import CHARTS, EARLY_CHARTS, REPLY_CHARTS, ReplyStats, Tally, activity, build_report, cached_tokenizer, write_charts
+from .report import (CHARTS, EARLY_CHARTS, REPLY_CHARTS, ReplyStats, Tally, activity, build_report,
+                     cached_tokenizer, reply_figures, write_charts)
 from .seen import SEEN_FILE, NewOnly, NothingNew, Recorder, SeenIndex
 from .spool import ExampleSpool, token_sizes, word_sizes
 from .timing import TimingStats
@@ -128,14 +129,17 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     # Examples go to a spool on disk as they are made (memory stays bounded at any history
     # size); each chat's messages are let go as soon as its pairs are made. The report's reply
     # figures and the person's timing are counted meanwhile on a second core (a forked copy pairs
-    # the same messages); the replies of examples that turn out to be duplicates are taken out of
-    # them afterwards.
+    # the same messages, then draws the activity and timing charts); the replies of examples that
+    # turn out to be duplicates are taken out of them afterwards, and the charts of the replies
+    # are drawn by another forked copy while the splits are written.
     tokenizer = cached_tokenizer(workspace)
     duplicates = ReplyStats()
+    aside = stats["kept_messages"] >= FORK_AFTER  # worth a second process
     with _staging(workspace) as staging, \
             ForkedCall(count_replies, by_chat, rules, staging if make_charts else None, activity(tally),
-                       parallel=stats["kept_messages"] >= FORK_AFTER) as counting, \
+                       parallel=aside) as counting, \
             ExampleSpool(dedupe=rules.dedupe, sizes=token_sizes(tokenizer) if tokenizer else word_sizes) as spool, \
+            contextlib.ExitStack() as drawn_aside, \
             tqdm(desc="making examples", unit=" examples", disable=None, leave=False, dynamic_ncols=True,
                  mininterval=0.5) as shown:  # on a terminal only (disable=None): logs stay clean
         chats = sorted(by_chat)
@@ -158,6 +162,9 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
             raise (ChatExportError if seen is None else NothingNew)("no reply pairs found: no message of yours answers a contact within "
                                   f"{rules.reply_window_minutes:g} minutes after the rules were applied "
                                   "(check --me, --since and --group-chats)")
+        if make_charts:  # the charts of the replies are drawn aside while the splits are written
+            drawing = drawn_aside.enter_context(ForkedCall(write_charts, reply_figures(replies), staging, REPLY_CHARTS,
+                                                           parallel=aside, task="drawing the charts"))
         extra_train = examples_from_facts(facts, persona, rules, memory) if facts else []
         declining = decline_examples(memory, persona, rules, facts.declines if facts else ())
         stats["decline_examples"] = len(declining)
@@ -176,7 +183,7 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
         # printable(): no lone surrogate (a name's undecodable byte) can make the encoding fail
         write_atomic(staging / "report.json",
                      printable(json.dumps(report, indent=2, ensure_ascii=False)).encode("utf-8"))
-        charts = early_charts + (write_charts(report, staging, REPLY_CHARTS) if make_charts else [])
+        charts = early_charts + (drawing.result() if make_charts else [])
         charts.sort(key=lambda path: CHARTS.index(path.name))
         write_atomic(staging / MEMORY_FILE, memory.to_json().encode("utf-8"))
         if facts is not None and (facts.checks or facts.unknown):

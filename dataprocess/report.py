@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
-from statistics import mean, median
 from typing import Iterable, Iterator
 
 from core.terminator import strip_terminator
@@ -77,16 +76,38 @@ def reply_text(example: dict) -> str:
     return strip_terminator(example["completion"][0]["content"])
 
 
-def _histogram(lengths: list[int]) -> dict[str, int]:
+def reply_chars(length_counts: Counter) -> dict:
+    """The report's ``reply_chars`` (mean, median, max, histogram) from how many replies have
+    each length: one step per distinct length, not per reply (a long history has hundreds of
+    thousands of replies and a few hundred lengths). The median is :func:`statistics.median`'s:
+    the middle length, or the mean of the two middle ones."""
+    total = sum(length_counts.values())
+    if not total:
+        return {"mean": 0, "median": 0, "max": 0, "histogram": _histogram(length_counts)}
+    ordered = sorted(length_counts.items())
+    middle = []  # the lengths at positions (total - 1) // 2 and total // 2, counted from 0
+    seen = 0
+    for length, count in ordered:
+        seen += count
+        while len(middle) < 2 and seen > ((total - 1) // 2 if not middle else total // 2):
+            middle.append(length)
+        if len(middle) == 2:
+            break
+    median = middle[0] if total % 2 else (middle[0] + middle[1]) / 2
+    mean = sum(length * count for length, count in ordered) / total
+    return {"mean": round(mean, 1), "median": median, "max": ordered[-1][0], "histogram": _histogram(length_counts)}
+
+
+def _histogram(length_counts: Counter) -> dict[str, int]:
     bins = REPLY_LENGTH_BINS
-    counts = Counter()
-    for n in lengths:
-        for low, high in zip(bins, bins[1:]):
-            if low <= n < high:
-                counts[f"{low}-{high - 1}" if high < bins[-1] else f"{low}+"] += 1
+    labels = [f"{lo}-{hi - 1}" if hi < bins[-1] else f"{lo}+" for lo, hi in zip(bins, bins[1:])]
+    counts = dict.fromkeys(labels, 0)
+    for n, count in length_counts.items():
+        for label, low, high in zip(labels, bins, bins[1:]):
+            if low <= n < high or (label == labels[-1] and n >= low):  # the last bin is open ("320+")
+                counts[label] += count
                 break
-    return {label: counts.get(label, 0) for label in
-            [f"{lo}-{hi - 1}" if hi < bins[-1] else f"{lo}+" for lo, hi in zip(bins, bins[1:])]}
+    return counts
 
 
 def top_terms(texts: Iterable[str], n: int = 20) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
@@ -207,8 +228,13 @@ class ReplyStats:
 
     @property
     def lengths(self) -> list[int]:
+        return sorted(self.length_counts.elements())
+
+    @property
+    def length_counts(self) -> Counter:
+        """How many replies have each length (in characters)."""
         self._count()
-        return sorted(self._length_counts.elements())
+        return self._length_counts
 
 
 def base_tokenizer_file(workspace) -> Path | None:
@@ -242,12 +268,19 @@ def cached_tokenizer(workspace):
         return None
 
 
+def reply_figures(replies: ReplyStats, n_top: int = 20) -> dict:
+    """The report's figures of the person's replies (``reply_chars``, ``top_words``,
+    ``top_bigrams``): what the charts of REPLY_CHARTS are drawn from."""
+    return {"reply_chars": reply_chars(replies.length_counts), "top_words": replies.words.most_common(n_top),
+            "top_bigrams": _joined(replies.bigrams.most_common(n_top))}
+
+
 def build_report(*, persona: str, inputs: list[str], rules: dict, stats: dict, tally: Tally,
                  examples: dict[str, int], tokens: dict[str, int], token_unit: str, replies: ReplyStats,
                  skipped: list, n_top: int = 20) -> dict:
     """The data report: ``examples`` and ``tokens`` per split (``token_unit`` "tokens" or
     "words"), ``replies`` over all of my chat replies."""
-    lengths = replies.lengths
+    figures = reply_figures(replies, n_top)
     return {
         "persona": persona,
         "inputs": inputs,
@@ -263,15 +296,10 @@ def build_report(*, persona: str, inputs: list[str], rules: dict, stats: dict, t
         "examples": dict(examples),
         "token_unit": token_unit,
         "tokens": dict(tokens),
-        "reply_chars": {
-            "mean": round(mean(lengths), 1) if lengths else 0,
-            "median": median(lengths) if lengths else 0,
-            "max": max(lengths, default=0),
-            "histogram": _histogram(lengths),
-        },
+        "reply_chars": figures["reply_chars"],
         "activity": activity(tally),
-        "top_words": replies.words.most_common(n_top),
-        "top_bigrams": _joined(replies.bigrams.most_common(n_top)),
+        "top_words": figures["top_words"],
+        "top_bigrams": figures["top_bigrams"],
     }
 
 

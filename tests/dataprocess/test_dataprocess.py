@@ -290,6 +290,29 @@ def test_reply_stats_in_batches_count_what_each_reply_holds():
     assert stats.lengths == sorted(len(r) for r in replies)
 
 
+@pytest.mark.parametrize("lengths", [[], [7], [3, 9], [5, 5, 400, 12, 12, 12], list(range(0, 20_000, 7)),
+                                     [1, 2, 3, 4] * 250 + [10_000, 15_000]])
+def test_reply_chars_from_the_length_counts_are_the_statistics_of_every_reply(lengths):
+    """The report's reply figures, made from how many replies have each length, are those of
+    the statistics module and a reply-by-reply histogram over the same replies."""
+    import statistics
+    from collections import Counter
+
+    from dataprocess.report import REPLY_LENGTH_BINS, reply_chars
+
+    figures = reply_chars(Counter(lengths))
+    if not lengths:
+        assert figures["mean"] == figures["median"] == figures["max"] == 0
+        assert set(figures["histogram"].values()) == {0}
+        return
+    assert figures["mean"] == round(statistics.mean(lengths), 1)
+    assert figures["median"] == statistics.median(lengths) and figures["max"] == max(lengths)
+    bins = REPLY_LENGTH_BINS
+    by_bin = [sum(1 for n in lengths if low <= n < high) for low, high in zip(bins, bins[1:])]
+    by_bin[-1] += sum(1 for n in lengths if n >= bins[-1])   # the last bin ("320+") is open
+    assert list(figures["histogram"].values()) == by_bin and sum(by_bin) == len(lengths)
+
+
 def test_tally_counts_every_message_across_batches():
     from dataprocess.report import Tally
 
