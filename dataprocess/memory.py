@@ -224,7 +224,10 @@ class Memory:
         words = content_words(text)
         if not words:
             return []
-        candidates = self._candidates([sorted(words)])[0]
+        key = tuple(sorted(words))
+        candidates = self._prepared.pop(key, None)  # found by prepare() for this batch of prompts
+        if candidates is None:
+            candidates = self._candidates([list(key)])[0]
         if not candidates:
             return []
         from .meaning import embed_one
@@ -249,6 +252,10 @@ class Memory:
         if not queries:
             return
         found = self._candidates([words for _, words in queries])
+        # kept for scored_facts, which would search the same words again (one batch at a time: a
+        # query's lines do not depend on the batch it is searched in, each row is scored alone)
+        self._prepared.clear()
+        self._prepared.update((tuple(words), candidates) for (_, words), candidates in zip(queries, found))
         from .meaning import embed_cached
 
         embed_cached([spell_out(text) for (text, _), candidates in zip(queries, found) if candidates])
@@ -281,6 +288,10 @@ class Memory:
         if len(labels) < MAX_LABELS:
             labels[key] = label
         return label
+
+    @cached_property
+    def _prepared(self) -> dict[tuple[str, ...], list[int]]:
+        return {}
 
     @cached_property
     def _labels(self) -> dict[tuple, str | None]:

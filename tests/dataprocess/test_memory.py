@@ -209,6 +209,26 @@ def test_prepare_embeds_in_one_batch_only_the_turns_that_will_be_ranked(memory, 
     assert len(calls) == 1      # the prompts after prepare() found their embeddings cached
 
 
+def test_prepare_searches_once_and_the_prompts_hold_what_one_search_each_finds(memory, monkeypatch):
+    """The lines BM25 finds for a batch (prepare) are those it finds for each turn alone, and the
+    prompts after prepare() use them without searching again; a turn prepare() did not see is
+    searched as before."""
+    turns = ["where does ur sister live", "whats ur dogs name", "how old r u again", "what do u do for work",
+             "lol ok", "is pickle a corgi", "whens ur bday", "where do u live now"]
+    alone = [memory.facts_for(turn, 3) for turn in turns]
+    searches = []
+    real = type(memory)._candidates
+    monkeypatch.setattr(type(memory), "_candidates", lambda self, queries: searches.append(len(queries)) or real(self, queries))
+    from dataprocess.memory import content_words
+
+    memory.prepare(turns + ["the"], 3)
+    searched = sum(1 for turn in turns if content_words(turn))
+    assert searches == [searched] and searched >= 6   # one search for the batch ("the" names nothing)
+    assert [memory.facts_for(turn, 3) for turn in turns] == alone
+    assert searches == [searched]   # the prompts searched nothing again
+    assert memory.facts_for("whats ur sisters name", 3) is not None and searches[-1] == 1
+
+
 def test_the_embedding_cache_is_bounded_and_agrees_with_one_at_a_time(monkeypatch):
     import numpy as np
 
