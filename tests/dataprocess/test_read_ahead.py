@@ -167,3 +167,63 @@ def test_a_refused_file_read_aside_is_one_line_and_nothing_written(tmp_path, mon
     assert "result.json" in result.output
     assert not (workspace / "data").exists() or not any((workspace / "data").iterdir())
     assert not multiprocessing.active_children()
+
+
+def test_an_update_read_aside_drops_what_was_processed_as_in_place(odd_inputs, tmp_path, monkeypatch):
+    """twin update's path (only messages not in the index pass): the same new and duplicate
+    counts and the same new examples, read aside or in place."""
+    from dataprocess.seen import SEEN_FILE, SeenIndex
+
+    first = Workspace(tmp_path / "first")
+    pipeline.run_process([SAMPLE_CSV], first, me="Maya", make_charts=False)
+    seen = SeenIndex.load(first.data_dir / SEEN_FILE)
+    results = {}
+    for name, threshold in (("in-place", 10**12), ("aside", 0)):
+        monkeypatch.setattr(pipeline, "READ_AHEAD_BYTES", threshold)
+        workspace = Workspace(tmp_path / f"update-{name}")
+        result = pipeline.run_process(odd_inputs, workspace, me="Maya", make_charts=False, seen=seen, persona="Maya")
+        results[name] = (result.stats["new_messages"], result.stats["duplicate_messages"],
+                         (workspace.data_dir / "train.jsonl").read_bytes(),
+                         (workspace.data_dir / SEEN_FILE).read_bytes())
+    assert results["aside"] == results["in-place"]
+    new, duplicates = results["aside"][:2]
+    assert duplicates > 3000 and 0 < new < 10   # the sample again: all processed; the two small files: new
+
+
+def test_ctrl_c_while_reading_aside_stops_both_processes_and_writes_nothing(tmp_path):
+    """SIGINT to the terminal's process group (what Ctrl-C sends) while a long export is read in
+    the child: exit status 130, one line, no workspace, no process left, no spooled examples."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    export = tmp_path / "WhatsApp Chat with Noa.txt"
+    line = "[03/02/2024, 10:{:02d}:00] {}: message number {} of a long chat\n"
+    with open(export, "w", encoding="utf-8") as out:
+        for number in range(400_000):   # ~24 MB: read aside
+            out.write(line.format(number % 60, "Noa" if number % 2 else "Maya", number))
+    workspace = tmp_path / "ws"
+    twin = Path(sys.executable).with_name("twin")
+    env = dict(os.environ, TMPDIR=str(tmp_path), TQDM_DISABLE="1")
+    proc = subprocess.Popen([str(twin), "process", str(export), "--workspace", str(workspace), "--me", "Maya"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:   # until the reading child is there
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        if children:
+            break
+        time.sleep(0.1)
+    assert children, "no child process was started"
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output and output.strip().splitlines() == [
+        "Error: interrupted: nothing was written; run the same command again"], output
+    assert not workspace.exists()
+    assert not any(tmp_path.glob("twin-examples-*"))
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
