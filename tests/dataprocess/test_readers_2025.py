@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from dataprocess import ChatExportError, detect_format, read_export
 from twin_cli import main
+from helpers.reading import both_ways_of_reading  # noqa: F401 (autouse: every test twice)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 WA = FIXTURES / "whatsapp"

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from dataprocess import ChatExportError, read_export
 from dataprocess.readers import base
+from helpers.reading import both_ways_of_reading  # noqa: F401 (autouse: every test twice)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 TG_CHAT = FIXTURES / "telegram" / "chat_dima" / "result.json"
