@@ -142,6 +142,9 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
             contextlib.ExitStack() as drawn_aside, \
             tqdm(desc="making examples", unit=" examples", disable=None, leave=False, dynamic_ncols=True,
                  mininterval=0.5) as shown:  # on a terminal only (disable=None): logs stay clean
+        if memory.facts and rules.facts_per_prompt > 0:  # loading it takes seconds: say so, not a still bar
+            shown.set_postfix_str("loading the model that ranks facts by meaning")
+            memory.warm()
         chats = sorted(by_chat)
         for number, chat in enumerate(chats, 1):
             shown.set_postfix_str(f"chat {number}/{len(chats)}", refresh=False)

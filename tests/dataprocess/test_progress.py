@@ -9,7 +9,7 @@ import sys
 import termios
 from pathlib import Path
 
-from helpers.paths import SAMPLE_CSV
+from helpers.paths import SAMPLE_CSV, SAMPLE_FACTS
 
 TWIN = [str(Path(sys.executable).with_name("twin"))]
 
@@ -44,3 +44,13 @@ def test_the_examples_stage_shows_progress_on_a_terminal_only(tmp_path):
     code, logged = _run(argv + [str(tmp_path / "log")], on_terminal=False)
     assert code == 0, logged
     assert "making examples" not in logged and "examples: train" in logged
+
+
+def test_the_bar_says_when_it_waits_for_the_model_that_ranks_facts(tmp_path):
+    argv = TWIN + ["process", str(SAMPLE_CSV), "--facts", str(SAMPLE_FACTS), "--workspace", str(tmp_path / "tty")]
+    code, shown = _run(argv, on_terminal=True)
+    assert code == 0, shown
+    assert "loading the model that ranks facts by meaning" in shown
+    code, shown = _run(argv[:-1] + [str(tmp_path / "off"), "--facts-per-prompt", "0"], on_terminal=True)
+    assert code == 0, shown
+    assert "loading the model" not in shown   # no ranking, no model
