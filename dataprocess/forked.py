@@ -50,7 +50,7 @@ class ForkedCall(Generic[Result]):
     """
 
     def __init__(self, function: Callable[..., Result], *args, parallel: bool = True,
-                 task: str = "counting the reply figures") -> None:
+                 task: str = "doing its share of the work") -> None:
         self._function, self._args, self._task = function, args, task
         self._process = self._connection = None
         if parallel and can_fork() and usable_cores() > 1:

@@ -225,7 +225,7 @@ class Memory:
         if not words:
             return []
         key = tuple(sorted(words))
-        candidates = self._prepared.pop(key, None)  # found by prepare() for this batch of prompts
+        candidates = self._prepared.get(key)  # found by prepare() for this batch of prompts
         if candidates is None:
             candidates = self._candidates([list(key)])[0]
         if not candidates:
@@ -252,7 +252,7 @@ class Memory:
         if not queries:
             return
         found = self._candidates([words for _, words in queries])
-        # kept for scored_facts, which would search the same words again (one batch at a time: a
+        # kept for scored_facts, which would search the same words again (the last batch only: a
         # query's lines do not depend on the batch it is searched in, each row is scored alone)
         self._prepared.clear()
         self._prepared.update((tuple(words), candidates) for (_, words), candidates in zip(queries, found))

@@ -137,7 +137,7 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     aside = stats["kept_messages"] >= FORK_AFTER  # worth a second process
     with _staging(workspace) as staging, \
             ForkedCall(count_replies, by_chat, rules, staging if make_charts else None, activity(tally),
-                       parallel=aside) as counting, \
+                       parallel=aside, task="counting the reply figures") as counting, \
             ExampleSpool(dedupe=rules.dedupe, sizes=token_sizes(tokenizer) if tokenizer else word_sizes) as spool, \
             contextlib.ExitStack() as drawn_aside, \
             tqdm(desc="making examples", unit=" examples", disable=None, leave=False, dynamic_ncols=True,

@@ -30,7 +30,7 @@ from .forked import can_fork, usable_cores
 from .message import Message
 
 BATCH = 2048                  # messages a child sends at a time
-READ_AHEAD_BYTES = 8 << 20    # inputs from which reading in a second process is worth it (~150,000 messages)
+READ_AHEAD_BYTES = 8 << 20    # inputs from which reading in a second process is worth it (~120,000 messages)
 
 
 def input_bytes(paths: Iterable[Path]) -> int:

@@ -101,10 +101,11 @@ def reply_chars(length_counts: Counter) -> dict:
 def _histogram(length_counts: Counter) -> dict[str, int]:
     bins = REPLY_LENGTH_BINS
     labels = [f"{lo}-{hi - 1}" if hi < bins[-1] else f"{lo}+" for lo, hi in zip(bins, bins[1:])]
+    highs = list(bins[1:-1]) + [float("inf")]  # the last bin is open ("320+")
     counts = dict.fromkeys(labels, 0)
     for n, count in length_counts.items():
-        for label, low, high in zip(labels, bins, bins[1:]):
-            if low <= n < high or (label == labels[-1] and n >= low):  # the last bin is open ("320+")
+        for label, low, high in zip(labels, bins, highs):
+            if low <= n < high:
                 counts[label] += count
                 break
     return counts

@@ -226,6 +226,7 @@ def test_prepare_searches_once_and_the_prompts_hold_what_one_search_each_finds(m
     assert searches == [searched] and searched >= 6   # one search for the batch ("the" names nothing)
     assert [memory.facts_for(turn, 3) for turn in turns] == alone
     assert searches == [searched]   # the prompts searched nothing again
+    assert memory.facts_for(turns[0], 3) == alone[0] and searches == [searched]   # a turn met twice in a batch
     assert memory.facts_for("whats ur sisters name", 3) is not None and searches[-1] == 1
 
 
