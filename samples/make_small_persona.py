@@ -23,8 +23,10 @@ SEED = 120
 SESSIONS = {"Priya Natarajan": 22, "Jordan Reyes": 17, "Elsa Lindqvist": 15}
 
 
-def build_rows() -> list[list[str]]:
-    rng = random.Random(SEED)
+def build_rows(seed: int = SEED, scale: int = 1) -> list[list[str]]:
+    """The persona's messages; another ``seed`` gives other conversations of the same person,
+    ``scale`` times as many of them (bench/bench_small_heldout.py's held-out replies)."""
+    rng = random.Random(seed)
     builder = sample.Builder(rng)
     for name, _handle, _weight, overrides in sample.CONTACTS:
         if name not in SESSIONS:
@@ -32,18 +34,18 @@ def build_rows() -> list[list[str]]:
         topics = dict(sample.GENERIC)
         topics.update(overrides)
         cursor = sample.START
-        for start in sample.session_starts(rng, SESSIONS[name]):
+        for start in sample.session_starts(rng, SESSIONS[name] * scale):
             cursor = builder.one_on_one(max(start, cursor + timedelta(hours=4)), name, topics)
     builder.rows.sort(key=lambda r: (r[0], r[1]))
     return [row for _when, _seq, row in builder.rows]
 
 
-def generate(out_dir: Path | str) -> Path:
+def generate(out_dir: Path | str, seed: int = SEED, scale: int = 1) -> Path:
     """Write ``messages.csv`` under ``out_dir``; returns its path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "messages.csv"
-    path.write_bytes(sample.csv_text(build_rows()).encode("utf-8"))
+    path.write_bytes(sample.csv_text(build_rows(seed, scale)).encode("utf-8"))
     return path
 
 

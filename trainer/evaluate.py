@@ -96,7 +96,8 @@ def _fact_checks(workspace: Workspace) -> dict:
         raise EvalError(f"{path} is damaged ({exc}): run `twin process` again") from None
 
 
-def _load_models(workspace: Workspace, log=print):
+def load_models(workspace: Workspace, log=print):
+    """The base model with the workspace's trained adapter, and its tokenizer (eval mode, fp32)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -188,12 +189,12 @@ def run_eval(workspace: Workspace, options: EvalOptions, log=print) -> dict:
     from voice.decoding import Decoding
     from voice.hf import generate_replies
 
-    from .decoding_choice import choice_rounds, choose_sampling
+    from .decoding_choice import choice_rounds, choose_sampling, fit_rows
     from .eval_runtime import ServedRuntime, open_runtime
 
     rows = read_split(workspace.split_path("test"), required=True, error=EvalError)
     valid = read_split(workspace.split_path("valid"), required=False, error=EvalError)
-    model, tokenizer = _load_models(workspace, log)
+    model, tokenizer = load_models(workspace, log)
     settings = workspace.settings()
     real = [r.reply for r in rows]
     sample, real_sample = rows[: options.limit], real[: options.limit]
@@ -213,10 +214,12 @@ def run_eval(workspace: Workspace, options: EvalOptions, log=print) -> dict:
             sampling = dataclasses.replace(sampling, max_tokens=options.max_tokens)
         if options.choose_sampling and valid:
             choice_rows = valid[: options.choice_limit]
+            bias_rows = fit_rows(choice_rows, read_split(workspace.split_path("train"), required=False,
+                                                         error=EvalError))
             log(f"choosing decoding defaults on {len(choice_rows)} valid prompts "
                 f"({choice_rounds(len(choice_rows))} replies each per candidate, {runtime.name})...")
             sampling, table, rounds = choose_sampling(runtime, choice_rows, [r.reply for r in choice_rows],
-                                                      sampling, person=person, log=log)
+                                                      sampling, person=person, fit_rows=bias_rows, log=log)
             chosen_from = "valid split"
             latest = workspace.settings()  # re-read: only [sampling] changes
             latest.sampling = sampling

@@ -8,6 +8,8 @@ from click.testing import CliRunner
 
 from core.settings import Sampling
 from core.workspace import Workspace
+from dataprocess.splits import read_split
+from trainer import decoding_choice
 from trainer.evaluate import EvalOptions, run_eval
 from trainer.train import TrainOptions, run_training
 from twin_cli import main
@@ -71,6 +73,9 @@ def test_eval_report(trained_workspace):
     assert (choice["used"]["end_bias"], choice["used"]["separator_bias"]) in \
         [(r["end_bias"], r["separator_bias"]) for r in rounds]
     assert all(abs(choice["used"][k]) <= 4.0 for k in biases)
+    # fitted on the 4 valid prompts topped up with training prompts (a small history)
+    train = read_split(ws.split_path("train"))
+    assert rounds[-1]["shrink"]["prompts"] == 4 + min(decoding_choice.MIN_FIT_PROMPTS - 4, len(train)) > 4
     # style ratios against the person's habit (all their replies), and against the test replies
     assert report["person_replies"] > report["test_examples"]
     assert report["ratios"]["twin"]["mean_chars"] == round(

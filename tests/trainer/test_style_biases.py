@@ -151,3 +151,22 @@ def test_drift_errors_come_from_the_spread_between_prompts():
     error_4 = decoding_choice.drift_errors(mixed, 4, fidelity.style(mixed))[0]   # prompts 0,1 short, 2,3 long
     assert error_4 > 0
     assert decoding_choice.drift_errors(["one"], 1, fidelity.style(["one"])) == (float("inf"), float("inf"))
+
+
+def test_the_biases_are_fitted_on_enough_prompts_topped_up_from_training():
+    from dataprocess.splits import Example
+
+    def rows(split, n, source="chat"):
+        return [Example(({"role": "user", "content": f"{split} {i}"},), "ok DONE", source=source) for i in range(n)]
+
+    valid, train = rows("valid", 16), rows("train", 80) + rows("facts", 10, source="facts")
+    fit = decoding_choice.fit_rows(valid, train)
+    assert len(fit) == decoding_choice.MIN_FIT_PROMPTS and fit[:16] == valid   # every valid prompt first
+    extra = [r.incoming for r in fit[16:]]
+    assert len(set(extra)) == len(extra) and all(t.startswith("train ") for t in extra)   # no fact drills
+    # spread over the whole training split, not only its start
+    numbers = [int(t.split()[1]) for t in extra]
+    assert numbers[0] == 0 and numbers[-1] >= 70
+    # a valid split large enough is used as it is; a tiny history gives what it has
+    assert decoding_choice.fit_rows(rows("valid", 60), train) == rows("valid", 60)
+    assert len(decoding_choice.fit_rows(rows("valid", 3), rows("train", 5))) == 8
