@@ -112,6 +112,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="ask only the first N prompts (0: all)")
     parser.add_argument("--prompts", choices=("held-out", *SPLITS), default="held-out",
                         help="ask the held-out conversations (default) or one of the twin's own splits")
+    parser.add_argument("--no-baseline", action="store_true", help="only the twin as served (half the time)")
     args = parser.parse_args()
 
     from trainer.evaluate import load_models
@@ -136,8 +137,10 @@ def main() -> None:
           f"{sampling.separator_bias:+}", flush=True)
 
     rows = {}
-    for name, option in (("twin as served (fitted biases)", sampling),
-                         ("baseline: no biases", dataclasses.replace(sampling, end_bias=0.0, separator_bias=0.0))):
+    variants = [("twin as served (fitted biases)", sampling)]
+    if not args.no_baseline:
+        variants.append(("baseline: no biases", dataclasses.replace(sampling, end_bias=0.0, separator_bias=0.0)))
+    for name, option in variants:
         started = time.monotonic()
         replies = generate_replies(model, tokenizer, prompts * args.samples, Decoding.from_sampling(option), seed=0)
         twin = per_prompt([r.text for r in replies], n)
