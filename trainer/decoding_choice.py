@@ -134,8 +134,9 @@ def pick(table: list[dict]) -> int:
 
 
 FIT_ROUNDS = 4          # generation rounds at most (the first measures the chosen candidate as it is)
-FIT_REPLIES = 128       # replies per round, the fit prompts repeated: over 64, the mean length of
-                        # the small persona's twin moved by ~7% between draws, most of the 10% aimed at
+FIT_REPLIES = 128       # replies per round, the fit prompts repeated: reply lengths vary by ~54% (the
+                        # small persona's), so a mean over 64 has a ~7% standard error, most of the
+                        # 10% aimed at; over 128, ~5%
 MIN_FIT_PROMPTS = 60    # prompts the biases are fitted on at least (:func:`fit_rows`)
 
 
