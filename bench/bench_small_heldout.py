@@ -5,8 +5,8 @@ against hundreds of other conversations of the same person (issue 19, deliverabl
 person's own `` | `` rate has a standard error of about 30%, so no twin can be shown to be within
 10% of it there, and the test prompts drawn move the length by as much (session 8: the person's
 16 test replies are 0.84x the length of all their replies). This bench keeps the twin exactly as
-`twin train` and `twin eval` left it (its adapter, and the biases `twin eval` fitted on its 16
-valid prompts and saved in twin.toml [sampling]) and asks it the prompts of *other*
+`twin train` and `twin eval` left it (its adapter, and the biases `twin eval` fitted and saved
+in twin.toml [sampling]) and asks it the prompts of *other*
 conversations of the same invented person: ``samples/make_small_persona.py`` with another seed
 and SCALE times as many sessions, read by `twin process` with the same defaults. An example
 that is also in the twin's own splits (same prompt and reply) is left out, so the twin is never
@@ -19,7 +19,8 @@ from transformers through the decoding contract (``voice.hf.generate_replies``),
 `twin eval` uses before an export.
 
     .venv/bin/python bench/bench_fidelity.py --small -w /tmp/fid-small      # train + eval first
-    .venv/bin/python bench/bench_small_heldout.py -w /tmp/fid-small --scale 8
+    .venv/bin/python bench/bench_small_heldout.py -w /tmp/fid-small --samples 1   # ~400 prompts
+    .venv/bin/python bench/bench_small_heldout.py -w /tmp/fid-small --prompts train --samples 2
 """
 from __future__ import annotations
 
@@ -36,9 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "samples"))
 
-from core.terminator import MESSAGE_SEPARATOR  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
 from dataprocess.splits import read_split  # noqa: E402
+from trainer.decoding_choice import per_prompt  # noqa: E402
+from trainer.fidelity import style  # noqa: E402
 
 SPLITS = ("train", "valid", "test")
 TWIN = [str(ROOT / ".venv" / "bin" / "twin")] if (ROOT / ".venv" / "bin" / "twin").exists() \
@@ -65,18 +67,11 @@ def held_out_examples(workspace: Workspace, scale: int, seed: int, tmp: Path) ->
     return kept, len(examples) - len(kept)
 
 
-def per_prompt(texts: list[str], n: int) -> list[list[str]]:
-    groups = [[] for _ in range(n)]
-    for i, text in enumerate(texts):
-        groups[i % n].append(text)
-    return groups
-
-
 def figures(groups: list[list[str]], indices: list[int]) -> tuple[float, float]:
-    """Mean length and `` | `` rate over the replies to the prompts at ``indices``."""
-    texts = [t for i in indices for t in groups[i]]
-    n = max(len(texts), 1)
-    return (sum(len(t) for t in texts) / n, sum(MESSAGE_SEPARATOR.strip() in t for t in texts) / n)
+    """Mean length and `` | `` rate (``trainer.fidelity.style``'s) over the replies to the prompts
+    at ``indices``."""
+    found = style([t for i in indices for t in groups[i]])
+    return found["mean_chars"], found["separator_rate"]
 
 
 def ratios(twin: list[list[str]], person: list[list[str]], indices: list[int]) -> tuple[float, float]:
@@ -106,7 +101,7 @@ def bootstrap(twin, person, draws: int = 2000, seed: int = 0) -> tuple[tuple, tu
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-w", "--workspace", type=Path, required=True, help="the small persona's trained, evaluated workspace")
-    parser.add_argument("--scale", type=int, default=8, help="times the persona's sessions (default 8: ~800 prompts)")
+    parser.add_argument("--scale", type=int, default=4, help="times the persona's sessions (default 4: ~400 prompts)")
     parser.add_argument("--seed", type=int, default=121, help="the other conversations' seed (the twin's: 120)")
     parser.add_argument("--samples", type=int, default=2, help="twin replies per prompt (default 2)")
     parser.add_argument("--limit", type=int, default=0, help="ask only the first N prompts (0: all)")

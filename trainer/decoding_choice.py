@@ -175,7 +175,8 @@ def _drift(twin: dict, person: dict) -> tuple[float, float]:
     return length, separator
 
 
-def _per_prompt(texts: list[str], n_prompts: int) -> list[list[str]]:
+def per_prompt(texts: list[str], n_prompts: int) -> list[list[str]]:
+    """Replies grouped by prompt: rounds of replies to ``n_prompts`` prompts, round after round."""
     groups: list[list[str]] = [[] for _ in range(n_prompts)]
     for i, text in enumerate(texts):
         groups[i % n_prompts].append(text)
@@ -186,7 +187,7 @@ def drift_errors(texts: list[str], n_prompts: int, twin: dict) -> tuple[float, f
     """Standard errors of the two drifts of :func:`_drift` that come from which prompts were
     asked: the spread of the per-prompt mean length (and `` | `` rate) over the square root of
     the number of prompts, relative to the overall figure (the delta method on the log)."""
-    groups = [g for g in _per_prompt(texts, n_prompts) if g]
+    groups = [g for g in per_prompt(texts, n_prompts) if g]
     if len(groups) < 2:
         return math.inf, math.inf
 

@@ -74,17 +74,6 @@ def samples_per_prompt(options: EvalOptions, prompts: int) -> int:
     return max(1, min(4, math.ceil(MIN_STYLE_REPLIES / max(prompts, 1))))
 
 
-def all_examples(workspace: Workspace) -> list[Example]:
-    """Every example of every split."""
-    return [example for split in artifacts.SPLITS
-            for example in read_split(workspace.split_path(split), required=False, error=EvalError)]
-
-
-def person_replies(workspace: Workspace) -> list[str]:
-    """All the person's chat replies in the splits (fact answers left out): their habit."""
-    return [example.reply for example in all_examples(workspace) if example.source == "chat"]
-
-
 def _fact_checks(workspace: Workspace) -> dict:
     """The held-out fact checks ``twin process`` kept from the facts file ({} when none)."""
     path = workspace.data_dir / CHECKS_FILE
@@ -192,13 +181,17 @@ def run_eval(workspace: Workspace, options: EvalOptions, log=print) -> dict:
     from .decoding_choice import choice_rounds, choose_sampling, fit_rows
     from .eval_runtime import ServedRuntime, open_runtime
 
-    rows = read_split(workspace.split_path("test"), required=True, error=EvalError)
-    valid = read_split(workspace.split_path("valid"), required=False, error=EvalError)
+    # each split read once: the test prompts, the valid ones, and all of them for the person's habit
+    splits = {split: read_split(workspace.split_path(split), required=split == "test", error=EvalError)
+              for split in artifacts.SPLITS}
+    rows, valid, train = splits["test"], splits["valid"], splits["train"]
+    examples = [example for split in artifacts.SPLITS for example in splits[split]]
     model, tokenizer = load_models(workspace, log)
     settings = workspace.settings()
     real = [r.reply for r in rows]
     sample, real_sample = rows[: options.limit], real[: options.limit]
-    everything = person_replies(workspace) or real
+    # all the person's chat replies (fact answers left out): their habit
+    everything = [example.reply for example in examples if example.source == "chat"] or real
     person = style(everything)
 
     log(f"perplexity on {len(rows)} test replies...")
@@ -214,8 +207,7 @@ def run_eval(workspace: Workspace, options: EvalOptions, log=print) -> dict:
             sampling = dataclasses.replace(sampling, max_tokens=options.max_tokens)
         if options.choose_sampling and valid:
             choice_rows = valid[: options.choice_limit]
-            bias_rows = fit_rows(choice_rows, read_split(workspace.split_path("train"), required=False,
-                                                         error=EvalError))
+            bias_rows = fit_rows(choice_rows, train)
             log(f"choosing decoding defaults on {len(choice_rows)} valid prompts "
                 f"({choice_rounds(len(choice_rows))} replies each per candidate, {runtime.name})...")
             sampling, table, rounds = choose_sampling(runtime, choice_rows, [r.reply for r in choice_rows],
@@ -278,7 +270,7 @@ def run_eval(workspace: Workspace, options: EvalOptions, log=print) -> dict:
         "classifier": {who: r["classifier"] for who, r in results.items()},
         "can_you_tell": judgements.summary(workspace.root / artifacts.JUDGEMENTS_FILE),
         "facts": facts,
-        "contacts": contact_figures(sample, twin_replies, all_examples(workspace)),
+        "contacts": contact_figures(sample, twin_replies, examples),
         "examples": [{"prompt": r.incoming, "real": real_sample[i], "twin": twin_replies[i].text,
                       **({"base": base_replies[i].text} if base_replies else {})}
                      for i, r in enumerate(sample[:10])],
