@@ -1,17 +1,28 @@
-"""Training examples that teach the twin to decline what its knowledge base does not hold.
+"""Training examples that teach the twin to answer from the line shown, and to decline without one.
 
 A twin trained only on questions its facts answer learns "a question about me gets an answer":
 asked something no fact holds ("whats ur favorite color"), it answers with the nearest fact
-or makes one up. So ``twin process`` adds, when there is a knowledge base, questions about the
-person from :data:`UNKNOWABLE` that the knowledge base cannot answer, each answered by a decline
-in the person's words: the facts file's ``declines = [...]`` list, or :data:`DEFAULT_DECLINES`.
-Their prompts hold whatever the knowledge base retrieves for them (often a near miss: "favorite
-food" for "favorite color"), built by the same :meth:`~dataprocess.memory.Memory.prompt` as
-every other prompt, so the twin learns to answer from a fact that fits and to decline when
-none does.
+or makes one up; and it learns its facts' answers by heart, so a line it is shown counts for
+less than the question it was trained on ("what kind of dog is pickle" got the answer to "what's
+your dog's name?" with ``pet: pickle, my corgi mix`` in the prompt). So ``twin process`` adds,
+when there is a knowledge base, two kinds of lesson on questions about the person from
+:data:`UNKNOWABLE`, none of which the knowledge base answers:
 
-The list is written here, not mined from the user's data, because no library lists "questions
-a person could be asked about themselves"; it is kept apart from the held-out ``[[unknown]]``
+- **declines** (:func:`decline_examples`): the question with whatever the knowledge base
+  retrieves for it (often a near miss: "favorite food" for "favorite color"), answered by a
+  decline in the person's words: the facts file's ``declines = [...]`` list, or
+  :data:`DEFAULT_DECLINES`;
+- **readings** (:func:`reading_examples`): the same question with a line that answers it added
+  to what is retrieved (:data:`READINGS`: ``favorite color: green``), answered from that line,
+  a different line each repeat (green, dark blue, mustard yellow), so no answer can be learned
+  by heart and only the line tells the twin what to say.
+
+Together they make the line the only difference between answering and declining. The lines of
+the readings are invented and live only in those training prompts, never in the knowledge base.
+Every prompt is built by the same :func:`~dataprocess.template.prompt_messages` as every other.
+
+The lists are written here, not mined from the user's data, because no library lists "questions
+a person could be asked about themselves"; they are kept apart from the held-out ``[[unknown]]``
 questions of the bundled sample (``samples/facts.toml``), which ``twin eval`` asks instead, so
 its invented-facts figure is measured on questions the twin never saw.
 """
@@ -22,6 +33,7 @@ from core.terminator import completion_text
 
 from .clean import clean_text
 from .memory import Memory, content_words
+from .template import prompt_messages
 
 UNKNOWABLE = (
     "what's your favorite color?", "whats ur shoe size", "do you have any tattoos?",
@@ -31,7 +43,67 @@ UNKNOWABLE = (
     "where would you go on a dream vacation?", "whats ur favorite ice cream flavor",
     "what time do you usually wake up?", "are you left handed?", "what's your favorite number?",
     "what's your wifi password lol", "what's your favorite board game?",
+    "what's your cat's name?", "what kind of bike do you ride?", "what's your roommate's name?",
 )
+
+# For each question, lines that would answer it and the answer read from each (and, in the last
+# rows, a line shown before it that names the same thing without the answer): one is added to
+# the prompt of each reading (this module's docstring).
+READINGS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "what's your favorite color?": (("favorite color: green", "green"), ("favorite color: dark blue", "dark blue"),
+                                    ("favorite color: mustard yellow", "mustard yellow")),
+    "whats ur shoe size": (("shoe size: 8.5", "8.5"), ("shoe size: 9", "9"), ("shoe size: 7", "7")),
+    "do you have any tattoos?": (("tattoos: a tiny wave on my ankle", "a tiny wave on my ankle"),
+                                 ("tattoos: two, both on my arm", "two, both on my arm"),
+                                 ("tattoos: none, too scared", "none, too scared")),
+    "what's your middle name?": (("middle name: rose", "rose"), ("middle name: june", "june"),
+                                 ("middle name: claire", "claire")),
+    "what phone do you have?": (("phone: an iphone 13", "an iphone 13"), ("phone: a pixel 7", "a pixel 7"),
+                                ("phone: an old iphone se", "an old iphone se")),
+    "whats ur coffee order": (("coffee order: oat latte", "oat latte"), ("coffee order: iced americano",
+                              "iced americano"), ("coffee order: a cortado", "a cortado")),
+    "what's your best friend's name?": (("best friend: jo", "jo"), ("best friend: lena", "lena"),
+                                        ("best friend: theo", "theo")),
+    "how tall are you?": (("height: 5'6", "5'6"), ("height: 5'4", "5'4"), ("height: 5'9", "5'9")),
+    "are you allergic to anything?": (("allergies: cats", "cats"), ("allergies: peanuts", "peanuts"),
+                                      ("allergies: penicillin", "penicillin")),
+    "what's your favorite season?": (("favorite season: fall", "fall"), ("favorite season: summer", "summer"),
+                                     ("favorite season: winter", "winter")),
+    "what languages do you speak?": (("languages: english and some spanish", "english and some spanish"),
+                                     ("languages: english and swedish", "english and swedish"),
+                                     ("languages: just english", "just english")),
+    "what's your favorite holiday?": (("favorite holiday: halloween", "halloween"),
+                                      ("favorite holiday: thanksgiving", "thanksgiving"),
+                                      ("favorite holiday: the fourth of july", "the fourth of july")),
+    "where would you go on a dream vacation?": (("dream vacation: japan", "japan"), ("dream vacation: iceland",
+                                                "iceland"), ("dream vacation: portugal", "portugal")),
+    "whats ur favorite ice cream flavor": (("favorite ice cream: mint chip", "mint chip"),
+                                           ("favorite ice cream: salted caramel", "salted caramel"),
+                                           ("favorite ice cream: strawberry", "strawberry")),
+    "what time do you usually wake up?": (("wakes up: around 7", "around 7"), ("wakes up: 6:30", "6:30"),
+                                          ("wakes up: like 9 on weekends", "like 9 on weekends")),
+    "are you left handed?": (("hand: left handed", "left handed"), ("hand: right handed", "right handed"),
+                             ("hand: both, kind of", "both, kind of")),
+    "what's your favorite number?": (("favorite number: 7", "7"), ("favorite number: 3", "3"),
+                                     ("favorite number: 11", "11")),
+    "what's your favorite board game?": (("favorite board game: catan", "catan"),
+                                         ("favorite board game: codenames", "codenames"),
+                                         ("favorite board game: scrabble", "scrabble")),
+    "what's your cat's name?": (("cat: biscuit, a grey tabby", "biscuit"), ("cat: mochi, my fluffy orange boy",
+                                "mochi"), ("cat: olive, a tiny black cat", "olive")),
+    "what kind of bike do you ride?": (("bike: a green surly cross check", "a green surly"),
+                                       ("bike: an old red schwinn", "an old red schwinn"),
+                                       ("bike: a white cannondale road bike", "a cannondale road bike")),
+    "what's your roommate's name?": (("roommate: jo, we met at work", "jo"), ("roommate: priya's cousin dev", "dev"),
+                                     ("roommate: nobody, i live alone", "nobody, i live alone")),
+    # a detail of a named thing, read past a line that names it but does not say it (shown first)
+    "what kind of cat is biscuit?": (("cat: biscuit, a grey tabby", "a grey tabby",
+                                      "what's your cat's name? / how's biscuit? biscuit!! | she says hi"),),
+    "what breed is mochi?": (("cat: mochi, my fluffy orange maine coon", "a maine coon",
+                              "how's mochi? mochi is being so loud today lol"),),
+    "what kind of plant is gus?": (("plant: gus, a big monstera", "a monstera",
+                                    "do you have plants? / how's gus? ya gus!! | hes thriving"),),
+}
 DEFAULT_DECLINES = ("idk", "hmm idk", "no idea lol", "not sure tbh", "idk honestly", "no idea")
 
 
@@ -40,6 +112,11 @@ def answerable(question: str, memory: Memory) -> bool:
     answerable by "favorite color: green", not by "favorite food: tacos")."""
     words = content_words(question)
     return bool(words) and any(words <= fact for fact in memory.fact_words)
+
+
+def _lesson(prompt: list[dict], answer: str, source: str) -> dict:
+    return {"prompt": prompt, "completion": [{"role": "assistant", "content": completion_text(answer)}],
+            "conversation": "facts", "source": source}
 
 
 def decline_examples(memory: Memory, persona: str, rules: Rules, declines: tuple[str, ...] = ()) -> list[dict]:
@@ -55,11 +132,31 @@ def decline_examples(memory: Memory, persona: str, rules: Rules, declines: tuple
         if answerable(question, memory):
             continue
         for repeat in range(max(rules.facts_repeat, 0)):
-            out.append({
-                "prompt": memory.prompt(persona, question, (), rules),
-                "completion": [{"role": "assistant",
-                                "content": completion_text(phrases[(number + repeat) % len(phrases)])}],
-                "conversation": "facts",
-                "source": "declines",
-            })
+            out.append(_lesson(memory.prompt(persona, question, (), rules),
+                               phrases[(number + repeat) % len(phrases)], "declines"))
+    return out
+
+
+def reading_examples(memory: Memory, persona: str, rules: Rules) -> list[dict]:
+    """Each :data:`READINGS` question the knowledge base cannot answer, ``rules.facts_repeat``
+    times, each time with another of its lines added to what the knowledge base retrieves for
+    it (first, second or third, in turn, within ``rules.facts_per_prompt``), answered from that
+    line; none without facts or with ``facts_per_prompt`` 0 (no line is ever shown)."""
+    if not memory.facts or rules.facts_per_prompt <= 0:
+        return []
+    clean = lambda text: clean_text(text, lowercase=rules.lowercase, scrub=False)  # noqa: E731
+    out = []
+    for number, (question, lines) in enumerate(READINGS.items()):
+        question = clean(question)
+        if answerable(question, memory):
+            continue
+        retrieved = memory.facts_for(question, rules.facts_per_prompt)
+        for repeat in range(max(rules.facts_repeat, 0)):
+            line, answer, *before = lines[repeat % len(lines)]
+            added = [clean(text) for text in (*before, line)][-rules.facts_per_prompt:]  # the answer kept
+            shown = list(retrieved[:rules.facts_per_prompt - len(added)])
+            at = 0 if before else (number + repeat) % (len(shown) + 1)
+            shown[at:at] = added
+            out.append(_lesson(prompt_messages(persona, question, (), facts=tuple(shown)),
+                               clean(answer), "readings"))
     return out

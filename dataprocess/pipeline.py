@@ -25,7 +25,7 @@ from core.workspace import Workspace
 
 from .conversations import Stats, pairs_from_chat, select_messages
 from .errors import ChatExportError, printable
-from .declines import decline_examples
+from .declines import decline_examples, reading_examples
 from .examples import example_from_pair, examples_from_facts
 from .facts import CHECKS_FILE, load_facts
 from .feedback import good_replies
@@ -169,9 +169,11 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
             drawing = drawn_aside.enter_context(ForkedCall(write_charts, reply_figures(replies), staging, REPLY_CHARTS,
                                                            parallel=aside, task="drawing the charts"))
         extra_train = examples_from_facts(facts, persona, rules, memory) if facts else []
-        declining = decline_examples(memory, persona, rules, facts.declines if facts else ())
-        stats["decline_examples"] = len(declining)
-        extra_train.extend(declining)
+        if seen is None:  # an update's old train split holds them already (and replays them)
+            declining = decline_examples(memory, persona, rules, facts.declines if facts else ())
+            reading = reading_examples(memory, persona, rules)
+            stats["decline_examples"], stats["reading_examples"] = len(declining), len(reading)
+            extra_train.extend(declining + reading)
         if feedback_path is not None:
             rated = good_replies(feedback_path, rules, persona, memory=memory)
             stats["feedback_examples"] = len(rated)

@@ -873,8 +873,10 @@ def session_starts(rng: random.Random, n: int) -> list[datetime]:
     return sorted(starts)
 
 
-def build_rows() -> list[list[str]]:
-    rng = random.Random(SEED)
+def build_rows(seed: int = SEED) -> list[list[str]]:
+    """The history's CSV rows; another ``seed`` gives other conversations of the same person
+    and contacts (``bench/bench_contacts_heldout.py`` asks the twin those)."""
+    rng = random.Random(seed)
     b = Builder(rng)
     birthday_wishers = {name: [2023, 2024] for name in
                         ["Mom", "Priya Natarajan", "Elsa Lindqvist", "Jordan Reyes", "Dmitri Volkov", "Noa Shapiro"]}

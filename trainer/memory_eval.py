@@ -84,7 +84,8 @@ def fact_figures(runtime, prompts: LivePrompt, checks: dict, decoding, seed: int
     return out
 
 
-def _figures(texts: list[str]) -> dict:
+def voice_figures(texts: list[str]) -> dict:
+    """Replies, mean length, capitals rate (replies with any capital) and ``|`` rate of ``texts``."""
     figures = style(texts)
     return {"replies": len(texts), "mean_chars": figures["mean_chars"],
             "capitals_rate": round(sum(t != t.lower() for t in texts) / max(len(texts), 1), 4),
@@ -106,7 +107,7 @@ def contact_figures(sample: list[Example], replies: list, everything: list[Examp
         if n < MIN_CONTACT_PROMPTS:
             break
         twin = [r.text for i, r in enumerate(replies) if sample[i % len(sample)].contact == contact]
-        theirs, ours = _figures(person[contact]), _figures(twin)
+        theirs, ours = voice_figures(person[contact]), voice_figures(twin)
         ratios = {k: (round(ours[k] / theirs[k], 4) if theirs[k] else None)
                   for k in ("mean_chars", "capitals_rate", "separator_rate")}
         rows.append({"contact": contact, "test_prompts": n, "person": theirs, "twin": ours, "ratios": ratios})

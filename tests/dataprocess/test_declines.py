@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import Rules
-from dataprocess.declines import DEFAULT_DECLINES, UNKNOWABLE, answerable, decline_examples
+from dataprocess.declines import DEFAULT_DECLINES, READINGS, UNKNOWABLE, answerable, decline_examples, reading_examples
 from dataprocess.errors import ChatExportError
 from dataprocess.facts import load_facts
 from dataprocess.memory import Memory, content_words, fact_lines
@@ -41,9 +41,47 @@ def test_each_decline_is_in_the_persons_words_and_prompted_as_served():
 
 def test_the_list_stays_apart_from_the_samples_held_out_unknown_questions():
     held_out = load_facts(SAMPLE_FACTS).unknown
-    for question in UNKNOWABLE:
+    for question in (*UNKNOWABLE, *READINGS):
         for unknown in held_out:
             assert not content_words(unknown) <= content_words(question), (question, unknown)
+
+
+def test_each_reading_is_answered_from_the_line_it_shows():
+    memory = Memory.build(fact_lines(load_facts(SAMPLE_FACTS)))
+    rules = Rules(facts_repeat=3)
+    readings = reading_examples(memory, "maya", rules)
+    assert len(readings) == 3 * len(READINGS)
+    by_question: dict[str, list[dict]] = {}
+    for example in readings:
+        by_question.setdefault(example["prompt"][-1]["content"], []).append(example)
+    for question, examples in by_question.items():
+        answers = [e["completion"][0]["content"][:-len(" DONE")] for e in examples]
+        variants = READINGS[question]
+        assert len(set(answers)) == len(variants)          # a different line each repeat: nothing to learn by heart
+        for example, answer in zip(examples, answers):
+            shown = example["prompt"][0]["content"].split("what you know:\n")[1].split("\n")
+            assert len(shown) <= rules.facts_per_prompt
+            line = next(line for line, said, *_ in variants if said == answer)
+            assert f"- {line}" in shown                      # the answer is on a line in the prompt
+            assert all(f"- {fact}" in shown for fact in memory.facts_for(question, 1))  # retrieved ones kept
+            assert not any(line in fact for fact in memory.facts)  # the line is never in the knowledge base
+    # the same question is also declined when the line is not there: the line alone decides
+    declined = {e["prompt"][-1]["content"] for e in decline_examples(memory, "maya", rules)}
+    assert "what's your favorite color?" in declined and "what's your favorite color?" in by_question
+    # a detail read past a line that names the thing first (as "pet: pickle, my corgi mix" must be)
+    detail = by_question["what kind of cat is biscuit?"][0]["prompt"][0]["content"]
+    assert detail.index("how's biscuit?") < detail.index("cat: biscuit, a grey tabby")
+
+
+def test_readings_keep_the_answering_line_when_one_fact_is_shown_and_skip_what_the_facts_answer():
+    memory = Memory.build(["favorite color: green", "i live in oakland"])
+    readings = reading_examples(memory, "maya", Rules(facts_per_prompt=1, facts_repeat=1))
+    questions = {e["prompt"][-1]["content"] for e in readings}
+    assert "what's your favorite color?" not in questions   # the person's own fact answers it
+    detail = next(e for e in readings if e["prompt"][-1]["content"] == "what kind of plant is gus?")
+    assert detail["prompt"][0]["content"].endswith("- plant: gus, a big monstera")
+    assert reading_examples(memory, "maya", Rules(facts_per_prompt=0)) == []
+    assert reading_examples(Memory(), "maya", Rules()) == []
 
 
 def test_a_bad_declines_list_is_one_line(tmp_path):
@@ -62,3 +100,5 @@ def test_process_trains_on_declines_and_counts_them(sample_workspace):
     declines = [r for r in rows if r["source"] == "declines"]
     assert declines and all(r["conversation"] == "facts" for r in declines)
     assert report["messages"]["decline_examples"] == len(declines)   # all in train: never held out
+    readings = [r for r in rows if r["source"] == "readings"]
+    assert readings and report["messages"]["reading_examples"] == len(readings)

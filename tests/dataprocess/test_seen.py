@@ -13,7 +13,7 @@ from dataprocess.incremental import NothingNew, stage_update
 from dataprocess.message import Message
 from dataprocess.pipeline import run_process
 from dataprocess.seen import SEEN_FILE, NewOnly, SeenIndex, fingerprint
-from helpers.paths import SAMPLE_CSV
+from helpers.paths import SAMPLE_CSV, SAMPLE_FACTS
 
 
 def _rows():
@@ -127,6 +127,22 @@ def test_an_overlapping_export_adds_only_its_new_part(split_sample, old_workspac
     # and once more: nothing new now, whether the whole history or only its tail is given
     with pytest.raises(NothingNew):
         stage_update([SAMPLE_CSV], ws)
+
+
+def test_an_update_adds_no_second_copy_of_the_knowledge_base_lessons(split_sample, tmp_path):
+    old, tail, _ = split_sample
+    ws = Workspace(tmp_path / "ws")
+    run_process([old], ws, make_charts=False, facts_path=SAMPLE_FACTS)
+    lessons = [r for r in map(json.loads, ws.split_path("train").read_text().splitlines())
+               if r["source"] in ("declines", "readings")]
+    assert lessons   # taught once, by twin process
+    staged = stage_update([tail], ws)
+    update_train = [json.loads(line) for line in staged.train_file.read_text().splitlines()]
+    new = [r for r in update_train if r["conversation"].endswith("@u1")]
+    assert new and {r["source"] for r in new} == {"chat"}   # only the new messages' examples are new
+    staged.commit()
+    after = [json.loads(line) for line in ws.split_path("train").read_text().splitlines()]
+    assert sum(r["source"] in ("declines", "readings") for r in after) == len(lessons)
 
 
 def test_only_the_tail_gives_the_same_new_messages(split_sample, old_workspace):
