@@ -104,6 +104,19 @@ READINGS: dict[str, tuple[tuple[str, ...], ...]] = {
     "what kind of plant is gus?": (("plant: gus, a big monstera", "a monstera",
                                     "do you have plants? / how's gus? ya gus!! | hes thriving"),),
 }
+# Questions declined beside an invented line that names their topic but does not answer it (a
+# line about where you live holds no zip code): a line that is near is not yet an answer. The
+# lines are READINGS' kind, so the same line is read in one lesson and declined beside in another.
+NEAR_MISSES: dict[str, str] = {
+    "what's your zip code?": "lives: portland",
+    "what did you want to be as a kid?": "job: i teach third grade",
+    "when did you get your cat?": "cat: biscuit, a grey tabby",
+    "where does your roommate work?": "roommate: jo, we met at a party",
+    "how much did your bike cost?": "bike: an old red schwinn",
+    "how long have you had your phone?": "phone: a pixel 7",
+    "where did you get your tattoo done?": "tattoos: a tiny wave on my ankle",
+    "what's your best friend's last name?": "best friend: lena",
+}
 DEFAULT_DECLINES = ("idk", "hmm idk", "no idea lol", "not sure tbh", "idk honestly", "no idea")
 
 
@@ -121,20 +134,38 @@ def _lesson(prompt: list[dict], answer: str, source: str) -> dict:
 
 def decline_examples(memory: Memory, persona: str, rules: Rules, declines: tuple[str, ...] = ()) -> list[dict]:
     """Each :data:`UNKNOWABLE` question the knowledge base cannot answer, answered with a
-    decline (``declines``, or :data:`DEFAULT_DECLINES`, taken in turn); none without facts."""
+    decline (``declines``, or :data:`DEFAULT_DECLINES`, taken in turn), then each
+    :data:`NEAR_MISSES` question with its line added to what is retrieved; none without facts."""
     if not memory.facts:
         return []
-    phrases = [clean_text(d, lowercase=rules.lowercase, scrub=False) for d in (declines or DEFAULT_DECLINES)]
+    clean = lambda text: clean_text(text, lowercase=rules.lowercase, scrub=False)  # noqa: E731
+    phrases = [clean(d) for d in (declines or DEFAULT_DECLINES)]
     phrases = [p for p in phrases if p] or list(DEFAULT_DECLINES)
+    asked = [(q, ()) for q in UNKNOWABLE]
+    if rules.facts_per_prompt > 0:
+        asked += [(q, (line,)) for q, line in NEAR_MISSES.items()]
     out = []
-    for number, question in enumerate(UNKNOWABLE):
-        question = clean_text(question, lowercase=rules.lowercase, scrub=False)
+    for number, (question, added) in enumerate(asked):
+        question = clean(question)
         if answerable(question, memory):
             continue
         for repeat in range(max(rules.facts_repeat, 0)):
-            out.append(_lesson(memory.prompt(persona, question, (), rules),
-                               phrases[(number + repeat) % len(phrases)], "declines"))
+            prompt = (_shown_with(memory, persona, question, [clean(t) for t in added], number + repeat, rules)
+                      if added else memory.prompt(persona, question, (), rules))
+            out.append(_lesson(prompt, phrases[(number + repeat) % len(phrases)], "declines"))
     return out
+
+
+def _shown_with(memory: Memory, persona: str, question: str, added: list[str], turn: int, rules: Rules,
+                first: bool = False) -> list[dict]:
+    """The prompt of ``question`` with ``added`` lines among what the knowledge base retrieves for
+    it: at the top with ``first``, else at place ``turn`` (modulo), ``rules.facts_per_prompt`` in
+    all, the last added line always kept."""
+    added = added[-rules.facts_per_prompt:]
+    shown = list(memory.facts_for(question, rules.facts_per_prompt)[:rules.facts_per_prompt - len(added)])
+    at = 0 if first else turn % (len(shown) + 1)
+    shown[at:at] = added
+    return prompt_messages(persona, question, (), facts=tuple(shown))
 
 
 def reading_examples(memory: Memory, persona: str, rules: Rules) -> list[dict]:
@@ -150,13 +181,9 @@ def reading_examples(memory: Memory, persona: str, rules: Rules) -> list[dict]:
         question = clean(question)
         if answerable(question, memory):
             continue
-        retrieved = memory.facts_for(question, rules.facts_per_prompt)
         for repeat in range(max(rules.facts_repeat, 0)):
             line, answer, *before = lines[repeat % len(lines)]
-            added = [clean(text) for text in (*before, line)][-rules.facts_per_prompt:]  # the answer kept
-            shown = list(retrieved[:rules.facts_per_prompt - len(added)])
-            at = 0 if before else (number + repeat) % (len(shown) + 1)
-            shown[at:at] = added
-            out.append(_lesson(prompt_messages(persona, question, (), facts=tuple(shown)),
-                               clean(answer), "readings"))
+            prompt = _shown_with(memory, persona, question, [clean(t) for t in (*before, line)], number + repeat,
+                                 rules, first=bool(before))
+            out.append(_lesson(prompt, clean(answer), "readings"))
     return out

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import Rules
-from dataprocess.declines import DEFAULT_DECLINES, READINGS, UNKNOWABLE, answerable, decline_examples, reading_examples
+from dataprocess.declines import DEFAULT_DECLINES, NEAR_MISSES, READINGS, UNKNOWABLE, answerable, decline_examples, reading_examples
 from dataprocess.errors import ChatExportError
 from dataprocess.facts import load_facts
 from dataprocess.memory import Memory, content_words, fact_lines
@@ -23,25 +23,31 @@ def test_a_question_the_facts_answer_is_not_taught_as_a_decline():
     assert not answerable("what's your favorite season?", memory)
     questions = {e["prompt"][-1]["content"] for e in decline_examples(memory, "maya", Rules())}
     assert "what's your favorite color?" not in questions and "what's your favorite season?" in questions
-    assert len(questions) == len(UNKNOWABLE) - 1
+    assert len(questions) == len(UNKNOWABLE) + len(NEAR_MISSES) - 1
 
 
 def test_each_decline_is_in_the_persons_words_and_prompted_as_served():
     memory = Memory.build(fact_lines(load_facts(SAMPLE_FACTS)))
     rules = Rules(facts_repeat=2)
     examples = decline_examples(memory, "maya", rules, declines=("No CLUE lol", "  "))
-    assert len(examples) == 2 * len(UNKNOWABLE)
+    assert len(examples) == 2 * (len(UNKNOWABLE) + len(NEAR_MISSES))
     assert {e["completion"][0]["content"] for e in examples} == {"no clue lol DONE"}   # cleaned like training text
     near_miss = next(e for e in examples if e["prompt"][-1]["content"] == "what's your favorite holiday?")
     assert near_miss["prompt"] == memory.prompt("maya", "what's your favorite holiday?", (), rules)
     assert "tacos" in near_miss["prompt"][0]["content"]     # the near miss is shown: declining is learned beside it
+    for question, line in NEAR_MISSES.items():   # declined beside a line on its topic that does not answer it
+        asked = [e for e in examples if e["prompt"][-1]["content"] == question]
+        assert len(asked) == 2 and all(f"- {line}" in e["prompt"][0]["content"] for e in asked)
+        assert not any(line in fact for fact in memory.facts)   # invented: never in the knowledge base
+    no_lines = decline_examples(memory, "maya", Rules(facts_per_prompt=0))
+    assert {e["prompt"][-1]["content"] for e in no_lines}.isdisjoint(NEAR_MISSES)   # no line shown: nothing to be near
     plain = decline_examples(memory, "maya", Rules(facts_repeat=1))
     assert {e["completion"][0]["content"][:-len(" DONE")] for e in plain} == set(DEFAULT_DECLINES)
 
 
 def test_the_list_stays_apart_from_the_samples_held_out_unknown_questions():
     held_out = load_facts(SAMPLE_FACTS).unknown
-    for question in (*UNKNOWABLE, *READINGS):
+    for question in (*UNKNOWABLE, *READINGS, *NEAR_MISSES):
         for unknown in held_out:
             assert not content_words(unknown) <= content_words(question), (question, unknown)
 
