@@ -16,7 +16,6 @@ paired-bootstrap interval over prompts. Goal: named within 15% of the person; un
 from __future__ import annotations
 
 import argparse
-import random
 import subprocess
 import sys
 import tempfile
@@ -27,11 +26,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "samples"))
 
-from bench_small_heldout import SPLITS, TWIN, key  # noqa: E402
+from bench_small_heldout import SPLITS, TWIN, bootstrap, key  # noqa: E402
 from bench_voice import served_replies  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
 from dataprocess.splits import read_split  # noqa: E402
-from trainer.fidelity import style  # noqa: E402
 from trainer.memory_eval import voice_figures  # noqa: E402
 
 
@@ -55,16 +53,9 @@ def held_out_by_contact(workspace: Workspace, seed: int, tmp: Path) -> tuple[dic
     return by_contact, len(examples) - sum(map(len, by_contact.values()))
 
 
-def ratio_interval(twin: list[str], person: list[str], draws: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """90% interval of mean length twin / person, prompts drawn again with replacement (paired)."""
-    rng = random.Random(seed)
-    n = len(person)
-    found = []
-    for _ in range(draws):
-        drawn = [rng.randrange(n) for _ in range(n)]
-        found.append(style([twin[i] for i in drawn])["mean_chars"] / style([person[i] for i in drawn])["mean_chars"])
-    found.sort()
-    return found[int(0.05 * draws)], found[int(0.95 * draws) - 1]
+def ratio_interval(twin: list[str], person: list[str]) -> tuple[float, float]:
+    """90% interval of mean length twin / person over prompts (bench_small_heldout's paired bootstrap)."""
+    return bootstrap([[t] for t in twin], [[p] for p in person])[0]
 
 
 def main() -> None:
