@@ -5,8 +5,8 @@ asked something no fact holds ("whats ur favorite color"), it answers with the n
 or makes one up; and it learns its facts' answers by heart, so a line it is shown counts for
 less than the question it was trained on ("what kind of dog is pickle" got the answer to "what's
 your dog's name?" with ``pet: pickle, my corgi mix`` in the prompt). So ``twin process`` adds,
-when there is a knowledge base, two kinds of lesson on questions about the person from
-:data:`UNKNOWABLE`, none of which the knowledge base answers:
+when there is a knowledge base, lessons on questions about the person that the knowledge base
+does not answer (:data:`UNKNOWABLE`, :data:`READINGS`, :data:`NEAR_MISSES`):
 
 - **declines** (:func:`decline_examples`): the question with whatever the knowledge base
   retrieves for it (often a near miss: "favorite food" for "favorite color"), answered by a
@@ -15,11 +15,15 @@ when there is a knowledge base, two kinds of lesson on questions about the perso
 - **readings** (:func:`reading_examples`): the same question with a line that answers it added
   to what is retrieved (:data:`READINGS`: ``favorite color: green``), answered from that line,
   a different line each repeat (green, dark blue, mustard yellow), so no answer can be learned
-  by heart and only the line tells the twin what to say.
+  by heart and only the line tells the twin what to say;
+- **near misses** (:data:`NEAR_MISSES`, among the declines): a question declined beside an
+  invented line on its topic that does not answer it (``lives: portland`` for "what's your zip
+  code?"): a line that is near is not yet an answer.
 
 Together they make the line the only difference between answering and declining. The lines of
-the readings are invented and live only in those training prompts, never in the knowledge base.
+the readings and near misses are invented and live only in those training prompts, never in the knowledge base.
 Every prompt is built by the same :func:`~dataprocess.template.prompt_messages` as every other.
+``twin update`` adds none of them again: the old training split holds them and replays them.
 
 The lists are written here, not mined from the user's data, because no library lists "questions
 a person could be asked about themselves"; they are kept apart from the held-out ``[[unknown]]``
