@@ -20,6 +20,10 @@ does not answer (:data:`UNKNOWABLE`, :data:`READINGS`, :data:`NEAR_MISSES`):
   invented line on its topic that does not answer it (``lives: portland`` for "what's your zip
   code?"): a line that is near is not yet an answer.
 
+Each lesson's question is asked as written the first time and as texted the next (:func:`texted`:
+"whats ur shoe size again"): a twin taught only the written form read the line for "how old
+are you?" and ignored it for "how old r u again".
+
 Together they make the line the only difference between answering and declining. The lines of
 the readings and near misses are invented and live only in those training prompts, never in the knowledge base.
 Every prompt is built by the same :func:`~dataprocess.template.prompt_messages` as every other.
@@ -31,6 +35,8 @@ questions of the bundled sample (``samples/facts.toml``), which ``twin eval`` as
 its invented-facts figure is measured on questions the twin never saw.
 """
 from __future__ import annotations
+
+import re
 
 from core.settings import Rules
 from core.terminator import completion_text
@@ -123,6 +129,25 @@ NEAR_MISSES: dict[str, str] = {
 }
 DEFAULT_DECLINES = ("idk", "hmm idk", "no idea lol", "not sure tbh", "idk honestly", "no idea")
 
+# How a written question is texted. Written here because no library writes English the way it is
+# texted; the few swaps below are the ones the sample's and users' questions show.
+_TEXTING = ((r"(\w)'s\b", r"\1s"), (r"\byour\b", "ur"), (r"\byou\b", "u"),
+            (r"\bare\b", "r"), (r"\bfavorite\b", "fav"), (r"\?$", ""))
+_TEXTED_AROUND = ("{} again", "wait {}", "{} lol", "ok but {}", "{} btw", "{}??")
+
+
+def texted(question: str, repeat: int, number: int = 0) -> str:
+    """``question`` as the ``repeat``-th lesson asks it: as written the first time (and every
+    third), texted ("whats ur fav color") the second, texted with a word around it ("... again",
+    "wait ...": which one turns with ``number``) the third."""
+    form = repeat % 3
+    if form == 0:
+        return question
+    text = question.strip()
+    for pattern, short in _TEXTING:
+        text = re.sub(pattern, short, text)
+    return text if form == 1 else _TEXTED_AROUND[number % len(_TEXTED_AROUND)].format(text)
+
 
 def answerable(question: str, memory: Memory) -> bool:
     """Whether some fact holds every content word of ``question`` ("favorite color" is
@@ -154,8 +179,9 @@ def decline_examples(memory: Memory, persona: str, rules: Rules, declines: tuple
         if answerable(question, memory):
             continue
         for repeat in range(max(rules.facts_repeat, 0)):
-            prompt = (_shown_with(memory, persona, question, [clean(t) for t in added], number + repeat, rules)
-                      if added else memory.prompt(persona, question, (), rules))
+            asked_as = clean(texted(question, repeat, number))
+            prompt = (_shown_with(memory, persona, asked_as, [clean(t) for t in added], number + repeat, rules)
+                      if added else memory.prompt(persona, asked_as, (), rules))
             out.append(_lesson(prompt, phrases[(number + repeat) % len(phrases)], "declines"))
     return out
 
@@ -187,7 +213,7 @@ def reading_examples(memory: Memory, persona: str, rules: Rules) -> list[dict]:
             continue
         for repeat in range(max(rules.facts_repeat, 0)):
             line, answer, *before = lines[repeat % len(lines)]
-            prompt = _shown_with(memory, persona, question, [clean(t) for t in (*before, line)], number + repeat,
-                                 rules, first=bool(before))
+            prompt = _shown_with(memory, persona, clean(texted(question, repeat, number)),
+                                 [clean(t) for t in (*before, line)], number + repeat, rules, first=bool(before))
             out.append(_lesson(prompt, clean(answer), "readings"))
     return out

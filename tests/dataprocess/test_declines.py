@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from core.settings import Rules
-from dataprocess.declines import DEFAULT_DECLINES, NEAR_MISSES, READINGS, UNKNOWABLE, answerable, decline_examples, reading_examples
+from dataprocess.declines import (DEFAULT_DECLINES, NEAR_MISSES, READINGS, UNKNOWABLE, answerable, decline_examples,
+                                  reading_examples, texted)
 from dataprocess.errors import ChatExportError
 from dataprocess.facts import load_facts
 from dataprocess.memory import Memory, content_words, fact_lines
@@ -21,9 +22,11 @@ def test_a_question_the_facts_answer_is_not_taught_as_a_decline():
     memory = Memory.build(["favorite color: green", "i live in oakland"])
     assert answerable("what's your favorite color?", memory)
     assert not answerable("what's your favorite season?", memory)
-    questions = {e["prompt"][-1]["content"] for e in decline_examples(memory, "maya", Rules())}
+    questions = {e["prompt"][-1]["content"] for e in decline_examples(memory, "maya", Rules(facts_repeat=1))}
     assert "what's your favorite color?" not in questions and "what's your favorite season?" in questions
     assert len(questions) == len(UNKNOWABLE) + len(NEAR_MISSES) - 1
+    texted_too = {e["prompt"][-1]["content"] for e in decline_examples(memory, "maya", Rules(facts_repeat=3))}
+    assert not {"whats ur fav color", "whats ur fav color again"} & texted_too and "whats ur fav season" in texted_too
 
 
 def test_each_decline_is_in_the_persons_words_and_prompted_as_served():
@@ -36,7 +39,7 @@ def test_each_decline_is_in_the_persons_words_and_prompted_as_served():
     assert near_miss["prompt"] == memory.prompt("maya", "what's your favorite holiday?", (), rules)
     assert "tacos" in near_miss["prompt"][0]["content"]     # the near miss is shown: declining is learned beside it
     for question, line in NEAR_MISSES.items():   # declined beside a line on its topic that does not answer it
-        asked = [e for e in examples if e["prompt"][-1]["content"] == question]
+        asked = [e for e in examples if e["prompt"][-1]["content"] in {question, texted(question, 1)}]
         assert len(asked) == 2 and all(f"- {line}" in e["prompt"][0]["content"] for e in asked)
         assert not any(line in fact for fact in memory.facts)   # invented: never in the knowledge base
     no_lines = decline_examples(memory, "maya", Rules(facts_per_prompt=0))
@@ -45,11 +48,36 @@ def test_each_decline_is_in_the_persons_words_and_prompted_as_served():
     assert {e["completion"][0]["content"][:-len(" DONE")] for e in plain} == set(DEFAULT_DECLINES)
 
 
-def test_the_list_stays_apart_from_the_samples_held_out_unknown_questions():
-    held_out = load_facts(SAMPLE_FACTS).unknown
+def _every_form(question: str) -> set[str]:
+    return {texted(question, repeat, number) for repeat in range(3) for number in range(len(UNKNOWABLE))}
+
+
+def test_the_list_stays_apart_from_the_samples_held_out_questions_in_every_form_it_is_asked():
+    facts = load_facts(SAMPLE_FACTS)
     for question in (*UNKNOWABLE, *READINGS, *NEAR_MISSES):
-        for unknown in held_out:
-            assert not content_words(unknown) <= content_words(question), (question, unknown)
+        for form in _every_form(question):
+            for unknown in facts.unknown:      # no lesson holds what a held-out unknown asks
+                assert not content_words(unknown) <= content_words(form), (form, unknown)
+            for check in facts.checks:         # nor asks what a held-out paraphrase asks
+                assert content_words(check.question) != content_words(form), (form, check.question)
+
+
+def test_each_lesson_is_asked_as_written_then_as_texted_and_shown_what_the_texted_form_retrieves():
+    assert [texted("what's your favorite color?", repeat) for repeat in range(3)] == [
+        "what's your favorite color?", "whats ur fav color", "whats ur fav color again"]
+    assert texted("how tall are you?", 1) == "how tall r u"
+    assert texted("what's your best friend's name?", 2, 1) == "wait whats ur best friends name"
+    assert texted("how tall are you?", 3) == "how tall are you?"      # every third as written again
+    memory = Memory.build(fact_lines(load_facts(SAMPLE_FACTS)))
+    rules = Rules(facts_repeat=3)
+    examples = decline_examples(memory, "maya", rules)
+    asked = [e["prompt"][-1]["content"] for e in examples]
+    assert asked[:3] == ["what's your favorite color?", "whats ur fav color", "whats ur fav color again"]
+    for example in examples[:3 * len(UNKNOWABLE)]:     # retrieval runs on the question as it is asked
+        question = example["prompt"][-1]["content"]
+        assert example["prompt"] == memory.prompt("maya", question, (), rules)
+    readings = [e["prompt"][-1]["content"] for e in reading_examples(memory, "maya", rules)]
+    assert {"how tall are you?", "how tall r u"} <= set(readings)
 
 
 def test_each_reading_is_answered_from_the_line_it_shows():
@@ -57,9 +85,11 @@ def test_each_reading_is_answered_from_the_line_it_shows():
     rules = Rules(facts_repeat=3)
     readings = reading_examples(memory, "maya", rules)
     assert len(readings) == 3 * len(READINGS)
+    written = {form: question for question in READINGS for form in _every_form(question)}
     by_question: dict[str, list[dict]] = {}
     for example in readings:
-        by_question.setdefault(example["prompt"][-1]["content"], []).append(example)
+        by_question.setdefault(written[example["prompt"][-1]["content"]], []).append(example)
+    assert set(by_question) == set(READINGS)
     for question, examples in by_question.items():
         answers = [e["completion"][0]["content"][:-len(" DONE")] for e in examples]
         variants = READINGS[question]
@@ -69,7 +99,8 @@ def test_each_reading_is_answered_from_the_line_it_shows():
             assert len(shown) <= rules.facts_per_prompt
             line = next(line for line, said, *_ in variants if said == answer)
             assert f"- {line}" in shown                      # the answer is on a line in the prompt
-            assert all(f"- {fact}" in shown for fact in memory.facts_for(question, 1))  # retrieved ones kept
+            asked = example["prompt"][-1]["content"]
+            assert all(f"- {fact}" in shown for fact in memory.facts_for(asked, 1))  # retrieved ones kept
             assert not any(line in fact for fact in memory.facts)  # the line is never in the knowledge base
     # the same question is also declined when the line is not there: the line alone decides
     declined = {e["prompt"][-1]["content"] for e in decline_examples(memory, "maya", rules)}
