@@ -27,6 +27,7 @@ from dataprocess.memory import Memory  # noqa: E402
 from trainer.memory_eval import ROUNDS, judge_unknown  # noqa: E402
 
 BASELINE_ACCURACY = 24 / 30  # issue 22: the demo twin, served, before the knowledge base
+ISSUE_CHECKS = 10            # the facts file's first ten paraphrases are the issue's; the rest came later
 
 
 def main() -> None:
@@ -56,13 +57,24 @@ def main() -> None:
     print(f"{'figure':40s} {'served':>8s} {'twin eval':>10s} {'goal':>7s}   baseline")
     print(f"{'fact accuracy':40s} {served_accuracy:8.0%} {facts.get('accuracy', float('nan')):10.0%} {'>=95%':>7s}"
           f"   {BASELINE_ACCURACY:.0%} (24/30)")
+    first = held[:ISSUE_CHECKS * ROUNDS]
+    print(f"{'  the first ' + str(ISSUE_CHECKS) + ' (the issue measured these)':40s} {sum(first) / len(first):8.0%}")
+    by_check = {c["question"]: c for c in facts.get("checks", [])}
+    shown = [by_check[c["question"]].get("shown") for c in items if c["question"] in by_check]
+    if shown and None not in shown:
+        on = [h for i, h in enumerate(held) if shown[i // ROUNDS]]
+        print(f"{'  answer on a line shown (the search)':40s} {sum(shown):>4d}/{len(shown):<3d}"
+              f"{facts.get('shown_rate', float('nan')):10.0%}")
+        print(f"{'  accuracy where it was shown (reading)':40s} {(sum(on) / len(on) if on else float('nan')):8.0%} "
+              f"{facts.get('accuracy_when_shown') or float('nan'):10.0%}")
     print(f"{'invented answers to unknown questions':40s} {served_invented:8.0%} "
           f"{facts.get('invented_rate', float('nan')):10.0%} {'<=5%':>7s}   n/a")
     print(f"{'answered with a fact that does not fit':40s} {sum(wrong) / len(wrong):8.0%} "
           f"{facts.get('wrong_fact_rate', float('nan')):10.0%} {'':>7s}   n/a")
     for i, c in enumerate(items):
         replies = texts[i * ROUNDS:(i + 1) * ROUNDS]
-        print(f"  {c['question']!r:40s} {sum(held[i * ROUNDS:(i + 1) * ROUNDS])}/{ROUNDS}  {replies}")
+        mark = {True: "shown", False: "NOT SHOWN"}.get(by_check.get(c["question"], {}).get("shown"), "")
+        print(f"  {c['question']!r:40s} {sum(held[i * ROUNDS:(i + 1) * ROUNDS])}/{ROUNDS} {mark:9s}  {replies}")
     for i, q in enumerate(unknown):
         replies = texts[offset + i * ROUNDS: offset + (i + 1) * ROUNDS]
         print(f"  {q!r:40s} invented {sum(invented[i * ROUNDS:(i + 1) * ROUNDS])}/{ROUNDS}, wrong fact "

@@ -1010,10 +1010,53 @@ answer = ["corgi"]
 question = "fav food?"
 answer = ["taco"]
 
+[[check]]
+question = "whats ur last name"
+answer = ["lindqvist"]
+
+[[check]]
+question = "what part of the bay r u in"
+answer = ["oakland"]
+
+[[check]]
+question = "what kind of studio do u run"
+answer = ["ceramic", "pottery"]
+
+[[check]]
+question = "what breed is ur dog"
+answer = ["corgi"]
+
+[[check]]
+question = "where do ur parents live"
+answer = ["duluth"]
+
+[[check]]
+question = "how many years old r u"
+answer = ["27"]
+
+[[check]]
+question = "what day is ur birthday"
+answer = ["august 14", "aug 14"]
+
+[[check]]
+question = "whats ur go to food"
+answer = ["taco"]
+
+[[check]]
+question = "what do u do in ur free time"
+answer = ["climb", "pottery", "beach"]
+
+[[check]]
+question = "who is elsa"
+answer = ["sister"]
+
 [[unknown]]
 questions = ["whats ur favorite movie", "what car do u drive", "whats ur moms name",
              "what did u study in college", "whats ur blood type", "what was ur first job",
-             "whats ur favorite band", "what street do u live on"]
+             "whats ur favorite band", "what street do u live on", "whats ur favorite book",
+             "whats ur dads name", "what gym do u climb at", "whats ur favorite song rn",
+             "where did u go to high school", "whats ur instagram", "what show r u watching",
+             "how much do u make"]
 """
 
 

@@ -77,6 +77,11 @@ def summary_table(report: dict) -> str:
         if "accuracy" in facts:
             lines.append(f"\nfacts: {facts['accuracy']:.0%} of replies to {len(facts['checks'])} held-out "
                          f"paraphrases ({facts['rounds']} each) hold the fact")
+            if facts.get("shown_rate") is not None:
+                shown = sum(1 for c in facts["checks"] if c.get("shown"))
+                reading = facts.get("accuracy_when_shown")
+                lines.append(f"  the answer was on a line shown for {shown} of {len(facts['checks'])} "
+                             + (f"(replies hold it in {reading:.0%} of those)" if reading is not None else "(none)"))
         if "invented_rate" in facts:
             lines.append(f"invented: {facts['invented_rate']:.0%} of replies to {len(facts['unknown'])} questions "
                          "no fact answers make an answer up (heuristic)")

@@ -3,7 +3,10 @@
 * **Fact accuracy**: each held-out ``[[check]]`` of the facts file (``data/fact_checks.json``,
   written by ``twin process``; never trained on) is asked :data:`ROUNDS` times, through the
   served prompt builder (the knowledge base retrieved as ``twin serve`` retrieves it) and the
-  runtime eval measures; a reply is right when it holds one of the check's answers.
+  runtime eval measures; a reply is right when it holds one of the check's answers. Beside it,
+  ``shown_rate``: the share of checks whose answer is on a line the prompt shows (the search's
+  part), and ``accuracy_when_shown``: the accuracy on those (the twin's reading), so a miss says
+  which of the two to mend.
 * **Invented facts**: each ``[[unknown]]`` question (no fact answers it) is asked the same way.
   Each reply is judged by :func:`judge_unknown`: it *declines* ("idk", "no idea", "dont have",
   ... in :data:`DECLINES`, or every part of it a question back: "why do u ask?"), gives a *wrong
@@ -58,6 +61,13 @@ def _ask(runtime, prompts: LivePrompt, questions: list[str], decoding, seed: int
     return [[replies[r * n + i].text for r in range(ROUNDS)] for i in range(n)]
 
 
+def _answer_shown(prompts: LivePrompt, check: dict) -> bool:
+    """Whether a line shown with the check's question (retrieved as served) holds one of its answers."""
+    _, turn = prompts.split([], check["question"])
+    shown = " ".join(prompts.memory.facts_for(turn, prompts.rules.facts_per_prompt)).lower()
+    return any(answer.lower() in shown for answer in check["answers"])
+
+
 def fact_figures(runtime, prompts: LivePrompt, checks: dict, decoding, seed: int = 0) -> dict | None:
     """Fact accuracy on the held-out checks and the invented share on the unknown questions
     (None when the workspace has neither)."""
@@ -69,9 +79,13 @@ def fact_figures(runtime, prompts: LivePrompt, checks: dict, decoding, seed: int
         said = _ask(runtime, prompts, [c["question"] for c in items], decoding, seed)
         right = [[any(a.lower() in reply.lower() for a in c["answers"]) for reply in replies]
                  for c, replies in zip(items, said)]
+        shown = [_answer_shown(prompts, c) for c in items]
         out["accuracy"] = round(sum(map(sum, right)) / (len(items) * ROUNDS), 4)
+        out["shown_rate"] = round(sum(shown) / len(items), 4)
+        read = [r for r, on in zip(right, shown) if on]
+        out["accuracy_when_shown"] = round(sum(map(sum, read)) / (len(read) * ROUNDS), 4) if read else None
         out["checks"] = [{"question": c["question"], "answers": c["answers"], "replies": replies,
-                          "right": sum(r)} for c, replies, r in zip(items, said, right)]
+                          "right": sum(r), "shown": on} for c, replies, r, on in zip(items, said, right, shown)]
     if unknown:
         said = _ask(runtime, prompts, list(unknown), decoding, seed)
         judged = [[judge_unknown(reply, q, prompts.memory) for reply in replies] for q, replies in zip(unknown, said)]

@@ -156,7 +156,7 @@ def test_memory_round_trips_through_its_file_and_the_gguf_metadata(memory, tmp_p
 
 def test_held_out_checks_are_read_and_never_trained_on(tmp_path):
     facts = load_facts(SAMPLE_FACTS)
-    assert len(facts.checks) == 10 and len(facts.unknown) == 8
+    assert len(facts.checks) == 20 and len(facts.unknown) == 16
     questions = {c.question for c in facts.checks} | set(facts.unknown)
     assert not questions & {qa.question for qa in facts.qa}  # held out from the training questions
     bad = tmp_path / "facts.toml"

@@ -43,6 +43,29 @@ def test_fact_accuracy_counts_replies_that_hold_an_answer():
     assert len(runtime.prompts) == ROUNDS * 5
 
 
+class Says(AnswersFromThePrompt):
+    """A runtime that says the same line whatever its prompt shows."""
+
+    def replies(self, prompts, decoding, seed=0):
+        return [Reply(self.otherwise, "stop") for _ in prompts]
+
+
+def test_fact_figures_tell_a_line_not_shown_from_a_line_not_read():
+    memory = Memory.build(["my dog is pickle", "i live in oakland", "my cat mochi lives with my mom"])
+    prompts = LivePrompt("maya", Rules(), memory)
+    checks = {"checks": [*CHECKS["checks"], {"question": "what part of the bay r u in", "answers": ["oakland"]}]}
+    reads = fact_figures(AnswersFromThePrompt("idk lol"), prompts, checks, decoding=None)
+    # "what part of the bay" shares no word with "i live in oakland": the search shows nothing
+    assert [c["shown"] for c in reads["checks"]] == [True, True, True, False]
+    assert reads["shown_rate"] == 0.75 and reads["accuracy"] == 0.75
+    assert reads["accuracy_when_shown"] == 1.0          # every line shown was read
+    deaf = fact_figures(Says("idk lol"), prompts, checks, decoding=None)
+    assert deaf["shown_rate"] == 0.75 and deaf["accuracy_when_shown"] == 0.0   # shown, not read
+    blind = fact_figures(AnswersFromThePrompt("idk lol"), LivePrompt("maya", Rules(facts_per_prompt=0), memory),
+                         checks, decoding=None)
+    assert blind["shown_rate"] == 0.0 and blind["accuracy_when_shown"] is None
+
+
 def test_an_answer_to_an_unknown_question_counts_as_invented():
     prompts = LivePrompt("maya", Rules(), Memory())
     invented = fact_figures(AnswersFromThePrompt("the matrix obviously"), prompts, CHECKS, decoding=None)
