@@ -13,7 +13,9 @@ and shown in the system line
 equals a training prompt.
 
 **The contact** is the chat's display name, or the group the user gave it
-(``--contact-groups groups.toml``: ``mum = "family"``), shown as ``texting: mum (family)``.
+(``--contact-groups groups.toml``: ``mum = "family"``), shown as ``texting: mum (family)``, and,
+where the person writes to them unlike to everyone, how (``you write to them: longer texts``:
+:mod:`dataprocess.contact_voice`).
 Training takes it from the chat the pair came from; the server, ``twin chat --as NAME`` and the
 bots pass it per request.
 
@@ -28,7 +30,7 @@ import logging
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
 
@@ -153,6 +155,7 @@ class Memory:
     facts: tuple[str, ...] = ()
     groups: Mapping[str, str] = field(default_factory=dict)
     search: tuple[str, ...] = ()     # the text each fact is found by (its own text when empty)
+    voices: Mapping[str, str] = field(default_factory=dict)  # contact label -> how you write to them
 
     @classmethod
     def build(cls, lines: list[str | tuple[str, str]], groups: Mapping[str, str] | None = None, *,
@@ -308,6 +311,11 @@ class Memory:
             label = f"{name} ({group})" if group else name
         return label.lower() if label and rules.lowercase else label
 
+    def with_voices(self, voices: Mapping[str, str]) -> Memory:
+        """This memory with ``voices`` (:func:`dataprocess.contact_voice.voice_hints`) as the
+        words each contact's label is shown with."""
+        return replace(self, voices={str(k): str(v) for k, v in voices.items()})
+
     # -- the prompt ------------------------------------------------------------------------------
     def prompt(self, persona: str, incoming: str, context=(), rules: Rules | None = None,
                contact: str | None = None) -> list[dict[str, str]]:
@@ -315,13 +323,14 @@ class Memory:
         retrieved for ``incoming`` and (with ``rules.contact_in_prompt``) the contact's label in
         the system line, then ``context`` and ``incoming`` (:func:`~dataprocess.template.prompt_messages`)."""
         rules = rules or Rules()
+        label = self.contact_label(contact, rules) if rules.contact_in_prompt else None
         return prompt_messages(persona, incoming, context, facts=self.facts_for(incoming, rules.facts_per_prompt),
-                               contact=self.contact_label(contact, rules) if rules.contact_in_prompt else None)
+                               contact=label, voice=self.voices.get(label) if label else None)
 
     # -- storage -------------------------------------------------------------------------------
     def to_json(self) -> str:
-        return json.dumps({"facts": list(self.facts), "search": list(self.search), "groups": dict(self.groups)},
-                          ensure_ascii=False)
+        return json.dumps({"facts": list(self.facts), "search": list(self.search), "groups": dict(self.groups),
+                           "voices": dict(self.voices)}, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str | None) -> Memory:
@@ -333,7 +342,8 @@ class Memory:
             facts = tuple(str(f) for f in data.get("facts", ()))[:MAX_FACTS]
             groups = {str(k): str(v) for k, v in (data.get("groups") or {}).items()}
             search = tuple(str(f) for f in data.get("search", ()))[:MAX_FACTS]
-            return cls(facts, groups, search if len(search) == len(facts) else ())
+            voices = {str(k): str(v) for k, v in list((data.get("voices") or {}).items())[:MAX_LABELS]}
+            return cls(facts, groups, search if len(search) == len(facts) else (), voices)
         except (ValueError, TypeError, AttributeError) as exc:
             log.warning("the twin's memory is unreadable (%s): no facts or contact groups", exc)
             return cls()

@@ -23,6 +23,7 @@ from core.atomic import write_atomic
 from core.settings import Persona, Rules
 from core.workspace import Workspace
 
+from .contact_voice import voice_hints
 from .conversations import Stats, pairs_from_chat, select_messages
 from .errors import ChatExportError, printable
 from .declines import decline_examples, reading_examples
@@ -92,8 +93,10 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     (``twin update``: the workspace's) names the twin in the prompts instead of ``me`` / the facts.
     The knowledge base (the facts file's lines and ``notes_path``'s) and the contact groups of
     ``contact_groups_path`` go to ``data/memory.json`` (``dataprocess.memory``); every prompt holds
-    the facts retrieved for its incoming turn and the chat's contact. When none of the three is
-    given, ``twin update`` keeps the workspace's memory.
+    the facts retrieved for its incoming turn and the chat's contact, with how the person writes
+    to that contact where it differs (``dataprocess.contact_voice``, measured on this history;
+    ``twin update`` keeps the workspace's). When none of the three is given, ``twin update`` keeps
+    the workspace's memory.
 
     Nothing is written when no training example can be made (ChatExportError says why), nor when
     anything fails before the end (see the module docstring).
@@ -119,6 +122,11 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     messages = read_ahead(read_all, (skipped, notes), parallel=input_bytes(inputs) >= READ_AHEAD_BYTES)
     recorder = Recorder() if seen is None else NewOnly(seen)
     by_chat = select_messages(tally.watch(recorder.watch(messages)), rules, stats)
+    if seen is None and rules.contact_in_prompt:   # how the person writes to each contact, for the prompts
+        memory = memory.with_voices(voice_hints(by_chat, lambda chat: memory.contact_label(chat, rules),
+                                                capitals=not rules.lowercase))
+    elif seen is not None:  # an update's new messages alone are too few to tell: the twin's hints stay
+        memory = memory.with_voices(Memory.load(workspace.data_dir).voices)
     if seen is not None:
         stats["new_messages"], stats["duplicate_messages"] = recorder.new, recorder.duplicates
     if stats["read"] == 0:
@@ -184,6 +192,7 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
                               stats=dict(stats), tally=tally, examples=counts, tokens=tokens,
                               token_unit="tokens" if tokenizer else "words", replies=replies, skipped=skipped)
         report["notes"] = notes[:MAX_NOTES]
+        report["contact_voices"] = dict(memory.voices)
         report["timing"] = timing.report()
         # printable(): no lone surrogate (a name's undecodable byte) can make the encoding fail
         write_atomic(staging / "report.json",

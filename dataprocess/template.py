@@ -29,18 +29,23 @@ FALLBACK_CHAT_TEMPLATE = (
 
 _SYSTEM_PROMPT = "you are {name}. reply to texts the way {name} does."
 _CONTACT_LINE = "\ntexting: {contact}"
+_VOICE_LINE = "\nyou write to them: {voice}"
 _FACTS_HEAD = "\nwhat you know:"
 _FACT_LINE = "\n- {fact}"
 
 
 @lru_cache(maxsize=4096)
-def system_prompt(persona: str, facts: tuple[str, ...] = (), contact: str | None = None) -> str:
+def system_prompt(persona: str, facts: tuple[str, ...] = (), contact: str | None = None,
+                  voice: str | None = None) -> str:
     """The system line that tells the model whose voice to use; then, when given, who it is
-    texting (``texting: mum (family)``) and the facts retrieved for this message, one a line.
-    With neither, it is the plain line the exported GGUF's chat template carries as its default."""
+    texting (``texting: mum (family)``), how the person writes to them (``voice``: ``you write to
+    them: longer texts``, only with a contact) and the facts retrieved for this message, one a line.
+    With none, it is the plain line the exported GGUF's chat template carries as its default."""
     text = _SYSTEM_PROMPT.format(name=persona)
     if contact:
         text += _CONTACT_LINE.format(contact=contact)
+        if voice:
+            text += _VOICE_LINE.format(voice=voice)
     if facts:
         text += _FACTS_HEAD + "".join(_FACT_LINE.format(fact=fact) for fact in facts)
     return text
@@ -56,6 +61,7 @@ def prompt_messages(
     *,
     facts: tuple[str, ...] = (),
     contact: str | None = None,
+    voice: str | None = None,
 ) -> list[dict[str, str]]:
     """Chat messages for one turn: system line (with ``contact`` and ``facts``, see
     :func:`system_prompt`), earlier turns, then the incoming text.
@@ -66,7 +72,7 @@ def prompt_messages(
     (Built for speed too: ``twin process`` makes one per training example, hundreds of
     thousands on a long history.)
     """
-    messages = [{"role": "system", "content": system_prompt(persona, facts, contact)}]
+    messages = [{"role": "system", "content": system_prompt(persona, facts, contact, voice)}]
     last = None
     for role, text in history:
         if role == last:

@@ -10,6 +10,7 @@ import pytest
 from core.errors import InputError
 from core.workspace import Workspace
 from dataprocess.incremental import NothingNew, stage_update
+from dataprocess.memory import Memory
 from dataprocess.message import Message
 from dataprocess.pipeline import run_process
 from dataprocess.seen import SEEN_FILE, NewOnly, SeenIndex, fingerprint
@@ -136,6 +137,8 @@ def test_an_update_adds_no_second_copy_of_the_knowledge_base_lessons(split_sampl
     lessons = [r for r in map(json.loads, ws.split_path("train").read_text().splitlines())
                if r["source"] in ("declines", "readings")]
     assert lessons   # taught once, by twin process
+    voices = Memory.load(ws.data_dir).voices
+    assert voices      # how the person writes to some contacts, measured on the whole old history
     staged = stage_update([tail], ws)
     update_train = [json.loads(line) for line in staged.train_file.read_text().splitlines()]
     new = [r for r in update_train if r["conversation"].endswith("@u1")]
@@ -143,6 +146,7 @@ def test_an_update_adds_no_second_copy_of_the_knowledge_base_lessons(split_sampl
     staged.commit()
     after = [json.loads(line) for line in ws.split_path("train").read_text().splitlines()]
     assert sum(r["source"] in ("declines", "readings") for r in after) == len(lessons)
+    assert Memory.load(ws.data_dir).voices == voices   # not measured again on the few new messages
 
 
 def test_only_the_tail_gives_the_same_new_messages(split_sample, old_workspace):
