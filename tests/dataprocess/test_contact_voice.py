@@ -76,3 +76,18 @@ def test_process_measures_the_sample_and_trains_with_the_hint(sample_workspace):
                           for r in to_mom)
     plain = [r for r in rows if r.get("contact") and r["contact"].lower() not in memory.voices]
     assert plain and not any("you write to them" in r["prompt"][0]["content"] for r in plain)
+
+
+def test_a_served_prompt_to_the_contact_holds_the_same_line_as_training(sample_workspace):
+    from core.workspace import Workspace
+    from dataprocess.live_prompt import LivePrompt
+
+    ws = Workspace(Path(sample_workspace))
+    settings = ws.settings()
+    prompts = LivePrompt(settings.persona.name, settings.data, Memory.load(ws.data_dir))
+    rows = [json.loads(line) for line in ws.split_path("train").read_text().splitlines()]
+    alone = [r for r in rows if r.get("contact") == "Mom" and len(r["prompt"]) == 2][:5]
+    assert alone
+    for row in alone:   # as twin serve, twin chat --as and the bots build it
+        assert prompts.messages([], row["prompt"][1]["content"], "Mom") == row["prompt"]
+        assert "you write to them" not in prompts.messages([], row["prompt"][1]["content"])[0]["content"]
