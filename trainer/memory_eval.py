@@ -34,7 +34,8 @@ ROUNDS = 3                # replies per question, seeds seed, seed + 1, ...
 TOP_CONTACTS = 12         # the most frequent contacts shown (8 left out the sample's Rosa Delgado)
 MIN_CONTACT_PROMPTS = 3   # fewer test prompts to a contact say nothing about its voice
 DECLINES = re.compile(r"\b(idk|dunno|no idea|not sure|dont know|don't know|do not know|i forget|forgot|"
-                      r"dont have|don't have|do not have|never|nope|no|none|nah|not telling|guess|no clue)\b")
+                      r"dont have|don't have|do not have|never|nope|no|none|nah|not telling|guess|no clue|"
+                      r"cant think|can't think|cant remember|can't remember|dont remember|don't remember)\b")
 KB_SHARE = 0.8            # a reply whose words are this much one fact's words says that fact
 INVENTED_MEANING = ("share of replies to questions no fact answers that state something the knowledge base "
                     "does not hold, rather than declining, asking back or repeating a fact it holds "

@@ -80,6 +80,8 @@ def test_a_question_back_declines_but_an_answer_ending_in_one_does_not():
     assert judge_unknown("why do u ask? | lol", "whats ur favorite movie", memory) == "invented"
     assert judge_unknown("why?? | who wants to know?", "whats ur favorite movie", memory) == "declined"
     assert judge_unknown("hmm no clue", "whats ur favorite movie", memory) == "declined"
+    assert judge_unknown("nooo i cant think of it lol", "whats ur favorite book", memory) == "declined"
+    assert judge_unknown("i can't remember tbh", "what was ur first job", memory) == "declined"
     # "tacos | bartaco?" ends in a question mark but answers with a fact, the wrong one
     assert judge_unknown("tacos | bartaco?", "whats ur favorite movie", memory) == "wrong fact"
     assert judge_unknown("oakland!!", "what street do u live on", memory) == "wrong fact"
