@@ -18,16 +18,18 @@ whose replies are like the rest. The hints live in the twin's :class:`~dataproce
 (``data/memory.json`` and the GGUF), so ``twin serve``, ``twin chat --as`` and the bots show the
 same line for the same contact as training did, and an unnamed message shows none.
 
-The figures are over the person's whole history with the contact (a "reply" here is a run of their
-consecutive messages, as a training reply is); what reaches the prompt is one of a few fixed words,
-never a message's text.
+The figures are over the person's whole history with the contact, and a "reply" is what a training
+reply is: the pairs of :func:`dataprocess.conversations.pairs_from_chat`, cut by the same rules
+(session gap, reply window, longest reply), so the hint describes the replies the twin learns
+from. What reaches the prompt is one of a few fixed words, never a message's text.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 
-from core.terminator import MESSAGE_SEPARATOR
+from .conversations import Stats, pairs_from_chat
+from .rules import Rules
 
 MIN_REPLIES = 20       # fewer replies to a contact say nothing certain about how one writes to them
 LONGER = 1.25          # mean length this many times the person's mean: "longer texts"
@@ -35,19 +37,10 @@ SHORTER = 0.8          # ... at most this many times: "shorter texts"
 CAPITALS_GAP = 0.25    # share of replies with a capital this far from the person's: said
 
 
-def reply_runs(messages: Sequence[tuple]) -> list[str]:
-    """The person's replies in one chat's kept messages (``(timestamp, from_me, text)``, in time
-    order): each run of their consecutive messages, joined as a training reply is."""
-    runs, current = [], []
-    for _, from_me, text in messages:
-        if from_me:
-            current.append(text)
-        elif current:
-            runs.append(MESSAGE_SEPARATOR.join(current))
-            current = []
-    if current:
-        runs.append(MESSAGE_SEPARATOR.join(current))
-    return runs
+def training_replies(messages: Sequence[tuple], rules: Rules) -> list[str]:
+    """The person's replies in one chat's kept messages (``(timestamp, from_me, text)``): the
+    replies of the training pairs the same messages make, by the same function."""
+    return [pair.reply for pair in pairs_from_chat("", messages, rules, Stats())]
 
 
 def _figures(replies: list[str]) -> tuple[float, float]:
@@ -56,14 +49,15 @@ def _figures(replies: list[str]) -> tuple[float, float]:
 
 
 def voice_hints(by_chat: Mapping[str, Sequence[tuple]], label_of: Callable[[str], str | None],
-                capitals: bool = True) -> dict[str, str]:
+                rules: Rules) -> dict[str, str]:
     """For each contact label (``label_of(chat)``; chats of one label pooled) whose replies differ
     clearly from the person's replies to everyone, the words the prompt says about it
-    ("longer texts", "shorter texts, with capitals"). ``capitals``: whether the data keeps them."""
+    ("longer texts", "shorter texts, with capitals"). Capitals are said only where ``rules`` keep them."""
+    capitals = not rules.lowercase
     per_label: dict[str, list[str]] = defaultdict(list)
     everyone: list[str] = []
     for chat, messages in by_chat.items():
-        runs = reply_runs(messages)
+        runs = training_replies(messages, rules)
         everyone.extend(runs)
         label = label_of(chat)
         if label:

@@ -104,8 +104,9 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     rules = rules or Rules()
     facts = load_facts(facts_path) if facts_path else None
     persona = printable(persona or me or (facts.name if facts else None) or "me")
-    if seen is not None and not (facts_path or notes_path or contact_groups_path):
-        memory = Memory.load(workspace.data_dir)
+    current = Memory.load(workspace.data_dir) if seen is not None else None   # the twin's, on an update
+    if current is not None and not (facts_path or notes_path or contact_groups_path):
+        memory = current
     else:
         memory = Memory.build(fact_lines(facts) + (read_notes(notes_path) if notes_path else []),
                               read_contact_groups(contact_groups_path) if contact_groups_path else None,
@@ -123,10 +124,9 @@ def run_process(inputs: list[Path], workspace: Workspace, *, fmt: str | None = N
     recorder = Recorder() if seen is None else NewOnly(seen)
     by_chat = select_messages(tally.watch(recorder.watch(messages)), rules, stats)
     if seen is None and rules.contact_in_prompt:   # how the person writes to each contact, for the prompts
-        memory = memory.with_voices(voice_hints(by_chat, lambda chat: memory.contact_label(chat, rules),
-                                                capitals=not rules.lowercase))
-    elif seen is not None:  # an update's new messages alone are too few to tell: the twin's hints stay
-        memory = memory.with_voices(Memory.load(workspace.data_dir).voices)
+        memory = memory.with_voices(voice_hints(by_chat, lambda chat: memory.contact_label(chat, rules), rules))
+    elif current is not None:  # an update's new messages alone are too few to tell: the twin's hints stay
+        memory = memory.with_voices(current.voices)
     if seen is not None:
         stats["new_messages"], stats["duplicate_messages"] = recorder.new, recorder.duplicates
     if stats["read"] == 0:

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from core.settings import Rules
-from dataprocess.contact_voice import MIN_REPLIES, reply_runs, voice_hints
+from dataprocess.contact_voice import MIN_REPLIES, training_replies, voice_hints
 from dataprocess.memory import Memory
 
 T0 = datetime(2024, 1, 1)
@@ -19,10 +19,13 @@ def _chat(replies: list[str]) -> list[tuple]:
     return out
 
 
-def test_a_reply_is_a_run_of_the_persons_consecutive_messages():
+def test_a_reply_is_what_a_training_reply_is():
     messages = [(T0, False, "hey"), (T0, True, "hi"), (T0, True, "whats up"), (T0, False, "nm"), (T0, True, "ok")]
-    assert reply_runs(messages) == ["hi | whats up", "ok"]
-    assert reply_runs([(T0, False, "hello?")]) == []
+    assert training_replies(messages, Rules()) == ["hi | whats up", "ok"]
+    assert training_replies([(T0, False, "hello?")], Rules()) == []
+    late = [(T0, False, "hey"), (T0 + timedelta(hours=2), True, "sorry just saw this")]   # past the reply window
+    assert training_replies(late, Rules()) == []
+    assert training_replies(late, Rules(reply_window_minutes=180)) == ["sorry just saw this"]
 
 
 def test_only_a_contact_written_to_clearly_unlike_everyone_gets_a_hint():
@@ -32,23 +35,23 @@ def test_only_a_contact_written_to_clearly_unlike_everyone_gets_a_hint():
                "Jo": _chat(["k"] * n),
                **{name: _chat(usual * (n // 2)) for name in ("Sam", "Priya", "Ben", "Lee")},
                "Tiny": _chat(["a very long reply written only a few times over"] * 3)}   # too few replies
-    hints = voice_hints(by_chat, str.lower)
+    hints = voice_hints(by_chat, str.lower, Rules())
     assert hints == {"mom": "longer texts", "jo": "shorter texts"}
     # a group's members are pooled under the group's label: half of 20 each is enough together
     grouped = dict(by_chat, Dad=_chat(["call me when u can, love u!!"] * (n // 2)),
                    Mom=_chat(["call me when u can, love u!!"] * (n // 2)))
     family = {"mom": "family", "dad": "family"}
-    assert voice_hints(grouped, lambda chat: family.get(chat.lower(), chat.lower()))["family"] == "longer texts"
-    assert voice_hints({"Mom": _chat(["hi"] * 5)}, str.lower) == {}   # too little history to say anything
-    assert "Tiny".lower() not in hints and voice_hints(by_chat, lambda chat: None) == {}
+    assert voice_hints(grouped, lambda chat: family.get(chat.lower(), chat.lower()), Rules())["family"] == "longer texts"
+    assert voice_hints({"Mom": _chat(["hi"] * 5)}, str.lower, Rules()) == {}   # too little history to say anything
+    assert "Tiny".lower() not in hints and voice_hints(by_chat, lambda chat: None, Rules()) == {}
 
 
 def test_capitals_are_said_only_where_the_data_keeps_them():
     n = MIN_REPLIES
     by_chat = {"Boss": _chat(["Sounds good, Thanks"] * n),
                **{name: _chat(["sounds good thanks"] * n) for name in ("Jo", "Sam", "Ben", "Lee", "Ana")}}
-    assert voice_hints(by_chat, str.lower) == {"boss": "with capitals"}
-    assert voice_hints(by_chat, str.lower, capitals=False) == {}
+    assert voice_hints(by_chat, str.lower, Rules(lowercase=False)) == {"boss": "with capitals"}
+    assert voice_hints(by_chat, str.lower, Rules(lowercase=True)) == {}
 
 
 def test_the_hint_is_shown_with_the_contact_and_travels_with_the_memory(tmp_path):
