@@ -28,6 +28,7 @@ from trainer.memory_eval import ROUNDS, judge_unknown  # noqa: E402
 
 BASELINE_ACCURACY = 24 / 30  # issue 22: the demo twin, served, before the knowledge base
 ISSUE_CHECKS = 10            # the facts file's first ten paraphrases are the issue's; the rest came later
+FRESH_FROM = 20              # ... and those from the 21st on were written by someone who saw only the facts
 
 
 def main() -> None:
@@ -59,6 +60,9 @@ def main() -> None:
           f"   {BASELINE_ACCURACY:.0%} (24/30)")
     first = held[:ISSUE_CHECKS * ROUNDS]
     print(f"{'  the first ' + str(ISSUE_CHECKS) + ' (the issue measured these)':40s} {sum(first) / len(first):8.0%}")
+    fresh = held[FRESH_FROM * ROUNDS:]
+    if fresh:
+        print(f"{'  the ' + str(len(items) - FRESH_FROM) + ' written from the facts alone':40s} {sum(fresh) / len(fresh):8.0%}")
     by_check = {c["question"]: c for c in facts.get("checks", [])}
     shown = [by_check[c["question"]].get("shown") for c in items if c["question"] in by_check]
     if shown and None not in shown:

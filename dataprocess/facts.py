@@ -40,6 +40,26 @@ _QUESTIONS = {
     "age": (["how old are you?"], "{value}"),
 }
 
+# Words a friend asks about a known ``[me]`` key with that its value need not hold: "what kind of
+# dog is she" is about ``pet = "pickle, my corgi mix"``, "where do ur parents live" about
+# ``family = "my mom and dad in duluth"``. The knowledge base finds a ``[me]`` line by these words
+# too (never shows them). A short list per key, as with the built-in questions above: no
+# maintained library joins a key to how people ask about it (WordNet-style synonym lists relate
+# words, not topics, and need a corpus download).
+ASKED_WITH = {
+    "name": "called",
+    "full_name": "last name surname",
+    "hometown": "from grew up born home",
+    "lives": "live living city town neighborhood area moved",
+    "job": "work job career office boss",
+    "age": "old years",
+    "birthday": "born birthday",
+    "pet": "pets dog cat animal",
+    "hobbies": "fun free time weekends hobby",
+    "favorite_food": "food eat dinner lunch",
+    "family": "parents mom dad mother father siblings sister brother",
+}
+
 
 @dataclass(frozen=True)
 class FactQA:

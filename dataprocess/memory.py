@@ -41,7 +41,7 @@ from core.settings import Rules
 
 from .clean import clean_text
 from .errors import ChatExportError
-from .facts import Facts, read_toml
+from .facts import ASKED_WITH, Facts, read_toml
 from .template import prompt_messages
 
 MEMORY_FILE = "memory.json"
@@ -102,7 +102,8 @@ def content_words(text: str) -> frozenset[str]:
 
 def fact_lines(facts: Facts | None) -> list[tuple[str, str]]:
     """The facts file as knowledge-base lines, each ``(shown, searched)``: a ``[me]`` entry is
-    ``key: value`` and is found by both; a ``[[qa]]`` answer is shown after its questions and
+    ``key: value`` and is found by both and by the words its key is asked about with
+    (:data:`~dataprocess.facts.ASKED_WITH`); a ``[[qa]]`` answer is shown after its questions and
     found by the questions alone (an answer's incidental words, "busy week", would match
     small talk). The questions ``[me]`` entries get built in add nothing new."""
     if facts is None:
@@ -110,7 +111,7 @@ def fact_lines(facts: Facts | None) -> list[tuple[str, str]]:
     lines = []
     for key, value in facts.me.items():
         line = f"{key.replace('_', ' ')}: {value}"
-        lines.append((line, line))
+        lines.append((line, f"{line} ({ASKED_WITH[key]})" if key in ASKED_WITH else line))
     by_answer: dict[str, list[str]] = {}
     for qa in facts.qa:
         if qa.answer not in facts.me.values():
@@ -181,8 +182,9 @@ class Memory:
 
     @cached_property
     def fact_words(self) -> tuple[frozenset[str], ...]:
-        """Each fact's :func:`content_words`, as shown and as searched together."""
-        return tuple(content_words(fact) | content_words(search) for fact, search in zip(self.facts, self._searched))
+        """Each fact's :func:`content_words` as shown: what a reply that states it holds (a line's
+        search words, "dog cat", are how it is asked about, not what it says)."""
+        return tuple(content_words(fact) for fact in self.facts)
 
     @cached_property
     def _index(self):

@@ -1050,13 +1050,94 @@ answer = ["climb", "pottery", "beach"]
 question = "who is elsa"
 answer = ["sister"]
 
+# Written later, by someone shown only the [me] table above (never the questions here, nor the
+# words the knowledge base searches [me] keys by): texted the way friends ask, in words the facts
+# mostly do not hold. bench/bench_memory.py reports them apart. (Their unknown questions are the
+# last three below: the rest they wrote are among the decline lessons, dataprocess/declines.py.)
+[[check]]
+question = "what name do i put on the reservation for u"
+answer = ["maya"]
+
+[[check]]
+question = "whats ur surname again im booking the flights"
+answer = ["lindqvist"]
+
+[[check]]
+question = "wait did u hit 30 yet"
+answer = ["27", "twenty seven", "twenty-seven"]
+
+[[check]]
+question = "r u still under 25 or nah"
+answer = ["27", "twenty seven", "twenty-seven"]
+
+[[check]]
+question = "which month should i save for ur bday party"
+answer = ["august", "aug"]
+
+[[check]]
+question = "r u a leo or a virgo"
+answer = ["august 14", "aug 14", "leo"]
+
+[[check]]
+question = "what state r u originally from"
+answer = ["minnesota", "duluth"]
+
+[[check]]
+question = "ur from the midwest right which city"
+answer = ["duluth"]
+
+[[check]]
+question = "if i visit cali whats the closest airport to ur place"
+answer = ["oakland"]
+
+[[check]]
+question = "what city should i mail ur package to"
+answer = ["oakland"]
+
+[[check]]
+question = "so whats ur day job"
+answer = ["ceramic", "studio", "pottery"]
+
+[[check]]
+question = "do u have a side hustle on weekends"
+answer = ["barista"]
+
+[[check]]
+question = "do u have any animals"
+answer = ["pickle", "corgi"]
+
+[[check]]
+question = "whos the furry roommate at ur place"
+answer = ["pickle", "corgi"]
+
+[[check]]
+question = "what sports r u into"
+answer = ["climb", "boulder"]
+
+[[check]]
+question = "besides work what r u obsessed with lately"
+answer = ["climb", "pottery", "beach"]
+
+[[check]]
+question = "what restaurant should we hit for ur bday dinner"
+answer = ["bartaco", "taco"]
+
+[[check]]
+question = "if u could only eat one thing forever what would it be"
+answer = ["taco"]
+
+[[check]]
+question = "r ur folks still back in minnesota"
+answer = ["duluth"]
+
 [[unknown]]
 questions = ["whats ur favorite movie", "what car do u drive", "whats ur moms name",
              "what did u study in college", "whats ur blood type", "what was ur first job",
              "whats ur favorite band", "what street do u live on", "whats ur favorite book",
              "whats ur dads name", "what gym do u climb at", "whats ur favorite song rn",
              "where did u go to high school", "whats ur instagram", "what show r u watching",
-             "how much do u make"]
+             "how much do u make",
+             "r u still talking to ur ex", "r u seeing anyone rn", "what was ur first concert"]
 """
 
 

@@ -54,6 +54,23 @@ def test_a_fact_sharing_only_a_name_is_found_by_meaning(memory):
     assert any("corgi" in f for f in memory.facts_for("what kind of dog is pickle", 3))
 
 
+@pytest.mark.parametrize("question, expected", [
+    ("what breed is ur dog", "corgi"),            # the pet line says "pet", not "dog"
+    ("where do ur parents live", "duluth"),       # the family line says "mom and dad"
+    ("what do u do in ur free time", "climbing"),
+])
+def test_a_me_line_is_found_by_the_words_its_key_is_asked_about_with(memory, question, expected):
+    assert any(expected in fact for fact in memory.facts_for(question, 3))
+    bare = Memory.build([(line, line) for line, _ in fact_lines(load_facts(SAMPLE_FACTS))])
+    assert not any(expected in fact for fact in bare.facts_for(question, 3))   # without those words: missed
+
+
+def test_the_words_a_line_is_asked_with_are_never_shown_nor_count_as_its_content(memory):
+    pet = next(i for i, fact in enumerate(memory.facts) if fact.startswith("pet:"))
+    assert memory.facts[pet] == "pet: pickle, my corgi mix"
+    assert "dog" not in memory.fact_words[pet] and "corgi" in memory.fact_words[pet]
+
+
 def test_lines_far_below_the_best_are_left_out(memory):
     # "name: maya" shares "name" with the question, but is no answer to it
     scored = memory.scored_facts("whats ur dogs name", 3)
@@ -156,7 +173,7 @@ def test_memory_round_trips_through_its_file_and_the_gguf_metadata(memory, tmp_p
 
 def test_held_out_checks_are_read_and_never_trained_on(tmp_path):
     facts = load_facts(SAMPLE_FACTS)
-    assert len(facts.checks) == 20 and len(facts.unknown) == 16
+    assert len(facts.checks) == 39 and len(facts.unknown) == 19
     questions = {c.question for c in facts.checks} | set(facts.unknown)
     assert not questions & {qa.question for qa in facts.qa}  # held out from the training questions
     bad = tmp_path / "facts.toml"
