@@ -89,7 +89,7 @@ def test_eval_report(trained_workspace):
     assert report["can_you_tell"] is None  # nobody played yet
     # the facts file's held-out checks (samples/facts.toml [[check]] / [[unknown]]) were asked, as served
     facts = report["facts"]
-    assert len(facts["checks"]) == 20 and len(facts["unknown"]) == 16 and facts["rounds"] == 3
+    assert len(facts["checks"]) == 39 and len(facts["unknown"]) == 19 and facts["rounds"] == 3
     assert facts["accuracy"] == round(sum(c["right"] for c in facts["checks"]) / 60, 4)
     assert facts["invented_rate"] == round(sum(u["invented"] for u in facts["unknown"]) / 48, 4)
     assert all(len(c["replies"]) == 3 and all(c["replies"]) for c in facts["checks"])
