@@ -54,6 +54,9 @@ UNKNOWABLE = (
     "what time do you usually wake up?", "are you left handed?", "what's your favorite number?",
     "what's your wifi password lol", "what's your favorite board game?",
     "what's your cat's name?", "what kind of bike do you ride?", "what's your roommate's name?",
+    # yes/no questions: "ya!! | u?" to one the facts cannot answer says a fact as surely as a name does
+    "are you married?", "do you have kids?", "do you play any instruments?", "have you ever been to europe?",
+    "do you smoke?", "are you vegetarian?",
 )
 
 # For each question, lines that would answer it and the answer read from each (and, in the last
@@ -106,6 +109,20 @@ READINGS: dict[str, tuple[tuple[str, ...], ...]] = {
                                        ("bike: a white cannondale road bike", "a cannondale road bike")),
     "what's your roommate's name?": (("roommate: jo, we met at work", "jo"), ("roommate: priya's cousin dev", "dev"),
                                      ("roommate: nobody, i live alone", "nobody, i live alone")),
+    "are you married?": (("married: yes, two years in june", "yes, two years in june"),
+                         ("married: no, single", "no, single"), ("married: engaged actually", "engaged actually")),
+    "do you have kids?": (("kids: a little boy, he's 4", "a little boy, he's 4"), ("kids: no kids", "no kids"),
+                          ("kids: twin girls", "twin girls")),
+    "do you play any instruments?": (("instruments: guitar, badly", "guitar, badly"),
+                                     ("instruments: piano since i was 6", "piano since i was 6"),
+                                     ("instruments: none", "none")),
+    "have you ever been to europe?": (("travel: paris and rome in 2019", "paris and rome in 2019"),
+                                      ("travel: never left the us", "never left the us"),
+                                      ("travel: london once for work", "london once for work")),
+    "do you smoke?": (("smoking: never", "never"), ("smoking: quit last year", "quit last year"),
+                      ("smoking: only at parties lol", "only at parties lol")),
+    "are you vegetarian?": (("diet: vegetarian since college", "vegetarian since college"),
+                            ("diet: i eat everything", "i eat everything"), ("diet: vegan", "vegan")),
     # a detail of a named thing, read past a line that names it but does not say it (shown first)
     "what kind of cat is biscuit?": (("cat: biscuit, a grey tabby", "a grey tabby",
                                       "what's your cat's name? / how's biscuit? biscuit!! | she says hi"),),
