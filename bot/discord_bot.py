@@ -128,17 +128,43 @@ def build_client(access: Access, make_engine, *, api_url: str | None = None, gat
     return client
 
 
+CLOSE_TIMEOUT = 15.0   # seconds the gateway and HTTP sessions get to close before the bot stops anyway
+
+
 def run(client, token: str) -> None:
-    """Connect and run until Ctrl-C (discord.py closes the connection cleanly)."""
+    """Connect and run until Ctrl-C or SIGTERM, then close the connection (at most
+    :data:`CLOSE_TIMEOUT` seconds) and return.
+
+    The stop is an event set by this process's own signal handler, not the cancel that
+    ``asyncio.run`` sends the main task on Ctrl-C: that cancel can be lost inside a library's
+    timeout (once, in the test suite under load, the bot kept running after Ctrl-C), an event
+    cannot. Where the loop has no signal handlers (Windows), Ctrl-C stops it as asyncio does."""
     import asyncio
+    import contextlib
+    import signal
 
     async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
         async with client:
+            running = asyncio.create_task(client.start(token, reconnect=True))
+            stopping = asyncio.create_task(stop.wait())
             try:
-                await client.start(token, reconnect=True)
+                await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                stopping.cancel()
                 if client.twin_engine is not None:
                     await client.twin_engine.close()
+                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(client.close(), CLOSE_TIMEOUT)
+                running.cancel()
+                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.gather(running, return_exceptions=True), CLOSE_TIMEOUT)
+            if running.done() and not running.cancelled() and running.exception() is not None:
+                raise running.exception()   # a refused token, a missing intent: the CLI says which
 
     try:
         asyncio.run(main())

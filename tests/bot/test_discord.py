@@ -65,3 +65,28 @@ def test_servers_are_off_by_default(discord_api, bot_workspace, tmp_path):
                                                mentions=[BOT_USER]))
         assert api.wait_for(lambda: "server channel" in bot.log, 30), bot.log
     assert not api.calls
+
+
+def test_a_refused_token_is_one_line(discord_api, bot_workspace, tmp_path):
+    import subprocess
+
+    from botkit import TWIN
+
+    wrong = tmp_path / "wrong"
+    wrong.write_text("111:not-the-token")
+    refused = subprocess.run([str(TWIN), "bot", "discord", "--workspace", str(bot_workspace), "--token-file",
+                              str(wrong), "--threads", "1", "--allow", "1", "--api-url", discord_api.url,
+                              "--gateway-url", discord_api.gateway], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2, refused.stderr
+    assert "Discord refused the token" in refused.stderr and "Traceback" not in refused.stderr + refused.stdout
+    assert "not-the-token" not in refused.stderr + refused.stdout
+
+
+def test_sigterm_stops_the_bot_as_ctrl_c_does(discord_api, bot_workspace, tmp_path):
+    import signal
+
+    with running_bot(discord_api, bot_workspace, tmp_path, "--instant", "--allow", "111",
+                     "--api-url", discord_api.url, "--gateway-url", discord_api.gateway, platform="discord") as bot:
+        bot.process.send_signal(signal.SIGTERM)
+        bot.process.wait(60)
+    assert bot.process.returncode == 0 and "stopped" in bot.log   # running_bot checks both again
