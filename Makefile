@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.twin-installed
 DEMO   := demo-workspace
-# A short demo run: 2 epochs of the sample (202 steps with the knowledge-base lessons) at a
+# A short demo run: 2 epochs of the sample (212 steps with the knowledge-base lessons) at a
 # higher learning rate than the default 2e-4 of a full run, so the twin's style shows after
 # minutes on a laptop CPU. Epochs, not steps: a fixed 160 steps gave the chat examples fewer
 # passes as lessons were added (perplexity 4.61 against 3.57 at 2 epochs: BENCHMARKS.md,
