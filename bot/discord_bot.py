@@ -158,7 +158,7 @@ def run(client, token: str) -> None:
                 stopping.cancel()
                 if client.twin_engine is not None:
                     await client.twin_engine.close()
-                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                with contextlib.suppress(Exception, asyncio.CancelledError):   # stopping anyway: a failed close says nothing
                     await asyncio.wait_for(client.close(), CLOSE_TIMEOUT)
                 running.cancel()
                 with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
